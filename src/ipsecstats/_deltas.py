@@ -1,0 +1,257 @@
+"""Per-interval deltas and rates with exact uint64 semantics.
+
+Row ``i`` of the output compares ``records[i]`` with ``records[i + stride]`` (with
+``previous``, the first ``stride`` rows compare against it). All arithmetic is on
+uint64 modulo 2**64; see ``deltas`` for how a decreasing counter is read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _backend
+from ._alloc import aligned_empty
+from ._decode import as_record_array, record_bytes_2d
+from ._errors import CounterResetError
+from ._schema import FIELD_NAMES, FIELDS, NFIELDS, RECORD_SIZE, Kind
+
+__all__ = ["DecreasePolicy", "ON_DECREASE", "deltas", "delta_dtype", "rate_dtype", "rates", "resolve_kinds"]
+
+DecreasePolicy = Literal["auto", "reset", "wrap", "zero", "raise"]
+ON_DECREASE: tuple[str, ...] = ("auto", "reset", "wrap", "zero", "raise")
+_KINDS = ("counter", "gauge")
+
+
+def resolve_kinds(kinds: Mapping[str, str] | None) -> tuple[Kind, ...]:
+    """Field kinds in record order: the defaults, overridden by ``kinds``."""
+    resolved: list[Any] = [f.kind for f in FIELDS]
+    if kinds is None:
+        return tuple(resolved)
+    if not isinstance(kinds, Mapping):
+        raise TypeError(f"kinds must be a mapping of field name to 'counter'/'gauge', not {type(kinds).__name__}")
+    for name, kind in kinds.items():
+        if name not in FIELD_NAMES:
+            raise ValueError(f"kinds: unknown field {name!r}; fields are {', '.join(FIELD_NAMES)}")
+        if kind not in _KINDS:
+            raise ValueError(f"kinds: field {name!r} has kind {kind!r}; use 'counter' or 'gauge'")
+        resolved[FIELD_NAMES.index(name)] = kind
+    return tuple(resolved)
+
+
+@lru_cache(maxsize=64)
+def delta_dtype(kinds: tuple[Kind, ...]) -> np.dtype[np.void]:
+    """The deltas dtype: the 21 field names, counters '<u8', gauges '<i8'."""
+    formats = ["<u8" if k == "counter" else "<i8" for k in kinds]
+    return np.dtype({"names": list(FIELD_NAMES), "formats": formats})
+
+
+@lru_cache(maxsize=64)
+def rate_dtype(kinds: tuple[Kind, ...]) -> np.dtype[np.void]:
+    """The rates dtype: the counter fields only, float64 per second."""
+    names = [n for n, k in zip(FIELD_NAMES, kinds) if k == "counter"]
+    return np.dtype({"names": names, "formats": ["<f8"] * len(names)})
+
+
+@lru_cache(maxsize=64)
+def _counter_lanes(kinds: tuple[Kind, ...]) -> npt.NDArray[np.uint8]:
+    """(21,) uint8 for the kernel: 1 where the item is a counter."""
+    lanes = np.array([k == "counter" for k in kinds], dtype=np.uint8)
+    lanes.flags.writeable = False
+    return lanes
+
+
+def _check_policy(on_decrease: str) -> None:
+    if on_decrease not in ON_DECREASE:
+        raise ValueError(
+            f"on_decrease must be one of {', '.join(repr(p) for p in ON_DECREASE)}; got {on_decrease!r}"
+        )
+
+
+def _check_stride(stride: Any) -> int:
+    if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)):
+        raise TypeError(f"stride must be a positive integer, not {type(stride).__name__}")
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    return int(stride)
+
+
+def deltas(
+    records: Any,
+    *,
+    stride: int = 1,
+    on_decrease: DecreasePolicy = "auto",
+    previous: Any = None,
+    kinds: Mapping[str, str] | None = None,
+    return_resets: bool = False,
+    out: Any = None,
+) -> Any:
+    """Change per interval of every field, exact in uint64.
+
+    Row ``i`` is ``records[i + stride] - records[i]`` (``n - stride`` rows, never fewer
+    than 0). With ``previous`` (the last ``stride`` records of the preceding batch) row
+    ``i`` is ``records[i] - (previous[i] if i < stride else records[i - stride])`` and
+    there are ``n`` rows, so chunked processing equals one-shot processing.
+
+    Gauges (int64): ``(cur - prev) mod 2**64`` read as two's complement, e.g. 5 -> 3 is -2.
+    Counters (uint64): ``cur - prev`` when ``cur >= prev``; otherwise by ``on_decrease``:
+
+    * ``"wrap"``: ``(cur - prev) mod 2**64`` (RRDtool/collectd COUNTER);
+    * ``"reset"``: ``cur``, growth since a restart from 0 (Prometheus);
+    * ``"zero"``: ``0``;
+    * ``"raise"``: ``CounterResetError`` naming the row, field and both values;
+    * ``"auto"``: a fall of less than 2**63 is a restart (``cur``), a fall of 2**63 or
+      more is a wrap (``(cur - prev) mod 2**64``).
+
+    ``return_resets=True`` also returns a ``(rows, 21)`` bool array, True where a
+    counter went down. The input is never modified.
+
+    ``out``: write into preallocated, C-contiguous arrays instead of fresh ones (a
+    values array, or ``(values, resets)`` with ``return_resets=True``), which spares the
+    page faults of new memory when a loop processes batches of the same size.
+    """
+    _check_policy(on_decrease)
+    stride = _check_stride(stride)
+    kind_tuple = resolve_kinds(kinds)
+    recs = as_record_array(records, "deltas()")
+    rows2d = record_bytes_2d(recs)
+    n = recs.shape[0]
+
+    pairs: list[tuple[Any, Any, int]] = []  # (prev rows, cur rows, output row offset)
+    if previous is not None:
+        prev_recs = as_record_array(previous, "previous")
+        if prev_recs.shape[0] != stride:
+            raise ValueError(
+                f"previous must hold the last stride={stride} record(s) of the preceding batch, "
+                f"got {prev_recs.shape[0]}"
+            )
+        head = min(stride, n)
+        pairs.append((record_bytes_2d(prev_recs)[:head], rows2d[:head], 0))
+        if n > stride:
+            pairs.append((rows2d[: n - stride], rows2d[stride:], stride))
+        nout = n
+    else:
+        nout = max(n - stride, 0)
+        if nout:
+            pairs.append((rows2d[:nout], rows2d[stride:], 0))
+
+    values, resets = _outputs(out, nout, delta_dtype(kind_tuple), return_resets)
+    if resets is None and on_decrease == "raise":
+        resets = aligned_empty((nout, NFIELDS), np.bool_)
+    if out is not None and (np.may_share_memory(values, recs) or
+                            (resets is not None and np.may_share_memory(resets, recs))):
+        raise ValueError("out must not overlap the input records")
+    out_bytes = values.view(np.uint8).reshape(nout, RECORD_SIZE)
+    counters = _counter_lanes(kind_tuple)
+    policy = "wrap" if on_decrease == "raise" else on_decrease
+    kernel = _backend.KERNEL
+    ndec = 0
+    for prev_rows, cur_rows, start in pairs:
+        stop = start + prev_rows.shape[0]
+        mask_part = None if resets is None else resets[start:stop].view(np.uint8)
+        ndec += kernel.delta_rows(prev_rows, cur_rows, counters, policy, out_bytes[start:stop], mask_part)
+
+    if on_decrease == "raise" and ndec:
+        assert resets is not None
+        row, col = divmod(int(np.argmax(resets.reshape(-1))), NFIELDS)
+        name = FIELD_NAMES[col]
+        cur_val = int(recs[row][name]) if previous is not None else int(recs[row + stride][name])
+        if previous is not None:
+            prev_val = int(prev_recs[row][name]) if row < stride else int(recs[row - stride][name])
+        else:
+            prev_val = int(recs[row][name])
+        raise CounterResetError(row, name, prev_val, cur_val, stride)
+    if return_resets:
+        return values, resets
+    return values
+
+
+def _outputs(out: Any, nrows: int, dtype: np.dtype[np.void], return_resets: bool) -> tuple[Any, Any]:
+    """The values and resets arrays to write: the caller's ``out``, or fresh aligned ones."""
+    if out is None:
+        values = aligned_empty(nrows, dtype)
+        return values, aligned_empty((nrows, NFIELDS), np.bool_) if return_resets else None
+    if return_resets:
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise TypeError("with return_resets=True, out must be a tuple (values, resets)")
+        values, resets = out
+        _check_out("out[1] (resets)", resets, (nrows, NFIELDS), np.dtype(np.bool_))
+    else:
+        values, resets = out, None
+    _check_out("out" if resets is None else "out[0] (values)", values, (nrows,), dtype)
+    return values, resets
+
+
+def _check_out(name: str, arr: Any, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, not {type(arr).__name__}")
+    if arr.shape != shape or arr.dtype != dtype:
+        raise ValueError(f"{name} must have shape {shape} and dtype {dtype}, got {arr.shape} {arr.dtype}")
+    if not (arr.flags.c_contiguous and arr.flags.writeable):
+        raise ValueError(f"{name} must be C-contiguous and writeable")
+
+
+def _seconds_per_row(n: int, stride: int, interval: Any, timestamps: Any) -> npt.NDArray[np.float64] | float:
+    """Seconds per output row; rows whose time step is <= 0 (or NaT/NaN) get NaN."""
+    if (interval is None) == (timestamps is None):
+        raise ValueError("rates() needs exactly one of interval= (seconds) or timestamps=")
+    if interval is not None:
+        try:
+            seconds = float(interval)
+        except (TypeError, ValueError):
+            raise TypeError(f"interval must be a number of seconds, not {interval!r}") from None
+        if not (seconds > 0 and np.isfinite(seconds)):
+            raise ValueError(f"interval must be a finite number of seconds > 0, got {interval!r}")
+        return seconds
+    ts = np.asarray(timestamps)
+    if ts.ndim != 1 or ts.shape[0] != n:
+        raise ValueError(f"timestamps must be 1-D with one entry per record ({n}), got shape {ts.shape}")
+    earlier, later = ts[: max(n - stride, 0)], ts[stride:]
+    if ts.dtype.kind == "M":
+        ns_later = later.astype("datetime64[ns]").view(np.int64)
+        ns_earlier = earlier.astype("datetime64[ns]").view(np.int64)
+        step = (ns_later - ns_earlier).astype(np.float64) / 1e9
+        step[np.isnat(later) | np.isnat(earlier)] = np.nan
+    elif ts.dtype.kind in "iuf":
+        step = later.astype(np.float64) - earlier.astype(np.float64)
+    else:
+        raise TypeError(f"timestamps must be datetime64 or seconds (numbers), got dtype {ts.dtype}")
+    step[~(step > 0)] = np.nan
+    return step
+
+
+def rates(
+    records: Any,
+    *,
+    interval: float | None = None,
+    timestamps: Any = None,
+    stride: int = 1,
+    on_decrease: DecreasePolicy = "auto",
+    kinds: Mapping[str, str] | None = None,
+) -> npt.NDArray[np.void]:
+    """Per-second rates of the counter fields: ``deltas(...) / seconds`` as float64.
+
+    ``interval`` is the sampling period of one instance; with ``timestamps`` (one per
+    record, datetime64 or float seconds) row ``i`` divides by
+    ``timestamps[i + stride] - timestamps[i]``. A time step <= 0 gives NaN in that row.
+    The uint64 delta is rounded once, to the nearest float64.
+    """
+    _check_policy(on_decrease)
+    stride = _check_stride(stride)
+    kind_tuple = resolve_kinds(kinds)
+    recs = as_record_array(records, "rates()")
+    n = recs.shape[0]
+    nrows = max(n - stride, 0)
+    seconds = _seconds_per_row(n, stride, interval, timestamps)
+    d = deltas(recs, stride=stride, on_decrease=on_decrease, kinds=kinds)
+    counter_cols = [j for j, k in enumerate(kind_tuple) if k == "counter"]
+    out = np.empty(nrows, dtype=rate_dtype(kind_tuple))
+    out2d = out.view(np.float64).reshape(nrows, len(counter_cols))
+    values = d.view(np.uint64).reshape(nrows, NFIELDS)[:, counter_cols]
+    divisor = seconds if isinstance(seconds, float) else seconds[:, None]
+    np.divide(values, divisor, out=out2d)
+    return out

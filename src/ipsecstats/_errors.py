@@ -1,0 +1,48 @@
+"""Exceptions and warnings raised by ipsecstats (shared by both backends)."""
+
+from __future__ import annotations
+
+__all__ = ["CounterResetError", "PartialRecordWarning", "TruncatedRecordError"]
+
+
+class TruncatedRecordError(ValueError):
+    """The input length is not a whole number of 168-byte records."""
+
+    def __init__(self, records: int, trailing_bytes: int, record_size: int, source: str = "input"):
+        self.records = records
+        self.trailing_bytes = trailing_bytes
+        self.offset = records * record_size
+        self.source = source
+        super().__init__(
+            f"{source}: {trailing_bytes} trailing byte(s) at byte offset {self.offset} do not form a "
+            f"whole {record_size}-byte record (after {records} complete record(s)); "
+            "pass allow_partial=True to decode the complete records and be warned"
+        )
+
+
+class PartialRecordWarning(UserWarning):
+    """Complete records were decoded and a trailing partial record was left over."""
+
+    def __init__(self, records: int, trailing_bytes: int, record_size: int, source: str = "input"):
+        self.records = records
+        self.trailing_bytes = trailing_bytes
+        self.offset = records * record_size
+        self.source = source
+        super().__init__(
+            f"{source}: ignored {trailing_bytes} trailing byte(s) at byte offset {self.offset} "
+            f"(a partial {record_size}-byte record) after {records} complete record(s)"
+        )
+
+
+class CounterResetError(ValueError):
+    """A counter went down and ``on_decrease="raise"`` was asked for."""
+
+    def __init__(self, row: int, field: str, previous: int, current: int, stride: int = 1):
+        self.row = row
+        self.field = field
+        self.previous = previous
+        self.current = current
+        super().__init__(
+            f"counter {field} went down in delta row {row}: from {previous} to {current} "
+            f"(stride {stride}); choose on_decrease='auto', 'reset', 'wrap' or 'zero' to accept it"
+        )

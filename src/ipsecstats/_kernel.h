@@ -1,0 +1,211 @@
+/* The ipsecstats delta kernel, included by _fast.pyx.
+ *
+ * For every item of n rows (21 little-endian uint64 per 168-byte row), with
+ * p = previous, c = current, d = (c - p) mod 2^64, dec = counter && c < p:
+ *
+ *     policy WRAP   out = d
+ *     policy RESET  out = dec ? c : d              restart: growth since 0
+ *     policy ZERO   out = dec ? 0 : d
+ *     policy AUTO   out = dec && d > 2^63 ? c : d  a fall < 2^63 is a restart
+ *
+ * Gauges are never `dec`, so their d read as int64 is the signed change.
+ * mask[k] = dec (if mask != NULL); the return value counts the decs.
+ *
+ * p, c and out are contiguous runs of n * 168 bytes at any alignment. The policy
+ * is branch-free (compare and blend): a branch on "did it fall" costs 4x when
+ * decreases are frequent. With `streaming` set (the caller sets it when the output
+ * is larger than the last-level cache), a 32-byte aligned output goes out through
+ * non-temporal stores, which skip the read-for-ownership of every output line.
+ */
+#ifndef IPSECSTATS_KERNEL_H
+#define IPSECSTATS_KERNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define IPS_NFIELDS 21
+#define IPS_ROW_BYTES 168
+
+enum { IPS_WRAP = 0, IPS_RESET = 1, IPS_ZERO = 2, IPS_AUTO = 3 };
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define IPS_LE64(x) __builtin_bswap64(x)
+#else
+#define IPS_LE64(x) (x)
+#endif
+
+#if (defined(__x86_64__) && defined(__GNUC__))
+#define IPS_HAVE_AVX2_PATH 1
+#include <immintrin.h>
+#else
+#define IPS_HAVE_AVX2_PATH 0
+#endif
+
+static inline uint64_t ips_load_le64(const unsigned char *src)
+{
+    uint64_t v;
+    memcpy(&v, src, 8);
+    return IPS_LE64(v);
+}
+
+/* Portable path: items [k0, k1) of the run, one at a time. */
+static inline uint64_t ips_delta_items(const unsigned char *p, const unsigned char *c,
+                                       unsigned char *out, uint8_t *mask, size_t k0, size_t k1,
+                                       int policy, const uint64_t *counter)
+{
+    uint64_t ndec = 0;
+    for (size_t k = k0; k < k1; k++) {
+        uint64_t pv = ips_load_le64(p + 8 * k);
+        uint64_t cv = ips_load_le64(c + 8 * k);
+        uint64_t d = cv - pv;
+        uint64_t dec = (0 - (uint64_t)(cv < pv)) & counter[k % IPS_NFIELDS];
+        uint64_t take_c;
+        switch (policy) {
+        case IPS_RESET: take_c = dec; break;
+        case IPS_AUTO: take_c = dec & (0 - (uint64_t)(d > 0x8000000000000000ULL)); break;
+        default: take_c = 0; break;
+        }
+        uint64_t keep_d = policy == IPS_ZERO ? ~dec : ~take_c;
+        uint64_t v = IPS_LE64((cv & take_c) | (d & keep_d));
+        memcpy(out + 8 * k, &v, 8);
+        if (mask) mask[k] = (uint8_t)(dec & 1);
+        ndec += dec & 1;
+    }
+    return ndec;
+}
+
+#if IPS_HAVE_AVX2_PATH
+/* Four rows (84 items = 21 vectors of 4) per block, so the per-item counter lanes
+ * repeat every block and a 32-byte aligned output stays aligned block after block. */
+__attribute__((target("avx2"), always_inline))
+static inline uint64_t ips_delta_blocks_avx2_t(const unsigned char *p, const unsigned char *c,
+                                               unsigned char *out, uint8_t *mask, size_t nblocks,
+                                               const int policy, const uint64_t *lanes,
+                                               const int streaming, const int want_mask)
+{
+    static const uint32_t bytes_of_bits[16] = {
+        0x00000000, 0x00000001, 0x00000100, 0x00000101, 0x00010000, 0x00010001, 0x00010100, 0x00010101,
+        0x01000000, 0x01000001, 0x01000100, 0x01000101, 0x01010000, 0x01010001, 0x01010100, 0x01010101};
+    const __m256i sign = _mm256_set1_epi64x((long long)0x8000000000000000ULL);
+    __m256i acc = _mm256_setzero_si256();
+    /* Streaming masks are staged for 8 blocks (672 bytes = 21 x 32) in L1, then
+     * streamed out in 32-byte stores: 4-byte non-temporal stores were slower. */
+    _Alignas(32) uint8_t staged[8 * 4 * IPS_NFIELDS];
+    for (size_t b = 0; b < nblocks; b++) {
+        const size_t base = b * 4 * IPS_ROW_BYTES;
+        if (streaming) {  /* hint ahead; a prefetch never faults, even past the end */
+            for (int q = 0; q < 4 * IPS_ROW_BYTES; q += 64) {
+                _mm_prefetch((const char *)(c + base + 2048 + q), _MM_HINT_T0);
+            }
+        }
+        for (int v = 0; v < IPS_NFIELDS; v++) {
+            const size_t off = base + 32 * (size_t)v;
+            __m256i pv = _mm256_loadu_si256((const __m256i *)(p + off));
+            __m256i cv = _mm256_loadu_si256((const __m256i *)(c + off));
+            __m256i d = _mm256_sub_epi64(cv, pv);
+            __m256i lt = _mm256_cmpgt_epi64(_mm256_xor_si256(pv, sign), _mm256_xor_si256(cv, sign));
+            __m256i dec = _mm256_and_si256(lt, _mm256_loadu_si256((const __m256i *)(lanes + 4 * v)));
+            __m256i r;
+            if (policy == IPS_RESET) {
+                r = _mm256_blendv_epi8(d, cv, dec);
+            } else if (policy == IPS_AUTO) {
+                /* unsigned d > 2^63  <=>  signed (d ^ sign) > 0 */
+                __m256i big = _mm256_cmpgt_epi64(_mm256_xor_si256(d, sign), _mm256_setzero_si256());
+                r = _mm256_blendv_epi8(d, cv, _mm256_and_si256(dec, big));
+            } else if (policy == IPS_ZERO) {
+                r = _mm256_andnot_si256(dec, d);
+            } else {
+                r = d;
+            }
+            if (streaming) {
+                _mm256_stream_si256((__m256i *)(out + off), r);
+            } else {
+                _mm256_storeu_si256((__m256i *)(out + off), r);
+            }
+            if (want_mask) {
+                uint32_t bytes = bytes_of_bits[_mm256_movemask_pd(_mm256_castsi256_pd(dec))];
+                if (streaming) {
+                    memcpy(staged + (b % 8) * 4 * IPS_NFIELDS + 4 * (size_t)v, &bytes, 4);
+                } else {
+                    memcpy(mask + b * 4 * IPS_NFIELDS + 4 * (size_t)v, &bytes, 4);
+                }
+            }
+            acc = _mm256_sub_epi64(acc, dec);
+        }
+        if (want_mask && streaming && b % 8 == 7) {  /* 32-byte aligned: checked by the caller */
+            uint8_t *dst = mask + (b - 7) * 4 * IPS_NFIELDS;
+            for (int q = 0; q < 8 * 4 * IPS_NFIELDS; q += 32) {
+                _mm256_stream_si256((__m256i *)(dst + q), _mm256_load_si256((const __m256i *)(staged + q)));
+            }
+        }
+    }
+    if (want_mask && streaming && nblocks % 8) {
+        size_t first = nblocks - nblocks % 8;
+        memcpy(mask + first * 4 * IPS_NFIELDS, staged, (nblocks % 8) * 4 * IPS_NFIELDS);
+    }
+    uint64_t lanes_sum[4];
+    _mm256_storeu_si256((__m256i *)lanes_sum, acc);
+    return lanes_sum[0] + lanes_sum[1] + lanes_sum[2] + lanes_sum[3];
+}
+
+/* One specialised copy of the loop per (policy, streaming, mask) combination. */
+__attribute__((target("avx2")))
+static uint64_t ips_delta_blocks_avx2(const unsigned char *p, const unsigned char *c,
+                                      unsigned char *out, uint8_t *mask, size_t nblocks,
+                                      int policy, const uint64_t *lanes, int streaming)
+{
+#define IPS_CASE(POL)                                                                              \
+    case POL:                                                                                      \
+        if (streaming) {                                                                           \
+            return mask ? ips_delta_blocks_avx2_t(p, c, out, mask, nblocks, POL, lanes, 1, 1)      \
+                        : ips_delta_blocks_avx2_t(p, c, out, mask, nblocks, POL, lanes, 1, 0);     \
+        }                                                                                          \
+        return mask ? ips_delta_blocks_avx2_t(p, c, out, mask, nblocks, POL, lanes, 0, 1)          \
+                    : ips_delta_blocks_avx2_t(p, c, out, mask, nblocks, POL, lanes, 0, 0);
+    switch (policy) {
+        IPS_CASE(IPS_RESET)
+        IPS_CASE(IPS_ZERO)
+        IPS_CASE(IPS_AUTO)
+        default:
+        IPS_CASE(IPS_WRAP)
+    }
+#undef IPS_CASE
+}
+
+static inline int ips_cpu_has_avx2(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2");
+}
+#else
+static inline int ips_cpu_has_avx2(void) { return 0; }
+#endif
+
+/* The whole run of n rows. use_avx2: the caller's runtime CPU check (tests can clear it). */
+static inline uint64_t ips_delta_run(const unsigned char *p, const unsigned char *c,
+                                     unsigned char *out, uint8_t *mask, size_t nrows,
+                                     int policy, const uint64_t *counter, int streaming, int use_avx2)
+{
+    size_t done_rows = 0;
+    uint64_t ndec = 0;
+#if IPS_HAVE_AVX2_PATH
+    if (use_avx2 && nrows >= 4) {
+        uint64_t lanes[4 * IPS_NFIELDS];
+        for (int k = 0; k < 4 * IPS_NFIELDS; k++) lanes[k] = counter[k % IPS_NFIELDS];
+        size_t nblocks = nrows / 4;
+        streaming = streaming && (((uintptr_t)out) & 31) == 0 && (((uintptr_t)mask) & 31) == 0;
+        ndec = ips_delta_blocks_avx2(p, c, out, mask, nblocks, policy, lanes, streaming);
+        if (streaming) _mm_sfence();
+        done_rows = nblocks * 4;
+    }
+#else
+    (void)streaming;
+    (void)use_avx2;
+#endif
+    ndec += ips_delta_items(p, c, out, mask, done_rows * IPS_NFIELDS, nrows * IPS_NFIELDS,
+                            policy, counter);
+    return ndec;
+}
+
+#endif
