@@ -118,19 +118,22 @@ def deltas(
     stride = _check_stride(stride)
     kind_tuple = resolve_kinds(kinds)
     recs = as_record_array(records, "deltas()")
-    rows2d = record_bytes_2d(recs)
+    rows2d = _kernel_rows(recs)
     n = recs.shape[0]
 
     pairs: list[tuple[Any, Any, int]] = []  # (prev rows, cur rows, output row offset)
     if previous is not None:
-        prev_recs = as_record_array(previous, "previous")
+        try:
+            prev_recs = as_record_array(previous, "previous")
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
         if prev_recs.shape[0] != stride:
             raise ValueError(
                 f"previous must hold the last stride={stride} record(s) of the preceding batch, "
                 f"got {prev_recs.shape[0]}"
             )
         head = min(stride, n)
-        pairs.append((record_bytes_2d(prev_recs)[:head], rows2d[:head], 0))
+        pairs.append((_kernel_rows(prev_recs)[:head], rows2d[:head], 0))
         if n > stride:
             pairs.append((rows2d[: n - stride], rows2d[stride:], stride))
         nout = n
@@ -142,9 +145,11 @@ def deltas(
     values, resets = _outputs(out, nout, delta_dtype(kind_tuple), return_resets)
     if resets is None and on_decrease == "raise":
         resets = aligned_empty((nout, NFIELDS), np.bool_)
-    if out is not None and (np.may_share_memory(values, recs) or
-                            (resets is not None and np.may_share_memory(resets, recs))):
-        raise ValueError("out must not overlap the input records")
+    if out is not None:
+        sources = [recs] if previous is None else [recs, prev_recs]
+        targets = [values] if resets is None else [values, resets]
+        if any(np.may_share_memory(t, s) for t in targets for s in sources):
+            raise ValueError("out must not overlap the input records")
     out_bytes = values.view(np.uint8).reshape(nout, RECORD_SIZE)
     counters = _counter_lanes(kind_tuple)
     policy = "wrap" if on_decrease == "raise" else on_decrease
@@ -168,6 +173,16 @@ def deltas(
     if return_resets:
         return values, resets
     return values
+
+
+def _kernel_rows(recs: npt.NDArray[np.void]) -> npt.NDArray[np.uint8]:
+    """(n, 168) uint8 rows for the kernel: a view, or a contiguous copy of strided records.
+
+    The compiled kernel takes C-contiguous rows only (a ``[:, ::1]`` memoryview), so
+    records such as ``r[::2]`` or ``r[::-1]`` are copied once, as raw bytes.
+    """
+    rows = record_bytes_2d(recs)
+    return rows if rows.flags.c_contiguous else np.ascontiguousarray(rows)
 
 
 def _outputs(out: Any, nrows: int, dtype: np.dtype[np.void], return_resets: bool) -> tuple[Any, Any]:
@@ -248,10 +263,28 @@ def rates(
     nrows = max(n - stride, 0)
     seconds = _seconds_per_row(n, stride, interval, timestamps)
     d = deltas(recs, stride=stride, on_decrease=on_decrease, kinds=kinds)
-    counter_cols = [j for j, k in enumerate(kind_tuple) if k == "counter"]
     out = np.empty(nrows, dtype=rate_dtype(kind_tuple))
-    out2d = out.view(np.float64).reshape(nrows, len(counter_cols))
-    values = d.view(np.uint64).reshape(nrows, NFIELDS)[:, counter_cols]
+    out2d = out.view(np.float64).reshape(nrows, -1)
+    values = d.view(np.uint64).reshape(nrows, NFIELDS)
     divisor = seconds if isinstance(seconds, float) else seconds[:, None]
-    np.divide(values, divisor, out=out2d)
+    for src, dst in _counter_runs(kind_tuple):  # contiguous column runs: no gather copy
+        np.divide(values[:, src], divisor, out=out2d[:, dst])
     return out
+
+
+@lru_cache(maxsize=64)
+def _counter_runs(kinds: tuple[Kind, ...]) -> tuple[tuple[slice, slice], ...]:
+    """Runs of adjacent counter fields: (columns in the deltas, columns in the rates)."""
+    runs: list[tuple[slice, slice]] = []
+    dst = 0
+    j = 0
+    while j < NFIELDS:
+        if kinds[j] != "counter":
+            j += 1
+            continue
+        start = j
+        while j < NFIELDS and kinds[j] == "counter":
+            j += 1
+        runs.append((slice(start, j), slice(dst, dst + j - start)))
+        dst += j - start
+    return tuple(runs)
