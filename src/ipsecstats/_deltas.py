@@ -118,7 +118,7 @@ def deltas(
     stride = _check_stride(stride)
     kind_tuple = resolve_kinds(kinds)
     recs = as_record_array(records, "deltas()")
-    rows2d = _kernel_rows(recs)
+    rows2d = record_bytes_2d(recs)
     n = recs.shape[0]
 
     pairs: list[tuple[Any, Any, int]] = []  # (prev rows, cur rows, output row offset)
@@ -133,7 +133,7 @@ def deltas(
                 f"got {prev_recs.shape[0]}"
             )
         head = min(stride, n)
-        pairs.append((_kernel_rows(prev_recs)[:head], rows2d[:head], 0))
+        pairs.append((record_bytes_2d(prev_recs)[:head], rows2d[:head], 0))
         if n > stride:
             pairs.append((rows2d[: n - stride], rows2d[stride:], stride))
         nout = n
@@ -173,16 +173,6 @@ def deltas(
     if return_resets:
         return values, resets
     return values
-
-
-def _kernel_rows(recs: npt.NDArray[np.void]) -> npt.NDArray[np.uint8]:
-    """(n, 168) uint8 rows for the kernel: a view, or a contiguous copy of strided records.
-
-    The compiled kernel takes C-contiguous rows only (a ``[:, ::1]`` memoryview), so
-    records such as ``r[::2]`` or ``r[::-1]`` are copied once, as raw bytes.
-    """
-    rows = record_bytes_2d(recs)
-    return rows if rows.flags.c_contiguous else np.ascontiguousarray(rows)
 
 
 def _outputs(out: Any, nrows: int, dtype: np.dtype[np.void], return_resets: bool) -> tuple[Any, Any]:
@@ -227,16 +217,30 @@ def _seconds_per_row(n: int, stride: int, interval: Any, timestamps: Any) -> npt
         raise ValueError(f"timestamps must be 1-D with one entry per record ({n}), got shape {ts.shape}")
     earlier, later = ts[: max(n - stride, 0)], ts[stride:]
     if ts.dtype.kind == "M":
-        ns_later = later.astype("datetime64[ns]").view(np.int64)
-        ns_earlier = earlier.astype("datetime64[ns]").view(np.int64)
-        step = (ns_later - ns_earlier).astype(np.float64) / 1e9
-        step[np.isnat(later) | np.isnat(earlier)] = np.nan
-    elif ts.dtype.kind in "iuf":
+        with np.errstate(invalid="ignore"):
+            step = (later - earlier) / np.timedelta64(1, "s")  # NaT gives NaN
+    elif ts.dtype.kind in "iu":
+        step = _exact_int_difference(later, earlier)
+    elif ts.dtype.kind == "f":
         step = later.astype(np.float64) - earlier.astype(np.float64)
     else:
         raise TypeError(f"timestamps must be datetime64 or seconds (numbers), got dtype {ts.dtype}")
     step[~(step > 0)] = np.nan
     return step
+
+
+def _exact_int_difference(later: npt.NDArray[Any], earlier: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    """``later - earlier`` of integer arrays, computed exactly and rounded once to float64.
+
+    The magnitude of a difference of two 64-bit integers is below 2**64, so the modular
+    uint64 difference, taken in the right order, is exact.
+    """
+    signed = later.dtype.kind == "i"
+    lo = (later.astype(np.int64) if signed else later.astype(np.uint64)).view(np.uint64)
+    eo = (earlier.astype(np.int64) if signed else earlier.astype(np.uint64)).view(np.uint64)
+    forward = later >= earlier
+    magnitude = np.where(forward, lo - eo, eo - lo).astype(np.float64)
+    return np.where(forward, magnitude, -magnitude)
 
 
 def rates(
@@ -264,7 +268,7 @@ def rates(
     seconds = _seconds_per_row(n, stride, interval, timestamps)
     d = deltas(recs, stride=stride, on_decrease=on_decrease, kinds=kinds)
     out = np.empty(nrows, dtype=rate_dtype(kind_tuple))
-    out2d = out.view(np.float64).reshape(nrows, -1)
+    out2d = out.view(np.float64).reshape(nrows, len(out.dtype.names))  # not -1: nrows may be 0
     values = d.view(np.uint64).reshape(nrows, NFIELDS)
     divisor = seconds if isinstance(seconds, float) else seconds[:, None]
     for src, dst in _counter_runs(kind_tuple):  # contiguous column runs: no gather copy

@@ -8,6 +8,7 @@ of bounds.
 """
 
 cimport cython
+from cython cimport view
 from libc.stdint cimport uint8_t, uint64_t
 
 cdef extern from "_kernel.h" nogil:
@@ -51,8 +52,8 @@ cdef _check_rows(name, shape, Py_ssize_t rows, Py_ssize_t width):
 @cython.boundscheck(False)
 @cython.wraparound(False)
 cdef uint64_t _delta_rows(
-    const uint8_t[:, ::1] prev,
-    const uint8_t[:, ::1] cur,
+    const uint8_t[:, ::view.contiguous] prev,
+    const uint8_t[:, ::view.contiguous] cur,
     uint8_t[:, ::1] out,
     uint8_t *mask,
     int policy,
@@ -81,8 +82,8 @@ def delta_rows(prev, cur, counters, str policy, out, resets=None):
     ``out``: (m, 168) C-contiguous uint8, receives 21 little-endian uint64 per row.
     ``resets``: optional (m, 21) C-contiguous uint8, set to 1 where a counter fell.
     """
-    cdef const uint8_t[:, ::1] p = prev
-    cdef const uint8_t[:, ::1] c = cur
+    cdef const uint8_t[:, ::view.contiguous] p = prev   # rows of any stride
+    cdef const uint8_t[:, ::view.contiguous] c = cur
     cdef const uint8_t[::1] kinds = counters
     cdef uint8_t[:, ::1] o = out
     cdef uint8_t[:, ::1] r
