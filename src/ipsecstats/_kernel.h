@@ -14,7 +14,7 @@
  * p, c and out are contiguous runs of n * 168 bytes at any alignment. The policy
  * is branch-free (compare and blend): a branch on "did it fall" costs 4x when
  * decreases are frequent. With `streaming` set (the caller sets it when the output
- * is larger than the last-level cache), a 32-byte aligned output goes out through
+ * is larger than the last-level cache), a 16-byte aligned output goes out through
  * non-temporal stores, which skip the read-for-ownership of every output line.
  */
 #ifndef IPSECSTATS_KERNEL_H
@@ -76,6 +76,19 @@ static inline uint64_t ips_delta_items(const unsigned char *p, const unsigned ch
 }
 
 #if IPS_HAVE_AVX2_PATH
+/* A non-temporal 32-byte store: one AVX store at a 32-byte aligned address
+ * (streaming == 1), two SSE stores at a 16-byte aligned one (streaming == 2). */
+__attribute__((target("avx2"), always_inline))
+static inline void ips_stream_32(unsigned char *dst, __m256i v, const int streaming)
+{
+    if (streaming == 1) {
+        _mm256_stream_si256((__m256i *)dst, v);
+    } else {
+        _mm_stream_si128((__m128i *)dst, _mm256_castsi256_si128(v));
+        _mm_stream_si128((__m128i *)(dst + 16), _mm256_extracti128_si256(v, 1));
+    }
+}
+
 /* Four rows (84 items = 21 vectors of 4) per block, so the per-item counter lanes
  * repeat every block and a 32-byte aligned output stays aligned block after block. */
 __attribute__((target("avx2"), always_inline))
@@ -119,7 +132,7 @@ static inline uint64_t ips_delta_blocks_avx2_t(const unsigned char *p, const uns
                 r = d;
             }
             if (streaming) {
-                _mm256_stream_si256((__m256i *)(out + off), r);
+                ips_stream_32(out + off, r, streaming);
             } else {
                 _mm256_storeu_si256((__m256i *)(out + off), r);
             }
@@ -133,10 +146,10 @@ static inline uint64_t ips_delta_blocks_avx2_t(const unsigned char *p, const uns
             }
             acc = _mm256_sub_epi64(acc, dec);
         }
-        if (want_mask && streaming && b % 8 == 7) {  /* 32-byte aligned: checked by the caller */
+        if (want_mask && streaming && b % 8 == 7) {  /* alignment checked by the caller */
             uint8_t *dst = mask + (b - 7) * 4 * IPS_NFIELDS;
             for (int q = 0; q < 8 * 4 * IPS_NFIELDS; q += 32) {
-                _mm256_stream_si256((__m256i *)(dst + q), _mm256_load_si256((const __m256i *)(staged + q)));
+                ips_stream_32(dst + q, _mm256_load_si256((const __m256i *)(staged + q)), streaming);
             }
         }
     }
@@ -157,9 +170,13 @@ static uint64_t ips_delta_blocks_avx2(const unsigned char *p, const unsigned cha
 {
 #define IPS_CASE(POL)                                                                              \
     case POL:                                                                                      \
-        if (streaming) {                                                                           \
+        if (streaming == 1) {                                                                      \
             return mask ? ips_delta_blocks_avx2_t(p, c, out, mask, nblocks, POL, lanes, 1, 1)      \
                         : ips_delta_blocks_avx2_t(p, c, out, mask, nblocks, POL, lanes, 1, 0);     \
+        }                                                                                          \
+        if (streaming == 2) {                                                                      \
+            return mask ? ips_delta_blocks_avx2_t(p, c, out, mask, nblocks, POL, lanes, 2, 1)      \
+                        : ips_delta_blocks_avx2_t(p, c, out, mask, nblocks, POL, lanes, 2, 0);     \
         }                                                                                          \
         return mask ? ips_delta_blocks_avx2_t(p, c, out, mask, nblocks, POL, lanes, 0, 1)          \
                     : ips_delta_blocks_avx2_t(p, c, out, mask, nblocks, POL, lanes, 0, 0);
@@ -194,7 +211,9 @@ static inline uint64_t ips_delta_run(const unsigned char *p, const unsigned char
         uint64_t lanes[4 * IPS_NFIELDS];
         for (int k = 0; k < 4 * IPS_NFIELDS; k++) lanes[k] = counter[k % IPS_NFIELDS];
         size_t nblocks = nrows / 4;
-        streaming = streaming && (((uintptr_t)out) & 31) == 0 && (((uintptr_t)mask) & 31) == 0;
+        /* 1: out and mask 32-byte aligned; 2: 16-byte aligned (numpy's own allocations). */
+        uintptr_t misalign = ((uintptr_t)out | (uintptr_t)mask) & 31;
+        streaming = !streaming ? 0 : misalign == 0 ? 1 : (misalign & 15) == 0 ? 2 : 0;
         ndec = ips_delta_blocks_avx2(p, c, out, mask, nblocks, policy, lanes, streaming);
         if (streaming) _mm_sfence();
         done_rows = nblocks * 4;
