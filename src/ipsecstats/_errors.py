@@ -5,10 +5,20 @@ from __future__ import annotations
 __all__ = ["CounterResetError", "PartialRecordWarning", "TruncatedRecordError"]
 
 
-class TruncatedRecordError(ValueError):
+class _Picklable:
+    """Exceptions with keyword-rich constructors survive pickling (process pools, Dask)."""
+
+    _args: tuple[object, ...]
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return (type(self), self._args)
+
+
+class TruncatedRecordError(_Picklable, ValueError):
     """The input length is not a whole number of 168-byte records."""
 
     def __init__(self, records: int, trailing_bytes: int, record_size: int, source: str = "input"):
+        self._args = (records, trailing_bytes, record_size, source)
         self.records = records
         self.trailing_bytes = trailing_bytes
         self.offset = records * record_size
@@ -20,10 +30,11 @@ class TruncatedRecordError(ValueError):
         )
 
 
-class PartialRecordWarning(UserWarning):
+class PartialRecordWarning(_Picklable, UserWarning):
     """Complete records were decoded and a trailing partial record was left over."""
 
     def __init__(self, records: int, trailing_bytes: int, record_size: int, source: str = "input"):
+        self._args = (records, trailing_bytes, record_size, source)
         self.records = records
         self.trailing_bytes = trailing_bytes
         self.offset = records * record_size
@@ -34,10 +45,11 @@ class PartialRecordWarning(UserWarning):
         )
 
 
-class CounterResetError(ValueError):
+class CounterResetError(_Picklable, ValueError):
     """A counter went down and ``on_decrease="raise"`` was asked for."""
 
     def __init__(self, row: int, field: str, previous: int, current: int, stride: int = 1):
+        self._args = (row, field, previous, current, stride)
         self.row = row
         self.field = field
         self.previous = previous
