@@ -4,7 +4,13 @@ Lenient for users, strict for CI:
 
 * a failed compile prints a loud warning and installs the pure-Python twin;
 * ``IPSECSTATS_REQUIRE_EXTENSIONS=1`` turns that failure into an install error;
-* ``IPSECSTATS_NO_EXTENSIONS=1`` skips the extension altogether.
+* ``IPSECSTATS_NO_EXTENSIONS=1`` skips the extension altogether;
+* ``IPSECSTATS_DEBUG_BUILD=1`` builds a checking extension for fuzzing: Cython
+  ``boundscheck``/``wraparound`` on (where no function turns them off), every load of the
+  WNODE walker re-checked (``IPSECSTATS_DEBUG_BOUNDS``: abort on a bad offset), and
+  AddressSanitizer (``-fsanitize=address``; run Python with ``LD_PRELOAD=$(gcc
+  -print-file-name=libasan.so)``). Its C file goes to ``build/cython-debug``, so a later
+  normal build never reuses it.
 """
 
 import os
@@ -23,6 +29,8 @@ def env_flag(name: str) -> bool:
 
 NO_EXTENSIONS = env_flag("IPSECSTATS_NO_EXTENSIONS")
 REQUIRE_EXTENSIONS = env_flag("IPSECSTATS_REQUIRE_EXTENSIONS")
+DEBUG_BUILD = env_flag("IPSECSTATS_DEBUG_BUILD")
+DEBUG_COMPILE_ARGS = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address"]
 
 BANNER = "*" * 75
 
@@ -30,6 +38,8 @@ BANNER = "*" * 75
 def compile_args() -> list[str]:
     if sys.platform == "win32":
         return ["/O2"]
+    if DEBUG_BUILD:
+        return list(DEBUG_COMPILE_ARGS)
     args = ["-O3"]
     # x86-64-v2 (SSE4.2, POPCNT) is numpy 2's own baseline, so this is no less
     # portable than numpy; it lets gcc vectorize the 64-bit compares of the
@@ -84,11 +94,15 @@ def extensions() -> list[Extension]:
         "ipsecstats._fast",
         ["src/ipsecstats/_fast.pyx"],
         include_dirs=[numpy.get_include(), "src/ipsecstats"],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")]
+        + ([("IPSECSTATS_DEBUG_BOUNDS", "1")] if DEBUG_BUILD else []),
         extra_compile_args=compile_args(),
+        extra_link_args=["-fsanitize=address"] if DEBUG_BUILD and sys.platform != "win32" else [],
     )
+    debug = dict(compiler_directives={"boundscheck": True, "wraparound": True},
+                 build_dir="build/cython-debug") if DEBUG_BUILD else {}
     try:
-        return cythonize([ext], language_level=3, quiet=True)
+        return cythonize([ext], language_level=3, quiet=True, **debug)
     except Exception as exc:  # noqa: BLE001 - Cython itself failed
         if REQUIRE_EXTENSIONS:
             raise

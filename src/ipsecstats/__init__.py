@@ -6,16 +6,24 @@ them with exact uint64 arithmetic. ``BACKEND`` says which kernel runs them.
 """
 
 from ._backend import BACKEND
+from ._columns import Columns, decode_columns, delta_columns
 from ._decode import decode, encode
 from ._deltas import ON_DECREASE, deltas, rates
 from ._errors import CounterResetError, PartialRecordWarning, TruncatedRecordError
+from ._io import iter_deltas, iter_rates, iter_records, read
+from ._interop import from_arrow, from_pandas, from_polars, to_arrow, to_pandas, to_polars
 from ._schema import COUNTERS, FIELDS, GAUGES, RECORD_DTYPE, RECORD_SIZE, Field
+from ._cimcsv import CimCsvFormatError, read_cim_csv
+from ._wnode import Capture, WnodeFormatError, WnodeWarning, read_wnode, write_wnode
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BACKEND",
     "COUNTERS",
+    "Capture",
+    "CimCsvFormatError",
+    "Columns",
     "CounterResetError",
     "FIELDS",
     "Field",
@@ -25,8 +33,25 @@ __all__ = [
     "RECORD_DTYPE",
     "RECORD_SIZE",
     "TruncatedRecordError",
+    "WnodeFormatError",
+    "WnodeWarning",
     "decode",
+    "decode_columns",
+    "delta_columns",
     "deltas",
     "encode",
+    "from_arrow",
+    "from_pandas",
+    "from_polars",
+    "iter_deltas",
+    "iter_rates",
+    "iter_records",
     "rates",
+    "read",
+    "read_cim_csv",
+    "read_wnode",
+    "to_arrow",
+    "to_pandas",
+    "to_polars",
+    "write_wnode",
 ]

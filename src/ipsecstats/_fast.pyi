@@ -14,3 +14,21 @@ def delta_rows(
     out: npt.NDArray[np.uint8],
     resets: npt.NDArray[np.uint8] | None = None,
 ) -> int: ...
+def transpose_rows(
+    src: npt.NDArray[np.uint8],
+    out: npt.NDArray[np.uint64],
+    streaming: bool = False,
+) -> None: ...
+def wnode_count(
+    buf: npt.NDArray[np.uint8] | bytes, guid: npt.NDArray[np.uint8] | bytes, skip_too_small: bool
+) -> tuple[int, ...]: ...
+def wnode_fill(
+    buf: npt.NDArray[np.uint8] | bytes,
+    guid: npt.NDArray[np.uint8] | bytes,
+    skip_too_small: bool,
+    records: npt.NDArray[np.uint8],
+    ticks: npt.NDArray[np.int64],
+    name_ids: npt.NDArray[np.int64],
+    names: npt.NDArray[np.int64],
+    slots: npt.NDArray[np.int64],
+) -> tuple[int, ...]: ...

@@ -113,3 +113,497 @@ def delta_rows(prev, cur, counters, str policy, out, resets=None):
     with nogil:
         ndec = _delta_rows(p, c, o, rp, code, counter, streaming)
     return ndec
+
+
+# --- Columnar transpose (decode_columns / delta_columns) ------------------------------
+
+from cython cimport view
+
+cdef extern from "_kernel.h" nogil:
+    void ips_transpose_run(const unsigned char *src, Py_ssize_t stride, size_t nrows,
+                           uint64_t *out, Py_ssize_t ld, int streaming)
+
+
+def transpose_rows(src, out, bint streaming=False):
+    """``out[j, i]`` = item ``j`` of row ``i``: 21 uint64 columns from record rows.
+
+    ``src``: (m, 168) uint8 rows of 21 little-endian uint64 (any row stride, any
+    alignment; the bytes of one row contiguous). ``out``: (21, m) uint64, each row
+    contiguous (a C-contiguous array, or a column slice of a wider one).
+    ``streaming``: use non-temporal stores (set it when the output exceeds the cache).
+    """
+    # strided rows, contiguous items: `::1` alone would demand a fully C-contiguous array
+    cdef const uint8_t[:, ::view.contiguous] s = src
+    cdef uint64_t[:, ::view.contiguous] o = out
+    cdef Py_ssize_t m = s.shape[0]
+    cdef Py_ssize_t ld
+    if s.shape[1] != RECORD_BYTES:
+        raise ValueError(f"src must have shape (m, {RECORD_BYTES}), got ({m}, {s.shape[1]})")
+    _check_rows("out", o.shape, NF, m)
+    if o.strides[0] % 8:
+        raise ValueError(f"out rows must be a whole number of items apart, got stride {o.strides[0]}")
+    if m == 0:
+        return
+    if <size_t>&o[0, 0] % 8:
+        raise ValueError("out must be 8-byte aligned")
+    ld = o.strides[0] // 8
+    with nogil:
+        ips_transpose_run(&s[0, 0], s.strides[0], <size_t>m, &o[0, 0], ld, streaming)
+
+
+# ---------------------------------------------------------------------------------------
+# WNODE walker (raw WMI buffers, wmistr.h). The layout and the status codes come from
+# ``_wnode_layout`` (shared with the ``_slow`` twin); ``_wnode`` validates arguments,
+# formats the one error message and builds the ``Capture``. Every offset and length read
+# from the data is checked against the WNODE and the buffer before it is used, in int64
+# (the data holds uint32 at most, so nothing overflows); each WNODE moves the walk strictly
+# forward by at least 48 bytes, and a hard cap on the number of WNODEs backs that up.
+# Built with IPSECSTATS_DEBUG_BUILD=1, every load also re-checks its bounds and aborts.
+
+from libc.stdint cimport int64_t, uint32_t
+from libc.string cimport memset
+
+from . import _wnode_layout as _wl
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <stdlib.h>
+    #include <string.h>
+    #ifdef IPSECSTATS_DEBUG_BOUNDS
+    #define IPS_WN_CHECK(n, o, k) do { if ((o) < 0 || (o) > (n) || (n) - (o) < (int64_t)(k)) abort(); } while (0)
+    #else
+    #define IPS_WN_CHECK(n, o, k) ((void)0)
+    #endif
+    /* Little-endian loads at any alignment from b[0:n] at offset o. */
+    static inline int64_t ips_wn_u16(const uint8_t *b, int64_t n, int64_t o) {
+        IPS_WN_CHECK(n, o, 2);
+        return (int64_t)b[o] | ((int64_t)b[o + 1] << 8);
+    }
+    static inline int64_t ips_wn_u32(const uint8_t *b, int64_t n, int64_t o) {
+        IPS_WN_CHECK(n, o, 4);
+        return (int64_t)((uint32_t)b[o] | ((uint32_t)b[o + 1] << 8) |
+                         ((uint32_t)b[o + 2] << 16) | ((uint32_t)b[o + 3] << 24));
+    }
+    static inline int64_t ips_wn_i64(const uint8_t *b, int64_t n, int64_t o) {
+        uint64_t v = 0;
+        IPS_WN_CHECK(n, o, 8);
+        for (int k = 7; k >= 0; k--) v = (v << 8) | b[o + k];
+        return (int64_t)v;
+    }
+    static inline void ips_wn_copy(uint8_t *dst, const uint8_t *b, int64_t n, int64_t o, int64_t k) {
+        IPS_WN_CHECK(n, o, k);
+        memcpy(dst, b + o, (size_t)k);
+    }
+    static inline int ips_wn_same(const uint8_t *b, int64_t n, int64_t o1, int64_t o2, int64_t k) {
+        IPS_WN_CHECK(n, o1, k);
+        IPS_WN_CHECK(n, o2, k);
+        return memcmp(b + o1, b + o2, (size_t)k) == 0;
+    }
+    static inline int ips_wn_match(const uint8_t *b, int64_t n, int64_t o, const uint8_t *other, int64_t k) {
+        IPS_WN_CHECK(n, o, k);
+        return memcmp(b + o, other, (size_t)k) == 0;
+    }
+    /* The byte count of b[o:o+k] without its trailing NUL units (unit 1 or 2 bytes). */
+    static inline int64_t ips_wn_strip(const uint8_t *b, int64_t n, int64_t o, int64_t k, int64_t unit) {
+        IPS_WN_CHECK(n, o, k);
+        while (k >= unit && b[o + k - 1] == 0 && b[o + k - unit] == 0) k -= unit;
+        return k;
+    }
+    /* FNV-1a over b[o:o+k], seeded with the name encoding. */
+    static inline uint64_t ips_wn_hash(const uint8_t *b, int64_t n, int64_t o, int64_t k, int64_t seed) {
+        uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)seed;
+        IPS_WN_CHECK(n, o, k);
+        for (int64_t i = 0; i < k; i++) { h ^= b[o + i]; h *= 0x100000001b3ULL; }
+        return h;
+    }
+    """
+    int64_t ips_wn_u16(const uint8_t *b, int64_t n, int64_t o) noexcept nogil
+    int64_t ips_wn_u32(const uint8_t *b, int64_t n, int64_t o) noexcept nogil
+    int64_t ips_wn_i64(const uint8_t *b, int64_t n, int64_t o) noexcept nogil
+    void ips_wn_copy(uint8_t *dst, const uint8_t *b, int64_t n, int64_t o, int64_t k) noexcept nogil
+    int ips_wn_same(const uint8_t *b, int64_t n, int64_t o1, int64_t o2, int64_t k) noexcept nogil
+    int ips_wn_match(const uint8_t *b, int64_t n, int64_t o, const uint8_t *other, int64_t k) noexcept nogil
+    int64_t ips_wn_strip(const uint8_t *b, int64_t n, int64_t o, int64_t k, int64_t unit) noexcept nogil
+    uint64_t ips_wn_hash(const uint8_t *b, int64_t n, int64_t o, int64_t k, int64_t seed) noexcept nogil
+
+cdef enum:
+    WN_HINTS = 64        # instance positions whose last name id is remembered (a fast path only)
+
+cdef int64_t _WN_BUFFER_SIZE = _wl.BUFFER_SIZE
+cdef int64_t _WN_LINKAGE = _wl.LINKAGE
+cdef int64_t _WN_TIMESTAMP = _wl.TIMESTAMP
+cdef int64_t _WN_GUID = _wl.GUID
+cdef int64_t _WN_FLAGS = _wl.FLAGS
+cdef int64_t _WN_SIZE_NEEDED = _wl.TOO_SMALL_SIZE_NEEDED
+cdef int64_t _WN_ALL_BLOCK = _wl.ALL_DATA_BLOCK_OFFSET
+cdef int64_t _WN_ALL_COUNT = _wl.ALL_INSTANCE_COUNT
+cdef int64_t _WN_ALL_NAMES = _wl.ALL_NAME_OFFSETS
+cdef int64_t _WN_ALL_SIZES = _wl.ALL_FIXED_INSTANCE_SIZE   # also where the offset/length pairs start
+cdef int64_t _WN_SINGLE_NAME = _wl.SINGLE_NAME_OFFSET
+cdef int64_t _WN_SINGLE_INDEX = _wl.SINGLE_INSTANCE_INDEX
+cdef int64_t _WN_SINGLE_BLOCK = _wl.SINGLE_DATA_BLOCK_OFFSET
+cdef int64_t _WN_SINGLE_SIZE = _wl.SINGLE_SIZE_DATA_BLOCK
+cdef int64_t WN_HEADER = _wl.HEADER_SIZE
+cdef int64_t WN_ALL_MIN = _wl.ALL_DATA_MIN_SIZE
+cdef int64_t WN_SINGLE_MIN = _wl.SINGLE_MIN_SIZE
+cdef int64_t WN_TOO_SMALL_MIN = _wl.TOO_SMALL_MIN_SIZE
+cdef int64_t WN_INSTANCE = _wl.INSTANCE_SIZE
+cdef int64_t WN_ALIGN = _wl.DATA_ALIGNMENT
+cdef int64_t WN_TICKS_MIN = _wl.TICKS_MIN
+cdef int64_t WN_TICKS_MAX = _wl.TICKS_MAX
+cdef int64_t F_ALL = _wl.FLAG_ALL_DATA
+cdef int64_t F_SINGLE = _wl.FLAG_SINGLE_INSTANCE
+cdef int64_t F_FIXED = _wl.FLAG_FIXED_INSTANCE_SIZE
+cdef int64_t F_TOO_SMALL = _wl.FLAG_TOO_SMALL
+cdef int64_t F_ANSI = _wl.FLAG_ANSI_INSTANCENAMES
+cdef int E_HEADER_TRUNCATED = _wl.HEADER_TRUNCATED
+cdef int E_BUFFER_SIZE_PAST_END = _wl.BUFFER_SIZE_PAST_END
+cdef int E_LINKAGE_PAST_END = _wl.LINKAGE_PAST_END
+cdef int E_BUFFER_SIZE_SMALL = _wl.BUFFER_SIZE_SMALL
+cdef int E_NODE_TOO_SHORT = _wl.NODE_TOO_SHORT
+cdef int E_LINKAGE_OVERLAP = _wl.LINKAGE_OVERLAP
+cdef int E_FLAGS_KIND = _wl.FLAGS_KIND
+cdef int E_TOO_SMALL = _wl.TOO_SMALL
+cdef int E_TIMESTAMP_RANGE = _wl.TIMESTAMP_RANGE
+cdef int E_FIXED_SIZE = _wl.FIXED_SIZE
+cdef int E_INSTANCE_LENGTH = _wl.INSTANCE_LENGTH
+cdef int E_SIZE_DATA_BLOCK = _wl.SIZE_DATA_BLOCK
+cdef int E_INSTANCE_COUNT_RANGE = _wl.INSTANCE_COUNT_RANGE
+cdef int E_DATA_OFFSET_RANGE = _wl.DATA_OFFSET_RANGE
+cdef int E_DATA_MISALIGNED = _wl.DATA_MISALIGNED
+cdef int E_NAME_OFFSETS_RANGE = _wl.NAME_OFFSETS_RANGE
+cdef int E_NAME_OFFSET_RANGE = _wl.NAME_OFFSET_RANGE
+cdef int E_NAME_LENGTH_RANGE = _wl.NAME_LENGTH_RANGE
+cdef int E_NAME_ODD_LENGTH = _wl.NAME_ODD_LENGTH
+cdef int E_NODE_LIMIT = _wl.NODE_LIMIT
+cdef int E_CAPACITY = _wl.CAPACITY
+cdef int E_NAMES_FULL = _wl.NAMES_FULL
+cdef int E_INSTANCE_DATA_RANGE = _wl.INSTANCE_DATA_RANGE
+cdef int E_INSTANCE_DATA_MISALIGNED = _wl.INSTANCE_DATA_MISALIGNED
+cdef int E_INSTANCE_NAME_OFFSET_RANGE = _wl.INSTANCE_NAME_OFFSET_RANGE
+
+
+cdef struct WnCounts:
+    int64_t nrecords
+    int64_t nnames
+    int64_t nforeign
+    int64_t foreign_first
+    int64_t ntoo_small
+    int64_t too_small_first
+    int64_t too_small_needed
+
+
+cdef struct WnCtx:
+    const uint8_t *b          # the data, n bytes
+    int64_t n
+    const uint8_t *guid       # 16 bytes
+    int skip_too_small
+    int fill                  # 0: validate and count only
+    uint8_t *records          # fill: cap rows of 168 bytes
+    int64_t *ticks            # fill: cap
+    int64_t *name_ids         # fill: cap
+    int64_t cap
+    int64_t *names            # fill: names_cap rows of (text offset, byte count, ansi)
+    int64_t names_cap
+    int64_t *slots            # fill: hash slots (entry + 1, 0 = empty), a power of two > names_cap
+    int64_t slot_mask
+    int64_t hint[WN_HINTS]
+    WnCounts run              # counts so far
+    WnCounts done             # counts up to the last complete buffer
+    int64_t good_end          # end of the last complete buffer
+    int64_t status
+    int64_t err_offset
+    int64_t err_value
+    int64_t err_bound
+
+
+cdef inline int _wn_fail(WnCtx *c, int code, int64_t offset, int64_t value, int64_t bound) noexcept nogil:
+    c.status = code
+    c.err_offset = offset
+    c.err_value = value
+    c.err_bound = bound
+    return code
+
+
+cdef int _wn_intern(WnCtx *c, int64_t text, int64_t length, int64_t ansi, int64_t position,
+                    int64_t name_field, int64_t *out_id) noexcept nogil:
+    """The id of the name b[text:text+length] (ids in order of first appearance)."""
+    cdef int64_t h, slot, e, k, probes
+    if position < WN_HINTS:
+        h = c.hint[position]
+        if (h >= 0 and c.names[3 * h + 1] == length and c.names[3 * h + 2] == ansi
+                and ips_wn_same(c.b, c.n, c.names[3 * h], text, length)):
+            out_id[0] = h
+            return 0
+    slot = <int64_t>(ips_wn_hash(c.b, c.n, text, length, ansi) & <uint64_t>c.slot_mask)
+    probes = 0
+    while probes <= c.slot_mask:
+        e = c.slots[slot]
+        if e == 0:
+            break
+        k = e - 1
+        if (c.names[3 * k + 1] == length and c.names[3 * k + 2] == ansi
+                and ips_wn_same(c.b, c.n, c.names[3 * k], text, length)):
+            out_id[0] = k
+            if position < WN_HINTS:
+                c.hint[position] = k
+            return 0
+        slot = (slot + 1) & c.slot_mask
+        probes += 1
+    if c.run.nnames >= c.names_cap or probes > c.slot_mask:
+        return _wn_fail(c, E_NAMES_FULL, name_field, c.names_cap, c.names_cap)
+    k = c.run.nnames
+    c.run.nnames += 1
+    c.names[3 * k] = text
+    c.names[3 * k + 1] = length
+    c.names[3 * k + 2] = ansi
+    c.slots[slot] = k + 1
+    out_id[0] = k
+    if position < WN_HINTS:
+        c.hint[position] = k
+    return 0
+
+
+cdef int _wn_instance(WnCtx *c, int64_t node, int64_t size, int64_t header_end, int64_t src,
+                      int64_t name_field, int name_code, int64_t ansi, int64_t ticks,
+                      int64_t position) noexcept nogil:
+    """Check one instance's name (its data block is checked by the caller); emit the record."""
+    cdef int64_t name_off = ips_wn_u32(c.b, c.n, name_field)
+    cdef int64_t length, text, unit, name_id
+    if name_off < header_end or name_off > size or size - name_off < 2:
+        return _wn_fail(c, name_code, name_field, name_off, size)
+    length = ips_wn_u16(c.b, c.n, node + name_off)
+    if length > size - name_off - 2:
+        return _wn_fail(c, E_NAME_LENGTH_RANGE, node + name_off, length, size - name_off - 2)
+    if not ansi and (length & 1):
+        return _wn_fail(c, E_NAME_ODD_LENGTH, node + name_off, length, 0)
+    if not c.fill:
+        c.run.nrecords += 1
+        return 0
+    text = node + name_off + 2
+    unit = 1 if ansi else 2
+    length = ips_wn_strip(c.b, c.n, text, length, unit)
+    if c.run.nrecords >= c.cap:
+        return _wn_fail(c, E_CAPACITY, node, c.cap, c.cap)
+    if _wn_intern(c, text, length, ansi, position, node + name_off, &name_id):
+        return c.status
+    ips_wn_copy(c.records + c.run.nrecords * WN_INSTANCE, c.b, c.n, src, WN_INSTANCE)
+    c.ticks[c.run.nrecords] = ticks
+    c.name_ids[c.run.nrecords] = name_id
+    c.run.nrecords += 1
+    return 0
+
+
+cdef int _wn_all_data(WnCtx *c, int64_t node, int64_t size, int64_t flags, int64_t ticks) noexcept nogil:
+    cdef int64_t block = ips_wn_u32(c.b, c.n, node + _WN_ALL_BLOCK)
+    cdef int64_t count = ips_wn_u32(c.b, c.n, node + _WN_ALL_COUNT)
+    cdef int64_t names_at = ips_wn_u32(c.b, c.n, node + _WN_ALL_NAMES)
+    cdef int64_t ansi = 1 if flags & F_ANSI else 0
+    cdef int64_t fixed = flags & F_FIXED
+    cdef int64_t header_end, value, pair, off, length, src, i
+    cdef int rc
+    if fixed:
+        value = ips_wn_u32(c.b, c.n, node + _WN_ALL_SIZES)
+        if value != WN_INSTANCE:
+            return _wn_fail(c, E_FIXED_SIZE, node + _WN_ALL_SIZES, value, WN_INSTANCE)
+        header_end = WN_ALL_MIN
+        if count:
+            if block < header_end or block > size:
+                return _wn_fail(c, E_DATA_OFFSET_RANGE, node + _WN_ALL_BLOCK, block, size)
+            if block % WN_ALIGN:
+                return _wn_fail(c, E_DATA_MISALIGNED, node + _WN_ALL_BLOCK, block, WN_ALIGN)
+            if count > (size - block) // WN_INSTANCE:
+                return _wn_fail(c, E_INSTANCE_COUNT_RANGE, node + _WN_ALL_COUNT, count,
+                                (size - block) // WN_INSTANCE)
+    else:
+        if count > (size - _WN_ALL_SIZES) // 8:
+            return _wn_fail(c, E_INSTANCE_COUNT_RANGE, node + _WN_ALL_COUNT, count,
+                            (size - _WN_ALL_SIZES) // 8)
+        header_end = _WN_ALL_SIZES + 8 * count
+    if count:
+        if names_at < header_end or names_at > size or count > (size - names_at) // 4:
+            return _wn_fail(c, E_NAME_OFFSETS_RANGE, node + _WN_ALL_NAMES, names_at, size)
+    for i in range(count):
+        if fixed:
+            src = node + block + i * WN_INSTANCE
+        else:
+            pair = node + _WN_ALL_SIZES + 8 * i
+            off = ips_wn_u32(c.b, c.n, pair)
+            length = ips_wn_u32(c.b, c.n, pair + 4)
+            if length != WN_INSTANCE:
+                return _wn_fail(c, E_INSTANCE_LENGTH, pair + 4, length, WN_INSTANCE)
+            if off < header_end or off > size or size - off < WN_INSTANCE:
+                return _wn_fail(c, E_INSTANCE_DATA_RANGE, pair, off, size)
+            if off % WN_ALIGN:
+                return _wn_fail(c, E_INSTANCE_DATA_MISALIGNED, pair, off, WN_ALIGN)
+            src = node + off
+        rc = _wn_instance(c, node, size, header_end, src, node + names_at + 4 * i,
+                          E_INSTANCE_NAME_OFFSET_RANGE, ansi, ticks, i)
+        if rc:
+            return rc
+    return 0
+
+
+cdef int _wn_single(WnCtx *c, int64_t node, int64_t size, int64_t flags, int64_t ticks) noexcept nogil:
+    cdef int64_t value = ips_wn_u32(c.b, c.n, node + _WN_SINGLE_SIZE)
+    cdef int64_t block, index
+    if value != WN_INSTANCE:
+        return _wn_fail(c, E_SIZE_DATA_BLOCK, node + _WN_SINGLE_SIZE, value, WN_INSTANCE)
+    block = ips_wn_u32(c.b, c.n, node + _WN_SINGLE_BLOCK)
+    if block < WN_SINGLE_MIN or block > size or size - block < WN_INSTANCE:
+        return _wn_fail(c, E_DATA_OFFSET_RANGE, node + _WN_SINGLE_BLOCK, block, size)
+    if block % WN_ALIGN:
+        return _wn_fail(c, E_DATA_MISALIGNED, node + _WN_SINGLE_BLOCK, block, WN_ALIGN)
+    index = ips_wn_u32(c.b, c.n, node + _WN_SINGLE_INDEX)
+    return _wn_instance(c, node, size, WN_SINGLE_MIN, node + block, node + _WN_SINGLE_NAME,
+                        E_NAME_OFFSET_RANGE, 1 if flags & F_ANSI else 0, ticks, index)
+
+
+cdef int _wn_node(WnCtx *c, int64_t node, int64_t size) noexcept nogil:
+    """One WNODE of the class GUID: TOO_SMALL, ALL_DATA or SINGLE_INSTANCE."""
+    cdef int64_t flags = ips_wn_u32(c.b, c.n, node + _WN_FLAGS)
+    cdef int64_t kind, ticks, needed
+    if flags & F_TOO_SMALL:
+        if size < WN_TOO_SMALL_MIN:
+            return _wn_fail(c, E_NODE_TOO_SHORT, node, size, WN_TOO_SMALL_MIN)
+        needed = ips_wn_u32(c.b, c.n, node + _WN_SIZE_NEEDED)
+        if not c.skip_too_small:
+            return _wn_fail(c, E_TOO_SMALL, node + _WN_SIZE_NEEDED, needed, size)
+        c.run.ntoo_small += 1
+        if c.run.too_small_first < 0:
+            c.run.too_small_first = node
+        if needed > c.run.too_small_needed:
+            c.run.too_small_needed = needed
+        return 0
+    kind = flags & (F_ALL | F_SINGLE)
+    if kind != F_ALL and kind != F_SINGLE:
+        return _wn_fail(c, E_FLAGS_KIND, node + _WN_FLAGS, flags, 0)
+    ticks = ips_wn_i64(c.b, c.n, node + _WN_TIMESTAMP)
+    if ticks != 0 and (ticks < WN_TICKS_MIN or ticks > WN_TICKS_MAX):
+        return _wn_fail(c, E_TIMESTAMP_RANGE, node + _WN_TIMESTAMP, ticks, 0)
+    if kind == F_ALL:
+        if size < WN_ALL_MIN:
+            return _wn_fail(c, E_NODE_TOO_SHORT, node, size, WN_ALL_MIN)
+        return _wn_all_data(c, node, size, flags, ticks)
+    if size < WN_SINGLE_MIN:
+        return _wn_fail(c, E_NODE_TOO_SHORT, node, size, WN_SINGLE_MIN)
+    return _wn_single(c, node, size, flags, ticks)
+
+
+cdef int _wn_walk(WnCtx *c) noexcept nogil:
+    """Buffers back to back from offset 0; each a chain of WNODEs linked by Linkage."""
+    cdef int64_t n = c.n, pos = 0, node, size, link, nodes = 0
+    cdef int64_t max_nodes = n // WN_HEADER + 1
+    cdef int rc
+    while pos < n:
+        node = pos
+        while True:
+            nodes += 1
+            if nodes > max_nodes:
+                return _wn_fail(c, E_NODE_LIMIT, node, nodes, max_nodes)
+            if n - node < WN_HEADER:
+                return _wn_fail(c, E_HEADER_TRUNCATED, node, n - node, WN_HEADER)
+            size = ips_wn_u32(c.b, n, node + _WN_BUFFER_SIZE)
+            if size < WN_HEADER:
+                return _wn_fail(c, E_BUFFER_SIZE_SMALL, node, size, WN_HEADER)
+            if size > n - node:
+                return _wn_fail(c, E_BUFFER_SIZE_PAST_END, node, size, n - node)
+            link = ips_wn_u32(c.b, n, node + _WN_LINKAGE)
+            if link != 0 and link < size:
+                return _wn_fail(c, E_LINKAGE_OVERLAP, node + _WN_LINKAGE, link, size)
+            if ips_wn_match(c.b, n, node + _WN_GUID, c.guid, 16):
+                rc = _wn_node(c, node, size)
+                if rc:
+                    return rc
+            else:
+                c.run.nforeign += 1
+                if c.run.foreign_first < 0:
+                    c.run.foreign_first = node
+            if link == 0:
+                break
+            if link >= n - node:
+                return _wn_fail(c, E_LINKAGE_PAST_END, node + _WN_LINKAGE, link, n - node)
+            node += link
+        pos = node + size
+        c.done = c.run
+        c.good_end = pos
+    return 0
+
+
+
+cdef tuple _wn_result(WnCtx *c):
+    """The 12 integers of ``_wnode_layout.WalkResult``."""
+    cdef WnCounts *d = &c.done
+    if c.status == 0:
+        d = &c.run
+    return (c.status, c.err_offset, c.err_value, c.err_bound, c.good_end, d.nrecords, d.nnames,
+            d.nforeign, d.foreign_first, d.ntoo_small, d.too_small_first, d.too_small_needed)
+
+
+cdef void _wn_init(WnCtx *c, const uint8_t[::1] buf, const uint8_t[::1] guid, bint skip_too_small) except *:
+    cdef Py_ssize_t i
+    if guid.shape[0] != 16:
+        raise ValueError(f"guid must hold 16 bytes, got {guid.shape[0]}")
+    memset(c, 0, sizeof(WnCtx))
+    c.b = &buf[0] if buf.shape[0] else NULL
+    c.n = buf.shape[0]
+    c.guid = &guid[0]
+    c.skip_too_small = skip_too_small
+    c.run.foreign_first = -1
+    c.run.too_small_first = -1
+    c.done = c.run
+    for i in range(WN_HINTS):
+        c.hint[i] = -1
+
+
+def wnode_count(const uint8_t[::1] buf, const uint8_t[::1] guid, bint skip_too_small):
+    """Validate the WNODE buffers in ``buf`` and count their records; a ``WalkResult`` tuple.
+
+    ``guid``: the 16 GUID bytes of the class (other WNODEs are counted as foreign).
+    ``skip_too_small``: count WNODE_TOO_SMALL nodes instead of stopping at the first.
+    """
+    cdef WnCtx c
+    _wn_init(&c, buf, guid, skip_too_small)
+    with nogil:
+        _wn_walk(&c)
+    return _wn_result(&c)
+
+
+def wnode_fill(const uint8_t[::1] buf, const uint8_t[::1] guid, bint skip_too_small,
+               uint8_t[:, ::1] records, int64_t[::1] ticks, int64_t[::1] name_ids,
+               int64_t[:, ::1] names, int64_t[::1] slots):
+    """Walk as ``wnode_count`` and write the records out; a ``WalkResult`` tuple.
+
+    ``records``: (cap, 168) uint8, receives each instance's data block in order.
+    ``ticks``, ``name_ids``: (cap,) int64, the WNODE TimeStamp and the name id per record.
+    ``names``: (K, 3) int64, receives (byte offset, byte count, ansi) of each distinct name
+    (trailing NULs stripped), ids in order of first appearance; a full table stops the walk
+    with NAMES_FULL. ``slots``: (S,) int64 scratch, S a power of two larger than K.
+    """
+    cdef WnCtx c
+    cdef Py_ssize_t cap = records.shape[0]
+    cdef Py_ssize_t nslots = slots.shape[0]
+    if records.shape[1] != WN_INSTANCE:
+        raise ValueError(f"records must have shape ({cap}, 168), got ({cap}, {records.shape[1]})")
+    if ticks.shape[0] != cap or name_ids.shape[0] != cap:
+        raise ValueError(f"ticks and name_ids must have shape ({cap},), "
+                         f"got ({ticks.shape[0]},) and ({name_ids.shape[0]},)")
+    if names.shape[1] != 3:
+        raise ValueError(f"names must have shape (K, 3), got ({names.shape[0]}, {names.shape[1]})")
+    if nslots < 1 or (nslots & (nslots - 1)) or nslots <= names.shape[0]:
+        raise ValueError(f"slots must have a power-of-two length larger than {names.shape[0]}, got {nslots}")
+    _wn_init(&c, buf, guid, skip_too_small)
+    c.fill = 1
+    c.cap = cap
+    c.records = &records[0, 0] if cap else NULL
+    c.ticks = &ticks[0] if cap else NULL
+    c.name_ids = &name_ids[0] if cap else NULL
+    c.names_cap = names.shape[0]
+    c.names = &names[0, 0] if names.shape[0] else NULL
+    c.slots = &slots[0]
+    c.slot_mask = nslots - 1
+    memset(c.slots, 0, nslots * sizeof(int64_t))
+    with nogil:
+        _wn_walk(&c)
+    return _wn_result(&c)

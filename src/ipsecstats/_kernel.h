@@ -227,4 +227,105 @@ static inline uint64_t ips_delta_run(const unsigned char *p, const unsigned char
     return ndec;
 }
 
+/* ==================================================================================
+ * Columnar transpose (decode_columns / delta_columns), separate from the delta kernel.
+ *
+ *     out[j * ld + i] = item j of row i = le64(src + i * stride + 8 * j)
+ *
+ * for i < nrows, j < 21. Rows sit at any byte stride (negative or 0 too) and any
+ * alignment: every load is an unaligned SSE2 load or a memcpy. Rows go 8 at a time, so
+ * one block reads 8 x 168 bytes (in L1) and writes 64 bytes to each of the 21 columns:
+ * a whole cache line when the column starts on a 64-byte boundary. `ld` is the
+ * distance between columns in items (any sign). With `streaming` (the caller sets it
+ * when the output is larger than the last-level cache) and 16-byte aligned columns,
+ * the SSE2 path writes with non-temporal stores, which skip the read-for-ownership.
+ * ================================================================================== */
+
+#if defined(__SSE2__) || defined(_M_X64)
+#define IPS_HAVE_SSE2_TRANSPOSE 1
+#include <emmintrin.h>
+#if defined(__GNUC__)
+#define IPS_SPECIALIZE static inline __attribute__((always_inline))
+#else
+#define IPS_SPECIALIZE static __forceinline
+#endif
+#else
+#define IPS_HAVE_SSE2_TRANSPOSE 0
+#endif
+
+/* Rows [i0, i1), one item at a time: the tail and the portable path. */
+static inline void ips_transpose_scalar(const unsigned char *src, ptrdiff_t stride,
+                                        size_t i0, size_t i1, uint64_t *out, ptrdiff_t ld)
+{
+    for (size_t i = i0; i < i1; i++) {
+        const unsigned char *row = src + (ptrdiff_t)i * stride;
+        for (ptrdiff_t j = 0; j < IPS_NFIELDS; j++) {
+            out[j * ld + (ptrdiff_t)i] = ips_load_le64(row + 8 * j);
+        }
+    }
+}
+
+#if IPS_HAVE_SSE2_TRANSPOSE
+/* Blocks of 8 rows: items (2k, 2k+1) of rows (q, q+1) are one 2x2 transpose of
+ * 64-bit lanes (unpacklo / unpackhi); item 20 pairs two 8-byte loads. */
+IPS_SPECIALIZE void ips_transpose_blocks_sse2_t(const unsigned char *src, ptrdiff_t stride, size_t nblocks,
+                                 uint64_t *out, ptrdiff_t ld, const int streaming)
+{
+    for (size_t b = 0; b < nblocks; b++) {
+        const unsigned char *rows = src + (ptrdiff_t)(8 * b) * stride;
+        uint64_t *dst = out + 8 * b;
+        for (ptrdiff_t j = 0; j < IPS_NFIELDS - 1; j += 2) {
+            uint64_t *c0 = dst + j * ld;
+            uint64_t *c1 = c0 + ld;
+            for (ptrdiff_t q = 0; q < 8; q += 2) {
+                const unsigned char *r0 = rows + q * stride + 8 * j;
+                __m128i a = _mm_loadu_si128((const __m128i *)r0);
+                __m128i c = _mm_loadu_si128((const __m128i *)(r0 + stride));
+                __m128i lo = _mm_unpacklo_epi64(a, c);
+                __m128i hi = _mm_unpackhi_epi64(a, c);
+                if (streaming) {
+                    _mm_stream_si128((__m128i *)(c0 + q), lo);
+                    _mm_stream_si128((__m128i *)(c1 + q), hi);
+                } else {
+                    _mm_storeu_si128((__m128i *)(c0 + q), lo);
+                    _mm_storeu_si128((__m128i *)(c1 + q), hi);
+                }
+            }
+        }
+        uint64_t *last = dst + (IPS_NFIELDS - 1) * ld;
+        for (ptrdiff_t q = 0; q < 8; q += 2) {
+            const unsigned char *r0 = rows + q * stride + 8 * (IPS_NFIELDS - 1);
+            __m128i v = _mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)r0),
+                                           _mm_loadl_epi64((const __m128i *)(r0 + stride)));
+            if (streaming) {
+                _mm_stream_si128((__m128i *)(last + q), v);
+            } else {
+                _mm_storeu_si128((__m128i *)(last + q), v);
+            }
+        }
+    }
+}
+#endif
+
+/* The whole run of nrows rows. */
+static inline void ips_transpose_run(const unsigned char *src, ptrdiff_t stride, size_t nrows,
+                                     uint64_t *out, ptrdiff_t ld, int streaming)
+{
+    size_t done = 0;
+#if IPS_HAVE_SSE2_TRANSPOSE
+    size_t nblocks = nrows / 8;
+    streaming = streaming && (((uintptr_t)out) & 15) == 0 && (ld & 1) == 0;
+    if (streaming) {
+        ips_transpose_blocks_sse2_t(src, stride, nblocks, out, ld, 1);
+        _mm_sfence();
+    } else {
+        ips_transpose_blocks_sse2_t(src, stride, nblocks, out, ld, 0);
+    }
+    done = nblocks * 8;
+#else
+    (void)streaming;
+#endif
+    ips_transpose_scalar(src, stride, done, nrows, out, ld);
+}
+
 #endif

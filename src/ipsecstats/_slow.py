@@ -6,9 +6,13 @@ the extension is not built. The arithmetic is stated in ``_kernel.h``.
 
 from __future__ import annotations
 
+import struct
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
+from . import _wnode_layout as _wl
 from ._schema import NFIELDS, RECORD_SIZE
 
 _HALF = np.uint64(1 << 63)
@@ -61,3 +65,265 @@ def delta_rows(
     if resets is not None:
         np.copyto(resets, dec, casting="unsafe")
     return ndec
+
+
+def transpose_rows(src: npt.NDArray[np.uint8], out: npt.NDArray[np.uint64], streaming: bool = False) -> None:
+    """``out[j, i]`` = item ``j`` of row ``i``: 21 uint64 columns from record rows.
+
+    ``streaming`` is accepted for parity with ``_fast`` and has no effect here.
+    """
+    if src.dtype != np.uint8 or out.dtype != np.uint64:
+        raise ValueError(f"src must be uint8 and out uint64, got {src.dtype} and {out.dtype}")
+    if src.ndim != 2 or src.shape[1] != RECORD_SIZE:
+        raise ValueError(f"src must have shape (m, {RECORD_SIZE}), got {src.shape}")
+    m = src.shape[0]
+    _check_rows("out", out.shape, NFIELDS, m)
+    if m > 1 and out.strides[1] != out.itemsize:
+        raise ValueError("out rows must be contiguous")
+    if m and not out.flags.aligned:
+        raise ValueError("out must be 8-byte aligned")
+    if m:
+        np.copyto(out.T, src.view("<u8"))
+
+
+# --- WNODE walker: the twin of ``_fast.wnode_count`` / ``wnode_fill`` -----------------------
+# Same walk, same checks in the same order, same WalkResult (see ``_wnode_layout``).
+
+_U16 = struct.Struct("<H").unpack_from
+_U32 = struct.Struct("<I").unpack_from
+_I64 = struct.Struct("<q").unpack_from
+
+
+class _WnodeStop(Exception):
+    """Internal: the walk stops with (code, offset, value, bound)."""
+
+
+class _WnodeWalk:
+    """One walk over ``mv``; ``fill`` writes records, ticks, name ids and the name table."""
+
+    def __init__(self, mv: memoryview, guid: bytes, skip_too_small: bool, out: tuple[Any, ...] | None):
+        self.mv = mv
+        self.n = len(mv)
+        self.guid = guid
+        self.skip_too_small = bool(skip_too_small)
+        self.out = out
+        self.nrecords = self.nforeign = self.ntoo_small = self.too_small_needed = 0
+        self.foreign_first = self.too_small_first = -1
+        self.ids: dict[tuple[int, bytes], int] = {}
+        self.done = self._counts()
+        self.good_end = 0
+
+    def _counts(self) -> tuple[int, ...]:
+        return (self.nrecords, len(self.ids), self.nforeign, self.foreign_first,
+                self.ntoo_small, self.too_small_first, self.too_small_needed)
+
+    def run(self) -> tuple[int, ...]:
+        try:
+            self._walk()
+        except _WnodeStop as stop:
+            return (*stop.args, self.good_end, *self.done)
+        return (_wl.OK, 0, 0, 0, self.good_end, *self._counts())
+
+    def _u32(self, off: int) -> int:
+        return int(_U32(self.mv, off)[0])
+
+    def _walk(self) -> None:
+        n, pos, nodes = self.n, 0, 0
+        max_nodes = n // _wl.HEADER_SIZE + 1
+        while pos < n:
+            node = pos
+            while True:
+                nodes += 1
+                if nodes > max_nodes:
+                    raise _WnodeStop(_wl.NODE_LIMIT, node, nodes, max_nodes)
+                if n - node < _wl.HEADER_SIZE:
+                    raise _WnodeStop(_wl.HEADER_TRUNCATED, node, n - node, _wl.HEADER_SIZE)
+                size = self._u32(node + _wl.BUFFER_SIZE)
+                if size < _wl.HEADER_SIZE:
+                    raise _WnodeStop(_wl.BUFFER_SIZE_SMALL, node, size, _wl.HEADER_SIZE)
+                if size > n - node:
+                    raise _WnodeStop(_wl.BUFFER_SIZE_PAST_END, node, size, n - node)
+                link = self._u32(node + _wl.LINKAGE)
+                if link != 0 and link < size:
+                    raise _WnodeStop(_wl.LINKAGE_OVERLAP, node + _wl.LINKAGE, link, size)
+                if self.mv[node + _wl.GUID: node + _wl.GUID + 16] == self.guid:
+                    self._node(node, size)
+                else:
+                    self.nforeign += 1
+                    if self.foreign_first < 0:
+                        self.foreign_first = node
+                if link == 0:
+                    break
+                if link >= n - node:
+                    raise _WnodeStop(_wl.LINKAGE_PAST_END, node + _wl.LINKAGE, link, n - node)
+                node += link
+            pos = node + size
+            self.done = self._counts()
+            self.good_end = pos
+
+    def _node(self, node: int, size: int) -> None:
+        flags = self._u32(node + _wl.FLAGS)
+        if flags & _wl.FLAG_TOO_SMALL:
+            if size < _wl.TOO_SMALL_MIN_SIZE:
+                raise _WnodeStop(_wl.NODE_TOO_SHORT, node, size, _wl.TOO_SMALL_MIN_SIZE)
+            needed = self._u32(node + _wl.TOO_SMALL_SIZE_NEEDED)
+            if not self.skip_too_small:
+                raise _WnodeStop(_wl.TOO_SMALL, node + _wl.TOO_SMALL_SIZE_NEEDED, needed, size)
+            self.ntoo_small += 1
+            if self.too_small_first < 0:
+                self.too_small_first = node
+            self.too_small_needed = max(self.too_small_needed, needed)
+            return
+        kind = flags & (_wl.FLAG_ALL_DATA | _wl.FLAG_SINGLE_INSTANCE)
+        if kind not in (_wl.FLAG_ALL_DATA, _wl.FLAG_SINGLE_INSTANCE):
+            raise _WnodeStop(_wl.FLAGS_KIND, node + _wl.FLAGS, flags, 0)
+        ticks = int(_I64(self.mv, node + _wl.TIMESTAMP)[0])
+        if ticks != 0 and not _wl.TICKS_MIN <= ticks <= _wl.TICKS_MAX:
+            raise _WnodeStop(_wl.TIMESTAMP_RANGE, node + _wl.TIMESTAMP, ticks, 0)
+        ansi = 1 if flags & _wl.FLAG_ANSI_INSTANCENAMES else 0
+        if kind == _wl.FLAG_ALL_DATA:
+            if size < _wl.ALL_DATA_MIN_SIZE:
+                raise _WnodeStop(_wl.NODE_TOO_SHORT, node, size, _wl.ALL_DATA_MIN_SIZE)
+            self._all_data(node, size, flags, ansi, ticks)
+        else:
+            if size < _wl.SINGLE_MIN_SIZE:
+                raise _WnodeStop(_wl.NODE_TOO_SHORT, node, size, _wl.SINGLE_MIN_SIZE)
+            self._single(node, size, ansi, ticks)
+
+    def _all_data(self, node: int, size: int, flags: int, ansi: int, ticks: int) -> None:
+        rec = _wl.INSTANCE_SIZE
+        block = self._u32(node + _wl.ALL_DATA_BLOCK_OFFSET)
+        count = self._u32(node + _wl.ALL_INSTANCE_COUNT)
+        names_at = self._u32(node + _wl.ALL_NAME_OFFSETS)
+        fixed = flags & _wl.FLAG_FIXED_INSTANCE_SIZE
+        if fixed:
+            value = self._u32(node + _wl.ALL_FIXED_INSTANCE_SIZE)
+            if value != rec:
+                raise _WnodeStop(_wl.FIXED_SIZE, node + _wl.ALL_FIXED_INSTANCE_SIZE, value, rec)
+            header_end = _wl.ALL_DATA_MIN_SIZE
+            if count:
+                if block < header_end or block > size:
+                    raise _WnodeStop(_wl.DATA_OFFSET_RANGE, node + _wl.ALL_DATA_BLOCK_OFFSET, block, size)
+                if block % _wl.DATA_ALIGNMENT:
+                    raise _WnodeStop(_wl.DATA_MISALIGNED, node + _wl.ALL_DATA_BLOCK_OFFSET, block,
+                                     _wl.DATA_ALIGNMENT)
+                if count > (size - block) // rec:
+                    raise _WnodeStop(_wl.INSTANCE_COUNT_RANGE, node + _wl.ALL_INSTANCE_COUNT, count,
+                                     (size - block) // rec)
+        else:
+            pairs = _wl.ALL_DATA_AND_LENGTH
+            if count > (size - pairs) // 8:
+                raise _WnodeStop(_wl.INSTANCE_COUNT_RANGE, node + _wl.ALL_INSTANCE_COUNT, count,
+                                 (size - pairs) // 8)
+            header_end = pairs + 8 * count
+        if count and (names_at < header_end or names_at > size or count > (size - names_at) // 4):
+            raise _WnodeStop(_wl.NAME_OFFSETS_RANGE, node + _wl.ALL_NAME_OFFSETS, names_at, size)
+        for i in range(count):
+            if fixed:
+                src = node + block + i * rec
+            else:
+                pair = node + _wl.ALL_DATA_AND_LENGTH + 8 * i
+                off = self._u32(pair)
+                length = self._u32(pair + 4)
+                if length != rec:
+                    raise _WnodeStop(_wl.INSTANCE_LENGTH, pair + 4, length, rec)
+                if off < header_end or off > size or size - off < rec:
+                    raise _WnodeStop(_wl.INSTANCE_DATA_RANGE, pair, off, size)
+                if off % _wl.DATA_ALIGNMENT:
+                    raise _WnodeStop(_wl.INSTANCE_DATA_MISALIGNED, pair, off, _wl.DATA_ALIGNMENT)
+                src = node + off
+            self._instance(node, size, header_end, src, node + names_at + 4 * i,
+                           _wl.INSTANCE_NAME_OFFSET_RANGE, ansi, ticks)
+
+    def _single(self, node: int, size: int, ansi: int, ticks: int) -> None:
+        rec = _wl.INSTANCE_SIZE
+        value = self._u32(node + _wl.SINGLE_SIZE_DATA_BLOCK)
+        if value != rec:
+            raise _WnodeStop(_wl.SIZE_DATA_BLOCK, node + _wl.SINGLE_SIZE_DATA_BLOCK, value, rec)
+        block = self._u32(node + _wl.SINGLE_DATA_BLOCK_OFFSET)
+        if block < _wl.SINGLE_MIN_SIZE or block > size or size - block < rec:
+            raise _WnodeStop(_wl.DATA_OFFSET_RANGE, node + _wl.SINGLE_DATA_BLOCK_OFFSET, block, size)
+        if block % _wl.DATA_ALIGNMENT:
+            raise _WnodeStop(_wl.DATA_MISALIGNED, node + _wl.SINGLE_DATA_BLOCK_OFFSET, block,
+                             _wl.DATA_ALIGNMENT)
+        self._instance(node, size, _wl.SINGLE_MIN_SIZE, node + block, node + _wl.SINGLE_NAME_OFFSET,
+                       _wl.NAME_OFFSET_RANGE, ansi, ticks)
+
+    def _instance(self, node: int, size: int, header_end: int, src: int, name_field: int,
+                  name_code: int, ansi: int, ticks: int) -> None:
+        name_off = self._u32(name_field)
+        if name_off < header_end or name_off > size or size - name_off < 2:
+            raise _WnodeStop(name_code, name_field, name_off, size)
+        length = int(_U16(self.mv, node + name_off)[0])
+        if length > size - name_off - 2:
+            raise _WnodeStop(_wl.NAME_LENGTH_RANGE, node + name_off, length, size - name_off - 2)
+        if not ansi and length & 1:
+            raise _WnodeStop(_wl.NAME_ODD_LENGTH, node + name_off, length, 0)
+        if self.out is None:
+            self.nrecords += 1
+            return
+        records, ticks_out, name_ids, names = self.out
+        text = node + name_off + 2
+        raw = bytes(self.mv[text: text + length])
+        nul = b"\0" if ansi else b"\0\0"
+        while len(raw) >= len(nul) and raw.endswith(nul):
+            raw = raw[: -len(nul)]
+        cap = records.shape[0]
+        if self.nrecords >= cap:
+            raise _WnodeStop(_wl.CAPACITY, node, cap, cap)
+        key = (ansi, raw)
+        name_id = self.ids.get(key)
+        if name_id is None:
+            if len(self.ids) >= names.shape[0]:
+                raise _WnodeStop(_wl.NAMES_FULL, node + name_off, names.shape[0], names.shape[0])
+            name_id = len(self.ids)
+            self.ids[key] = name_id
+            names[name_id] = (text, len(raw), ansi)
+        records[self.nrecords] = np.frombuffer(self.mv, np.uint8, _wl.INSTANCE_SIZE, src)
+        ticks_out[self.nrecords] = ticks
+        name_ids[self.nrecords] = name_id
+        self.nrecords += 1
+
+
+def _byte_buffer(buf: Any, what: str) -> memoryview:
+    mv = memoryview(buf)
+    if mv.ndim != 1 or mv.itemsize != 1 or not mv.c_contiguous:
+        raise ValueError(f"{what} must be a 1-D contiguous buffer of bytes")
+    return mv.cast("B") if mv.format != "B" else mv
+
+
+def wnode_count(buf: Any, guid: Any, skip_too_small: bool) -> tuple[int, ...]:
+    """Validate the WNODE buffers in ``buf`` and count their records; a ``WalkResult`` tuple."""
+    mv = _byte_buffer(buf, "buf")
+    g = bytes(_byte_buffer(guid, "guid"))
+    if len(g) != 16:
+        raise ValueError(f"guid must hold 16 bytes, got {len(g)}")
+    return _WnodeWalk(mv, g, skip_too_small, None).run()
+
+
+def wnode_fill(
+    buf: Any,
+    guid: Any,
+    skip_too_small: bool,
+    records: npt.NDArray[np.uint8],
+    ticks: npt.NDArray[np.int64],
+    name_ids: npt.NDArray[np.int64],
+    names: npt.NDArray[np.int64],
+    slots: npt.NDArray[np.int64],
+) -> tuple[int, ...]:
+    """Walk as ``wnode_count`` and write the records out; a ``WalkResult`` tuple."""
+    mv = _byte_buffer(buf, "buf")
+    g = bytes(_byte_buffer(guid, "guid"))
+    if len(g) != 16:
+        raise ValueError(f"guid must hold 16 bytes, got {len(g)}")
+    cap = records.shape[0]
+    if records.ndim != 2 or records.shape[1] != _wl.INSTANCE_SIZE:
+        raise ValueError(f"records must have shape ({cap}, 168), got {records.shape}")
+    if ticks.shape != (cap,) or name_ids.shape != (cap,):
+        raise ValueError(f"ticks and name_ids must have shape ({cap},), got {ticks.shape} and {name_ids.shape}")
+    if names.ndim != 2 or names.shape[1] != 3:
+        raise ValueError(f"names must have shape (K, 3), got {names.shape}")
+    nslots = slots.shape[0]
+    if nslots < 1 or nslots & (nslots - 1) or nslots <= names.shape[0]:
+        raise ValueError(f"slots must have a power-of-two length larger than {names.shape[0]}, got {nslots}")
+    return _WnodeWalk(mv, g, skip_too_small, (records, ticks, name_ids, names)).run()

@@ -1,0 +1,323 @@
+"""Write records, deltas or rates to CSV, JSON Lines, ``.npy`` or Parquet, exactly.
+
+Integers are written as integers in every format: CSV and JSON Lines print Python
+ints (2**64 - 1 stays 18446744073709551615), ``.npy`` keeps the numpy dtype, and
+Parquet keeps ``uint64`` columns unsigned. Floats (rates) print in their shortest
+round-trip form; a NaN rate is empty in CSV and ``null`` in JSON.
+
+Files are written to a temporary file in the target's directory and renamed into
+place only when complete, so an error or Ctrl-C never leaves a half-written file;
+``"-"`` writes CSV or JSON Lines to standard output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import io
+import json
+import math
+import os
+import secrets
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["FORMATS", "STREAM_FORMATS", "Layout", "atomic_output", "format_for", "write_table"]
+
+FORMATS = ("csv", "jsonl", "npy", "parquet")
+STREAM_FORMATS = ("csv", "jsonl")  # the formats that can go to standard output
+_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".npy": "npy", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def format_for(path: str, explicit: str | None = None) -> str:
+    """The output format: ``explicit`` if given, else from the suffix of ``path``."""
+    if explicit is not None:
+        if explicit not in FORMATS:
+            raise ValueError(f"unknown format {explicit!r}; choose one of {', '.join(FORMATS)}")
+        return explicit
+    if path == "-":
+        return "csv"
+    fmt = _SUFFIXES.get(Path(path).suffix.lower())
+    if fmt is None:
+        known = ", ".join(sorted(_SUFFIXES))
+        raise ValueError(f"cannot tell the output format from {path!r} (known suffixes: {known}); pass --format")
+    return fmt
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which leading columns a table gets, and what its rows are.
+
+    ``first_record`` is the file record of row 0 (``stride`` for deltas and rates: row
+    ``r`` then ends at record ``r + stride``). ``instance`` is ``record % stride``;
+    ``time`` is ``start + (record // stride) * interval`` when both are known.
+    """
+
+    what: str
+    stride: int = 1
+    first_record: int = 0
+    interval: float | None = None
+    start: dt.datetime | None = None
+
+    @property
+    def has_instance(self) -> bool:
+        return self.stride > 1
+
+    @property
+    def has_time(self) -> bool:
+        return self.start is not None and self.interval is not None
+
+    def leading(self, first_row: int, m: int) -> dict[str, npt.NDArray[Any]]:
+        """The leading columns for rows ``first_row`` to ``first_row + m``: record, [instance], [time]."""
+        record = np.arange(first_row + self.first_record, first_row + self.first_record + m, dtype=np.uint64)
+        cols: dict[str, npt.NDArray[Any]] = {"record": record}
+        if self.has_instance:
+            cols["instance"] = record % np.uint64(self.stride)
+        if self.has_time:
+            sample = (record // np.uint64(self.stride)).astype(np.int64)
+            start_ns, step_ns = self._time_base()
+            cols["time"] = np.datetime64(start_ns, "ns") + sample * np.timedelta64(step_ns, "ns")
+        return cols
+
+    def _time_base(self) -> tuple[int, int]:
+        """(start, interval) in integer nanoseconds, UTC; a naive ``start`` is read as UTC."""
+        assert self.start is not None and self.interval is not None
+        start = self.start if self.start.tzinfo else self.start.replace(tzinfo=dt.timezone.utc)
+        epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+        delta = start - epoch
+        start_ns = (delta.days * 86400 + delta.seconds) * 10**9 + delta.microseconds * 1000
+        return start_ns, round(self.interval * 1e9)
+
+    def time_unit(self) -> str:
+        """The coarsest unit that shows every time exactly: "s", "ms", "us" or "ns"."""
+        start_ns, step_ns = self._time_base()
+        for unit, ns in (("s", 10**9), ("ms", 10**6), ("us", 10**3)):
+            if start_ns % ns == 0 and step_ns % ns == 0:
+                return unit
+        return "ns"
+
+
+# --------------------------------------------------------------------------- atomic files
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
+    """A binary file that becomes ``path`` only if the ``with`` block completes.
+
+    Written to ``.NAME.PID.RANDOM.tmp`` beside ``path`` (same file system, so the final
+    ``os.replace`` is atomic), flushed to disk, then renamed; on any exception,
+    including ``KeyboardInterrupt``, the temporary file is removed.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise IsADirectoryError(21, "Is a directory", str(target))
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write: {exc.strerror}", str(target)) from None
+    f = os.fdopen(fd, "wb")
+    try:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
+        f.close()
+        os.replace(tmp, target)
+    except BaseException:
+        f.close()
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+# --------------------------------------------------------------------------- text formats
+
+
+def _text_columns(layout: Layout, first_row: int, arr: npt.NDArray[np.void]) -> list[list[Any]]:
+    """Python-level columns (ints stay exact Python ints) for the text formats."""
+    cols: list[list[Any]] = []
+    for name, values in layout.leading(first_row, arr.shape[0]).items():
+        if name == "time":
+            text = np.datetime_as_string(values, unit=layout.time_unit(), timezone="UTC")  # type: ignore[call-overload]
+            cols.append(text.tolist())
+        else:
+            cols.append(values.tolist())
+    for name in arr.dtype.names or ():
+        cols.append(arr[name].tolist())
+    return cols
+
+
+def _csv_float(x: float) -> Any:
+    return "" if math.isnan(x) else x
+
+
+def _write_csv(out: IO[str], layout: Layout, chunks: Iterable[tuple[int, npt.NDArray[np.void]]]) -> None:
+    writer = csv.writer(out, lineterminator="\n")
+    header_done = False
+    for first_row, arr in chunks:
+        names = arr.dtype.names or ()
+        if not header_done:
+            writer.writerow([*layout.leading(0, 0).keys(), *names])
+            header_done = True
+        cols = _text_columns(layout, first_row, arr)
+        if layout.what == "rates":
+            lead = len(cols) - len(names)
+            cols[lead:] = [[_csv_float(x) for x in c] for c in cols[lead:]]
+        writer.writerows(zip(*cols))
+
+
+def _json_value(x: Any) -> str:
+    if isinstance(x, float):
+        return "null" if not math.isfinite(x) else repr(x)
+    if isinstance(x, str):
+        return json.dumps(x)
+    return str(x)  # Python int: exact
+
+
+def _write_jsonl(out: IO[str], layout: Layout, chunks: Iterable[tuple[int, npt.NDArray[np.void]]]) -> None:
+    for first_row, arr in chunks:
+        keys = [*layout.leading(0, 0).keys(), *(arr.dtype.names or ())]
+        prefixes = ["{" + json.dumps(keys[0]) + ":"] + ["," + json.dumps(k) + ":" for k in keys[1:]]
+        cols = _text_columns(layout, first_row, arr)
+        lines = []
+        for row in zip(*cols):
+            lines.append("".join(p + _json_value(v) for p, v in zip(prefixes, row)) + "}\n")
+        out.write("".join(lines))
+
+
+# --------------------------------------------------------------------------- .npy
+
+
+def _npy_header(dtype: np.dtype[Any], rows: int, size: int | None = None) -> bytes:
+    """An NPY 1.0 header for a 1-D array; padded to ``size`` bytes (a 20-digit row count fits)."""
+    from numpy.lib import format as npy_format
+
+    text = "{'descr': %r, 'fortran_order': False, 'shape': (%d,), }" % (npy_format.dtype_to_descr(dtype), rows)
+    magic = npy_format.magic(1, 0)
+    if size is None:
+        longest = len(text) + 20 - len(str(rows))
+        size = -(-(len(magic) + 2 + longest + 1) // 64) * 64
+    pad = size - len(magic) - 2 - len(text) - 1
+    if pad < 0 or size - len(magic) - 2 > 0xFFFF:
+        raise ValueError("NPY header does not fit")
+    body = (text + " " * pad + "\n").encode("latin1")
+    return magic + len(body).to_bytes(2, "little") + body
+
+
+def _write_npy(f: IO[bytes], chunks: Iterable[tuple[int, npt.NDArray[np.void]]], dtype: np.dtype[Any]) -> None:
+    """The array's rows, then the header rewritten with the final row count."""
+    header = _npy_header(dtype, 0)
+    f.write(header)
+    rows = 0
+    for _, arr in chunks:
+        f.write(np.ascontiguousarray(arr).view(np.uint8).data)
+        rows += arr.shape[0]
+    f.seek(0)
+    f.write(_npy_header(dtype, rows, len(header)))
+
+
+# --------------------------------------------------------------------------- Parquet
+
+
+def _pyarrow() -> tuple[Any, Any]:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ImportError('Parquet output needs pyarrow: pip install "ipsecstats[parquet]"') from None
+    return pa, pq
+
+
+def _arrow_table(pa: Any, layout: Layout, first_row: int, arr: npt.NDArray[np.void]) -> Any:
+    columns: dict[str, Any] = {}
+    for name, values in layout.leading(first_row, arr.shape[0]).items():
+        columns[name] = pa.array(values, type=pa.timestamp("ns", tz="UTC")) if name == "time" else pa.array(values)
+    for name in arr.dtype.names or ():
+        columns[name] = pa.array(np.ascontiguousarray(arr[name]))  # uint64 stays uint64, int64 stays int64
+    return pa.table(columns)
+
+
+def _write_parquet(f: IO[bytes], layout: Layout, chunks: Iterable[tuple[int, npt.NDArray[np.void]]],
+                   metadata: dict[str, Any]) -> None:
+    """Row group per chunk; integers DELTA_BINARY_PACKED, floats BYTE_STREAM_SPLIT, zstd, no dictionary.
+
+    Counters grow slowly from row to row, so delta encoding stores a few bits per value;
+    zstd then squeezes what is left.
+    """
+    pa, pq = _pyarrow()
+    writer = None
+    try:
+        for first_row, arr in chunks:
+            table = _arrow_table(pa, layout, first_row, arr)
+            if writer is None:
+                encodings = {
+                    field.name: "BYTE_STREAM_SPLIT" if pa.types.is_floating(field.type) else "DELTA_BINARY_PACKED"
+                    for field in table.schema
+                }
+                schema = table.schema.with_metadata({"ipsecstats": json.dumps(metadata)})
+                writer = pq.ParquetWriter(f, schema, compression="zstd", use_dictionary=False,
+                                          column_encoding=encodings)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def write_table(
+    chunks: Iterable[tuple[int, npt.NDArray[np.void]]],
+    out: str | os.PathLike[str],
+    fmt: str,
+    layout: Layout,
+    dtype: np.dtype[Any],
+    metadata: dict[str, Any] | None = None,
+) -> None:
+    """Write ``(first_row, array)`` chunks to ``out`` (``"-"``: standard output) in ``fmt``.
+
+    ``dtype`` is the array dtype (for ``.npy`` and for an empty table). Text formats and
+    Parquet get the ``layout``'s leading columns; ``.npy`` holds exactly the array.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    chunks = _never_empty(chunks, dtype)
+    if os.fspath(out) == "-":
+        if fmt not in STREAM_FORMATS:
+            raise ValueError(f"{fmt} cannot be written to standard output; give a file name")
+        stdout = sys.stdout
+        (_write_csv if fmt == "csv" else _write_jsonl)(stdout, layout, chunks)
+        stdout.flush()
+        return
+    if fmt == "parquet":
+        _pyarrow()  # fail before creating anything when pyarrow is missing
+    with atomic_output(out) as f:
+        if fmt == "npy":
+            _write_npy(f, chunks, dtype)
+        elif fmt == "parquet":
+            _write_parquet(f, layout, chunks, metadata or {})
+        else:
+            text = io.TextIOWrapper(f, encoding="utf-8", newline="", write_through=False)
+            try:
+                (_write_csv if fmt == "csv" else _write_jsonl)(text, layout, chunks)
+                text.flush()
+            finally:
+                text.detach()
+
+
+def _never_empty(chunks: Iterable[tuple[int, npt.NDArray[np.void]]], dtype: np.dtype[Any]
+                 ) -> Iterator[tuple[int, npt.NDArray[np.void]]]:
+    """The chunks, or one empty chunk when there are none (so headers and schemas get written)."""
+    any_chunk = False
+    for chunk in chunks:
+        any_chunk = True
+        yield chunk
+    if not any_chunk:
+        yield 0, np.empty(0, dtype=dtype)

@@ -1,0 +1,172 @@
+"""One figure of a log: counter rates over time, the gauges, restarts marked.
+
+The log is reduced in one streaming pass (``_report.scan``) to at most ``bins``
+points per series, so a log of any size plots quickly: each point of a counter is
+its mean rate over the bin (all instances added), each point of a gauge its mean
+level (all instances added). matplotlib is imported here only (the ``plot`` extra).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ._report import LogStats, sample_time
+from ._schema import COUNTERS, GAUGES
+
+__all__ = ["DEFAULT_BINS", "render"]
+
+DEFAULT_BINS = 500
+
+_SA_SERIES = ("OakleyMainMode", "OakleyQuickMode", "KeyAdditions", "KeyUpdates", "TotalGetSPI")
+_FAILURE_SERIES = ("AuthenticationFailures", "NegotiationFailures", "SoftAssociations", "ReceiveFailures",
+                   "SendFailures", "InvalidPackets", "InvalidCookiesReceived")
+_OTHER_FAILURES = ("AcquireFailures", "GetSPIFailures", "KeyAdditionFailures", "KeyUpdateFailures")
+_QUEUE_SERIES = ("ActiveAcquire", "ActiveReceive", "AcquireHeapSize", "ReceiveHeapSize")
+_STYLES = {"KeyAdditions": (0, (4, 2)), "KeyUpdates": (0, (1, 2))}
+
+
+def _matplotlib() -> tuple[Any, Any]:
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError('plots need matplotlib: pip install "ipsecstats[plot]"') from None
+    return Figure, FigureCanvasAgg
+
+
+def _bin_centres(stats: LogStats) -> npt.NDArray[np.float64]:
+    """The sample index at the middle of each bin."""
+    total = stats.expected_samples
+    edges = np.arange(stats.bins + 1) * total / stats.bins
+    return (edges[:-1] + edges[1:]) / 2 - 0.5
+
+
+def render(stats: LogStats, out: Any, *, interval: float | None, start: dt.datetime | None,
+           title: str | None = None) -> None:
+    """Draw the figure of ``stats`` (scanned with ``bins`` > 0) as PNG into ``out`` (a binary file)."""
+    Figure, FigureCanvasAgg = _matplotlib()
+    assert stats.bin_counter_sums is not None and stats.bin_samples is not None
+    assert stats.bin_gauge_sums is not None and stats.bin_gauge_samples is not None
+    centres = _bin_centres(stats)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_interval = stats.bin_counter_sums / stats.bin_samples[:, None]
+        gauges = stats.bin_gauge_sums / stats.bin_gauge_samples[:, None]
+    per_interval[stats.bin_samples == 0] = np.nan
+    gauges[stats.bin_gauge_samples == 0] = np.nan
+    rate_unit = "per second" if interval else "per interval"
+    rates = per_interval / interval if interval else per_interval
+
+    if start is not None and interval is not None:
+        x: Any = np.array([start + dt.timedelta(seconds=float(c) * interval) for c in centres])
+        xlabel = f"time ({start.tzname() or 'UTC'})"
+    elif interval is not None:
+        x, xlabel = centres * interval / 3600, "hours since the first sample"
+    else:
+        x, xlabel = centres, "sample"
+
+    fig = Figure(figsize=(11, 10.5), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(4, 1, sharex=True, height_ratios=[3, 3, 2.2, 1.8])
+    ax_sa, ax_fail, ax_queue, ax_conn = axes
+
+    for name in _SA_SERIES:
+        ax_sa.plot(x, rates[:, COUNTERS.index(name)], label=name, linewidth=1.1,
+                   linestyle=_STYLES.get(name, "solid"))
+    ax_sa.set_ylabel(f"SAs {rate_unit}")
+    ax_sa.set_title("Security associations and SPI requests", loc="left", fontsize=10)
+
+    # rare events: a moving window (an hour when the interval is known) instead of raw bins
+    window, window_text = _failure_window(stats, interval)
+    counts = _moving_sum(stats.bin_counter_sums, window)
+    spans = _moving_sum(stats.bin_samples[:, None], window)[:, 0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_sample = counts / spans[:, None]
+    scale, unit = (3600.0 / interval, "per hour") if interval else (1.0, rate_unit)
+    quiet = []
+    series = [(name, [name]) for name in _FAILURE_SERIES] + [("other failures", list(_OTHER_FAILURES))]
+    for label, names in series:
+        cols = [COUNTERS.index(n) for n in names]
+        if not any(stats.increase[k] for k in cols):
+            quiet.append(label)
+            continue
+        if len(names) > 1:
+            label = "other: " + " + ".join(n.replace("Failures", "") for n in names if stats.increase[COUNTERS.index(n)])
+        ax_fail.plot(x, per_sample[:, cols].sum(axis=1) * scale, label=label, linewidth=1.1)
+    ax_fail.set_ylabel(f"events {unit}")
+    note = f"; zero throughout: {', '.join(quiet)}" if quiet else ""
+    ax_fail.set_title(f"Failures and anomalies ({window_text}{note})", loc="left", fontsize=10)
+
+    for name in _QUEUE_SERIES:
+        ax_queue.plot(x, gauges[:, GAUGES.index(name)], label=name, linewidth=1.0)
+    ax_queue.set_ylabel("entries")
+    ax_queue.set_title("Queues and heaps (gauges)", loc="left", fontsize=10)
+
+    ax_conn.plot(x, gauges[:, GAUGES.index("ConnectionListSize")], label="ConnectionListSize",
+                 color="tab:purple", linewidth=1.1)
+    ax_conn.set_ylabel("entries")
+    ax_conn.set_title("Quick-mode state entries (ConnectionListSize, gauge)", loc="left", fontsize=10)
+    ax_conn.set_xlabel(xlabel)
+
+    _mark_restarts(stats, axes, start, interval)
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+        ax.set_ylim(bottom=0)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, ncol=3, loc="upper left", framealpha=0.85)
+    if start is not None and interval is not None:
+        import matplotlib.dates as mdates
+
+        locator = mdates.AutoDateLocator()
+        ax_conn.xaxis.set_major_locator(locator)
+        ax_conn.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+    instances = f", {stats.stride} instances added" if stats.stride > 1 else ""
+    every = f", one sample every {interval:g} s" if interval else ""
+    fig.suptitle(title or f"{os.path.basename(stats.path)}: {stats.records:,} records{instances}{every}",
+                 fontsize=12)
+    fig.savefig(out, format="png")
+
+
+def _failure_window(stats: LogStats, interval: float | None) -> tuple[int, str]:
+    """Bins per moving window for the failure panel, and how to describe it."""
+    samples_per_bin = stats.expected_samples / stats.bins
+    if interval:
+        window = max(1, round(3600 / (interval * samples_per_bin)))
+        seconds = window * samples_per_bin * interval
+        return window, f"moving window of {seconds / 60:.0f} min"
+    window = max(1, stats.bins // 50)
+    return window, f"moving window of {window * samples_per_bin:.0f} samples"
+
+
+def _moving_sum(values: npt.NDArray[np.float64], window: int) -> npt.NDArray[np.float64]:
+    """Centred moving sums of each column over ``window`` rows (shorter at the edges)."""
+    if window <= 1:
+        return values
+    padded = np.concatenate([np.zeros((1, values.shape[1])), np.cumsum(values, axis=0)])
+    n = values.shape[0]
+    lo = np.clip(np.arange(n) - window // 2, 0, n)
+    hi = np.clip(np.arange(n) - window // 2 + window, 0, n)
+    return padded[hi] - padded[lo]
+
+
+def _mark_restarts(stats: LogStats, axes: Any, start: dt.datetime | None, interval: float | None) -> None:
+    """A dashed red line per restart (at most 50), labelled on the top panel."""
+    events = [e for e in stats.events if e.restarts][:50]
+    for i, e in enumerate(events):
+        if start is not None and interval is not None:
+            xpos: Any = sample_time(start, interval, e.sample)
+        elif interval is not None:
+            xpos = e.sample * interval / 3600
+        else:
+            xpos = e.sample
+        for ax in axes:
+            ax.axvline(xpos, color="tab:red", linestyle="--", linewidth=1.0, alpha=0.8,
+                       label="restart" if (i == 0 and ax is axes[0]) else None)
+        if len(events) <= 10:
+            axes[0].annotate(f"restart, instance {e.instance}", xy=(xpos, 1.0), xycoords=("data", "axes fraction"),
+                             xytext=(3, -12 - 11 * (i % 3)), textcoords="offset points", color="tab:red", fontsize=8)

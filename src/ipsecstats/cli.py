@@ -1,0 +1,522 @@
+"""The ``ipsecstats`` command (also ``python -m ipsecstats``).
+
+Subcommands: ``info``, ``report``, ``convert``, ``plot``, ``generate``. Results go to
+standard output and nothing else does; errors are one line on standard error naming
+the file and the problem. Exit status: 0 success, 1 a data or file error, 2 a usage
+error, 130 interrupted; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import importlib.resources
+import json
+import math
+import os
+import signal
+import sys
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from ._deltas import ON_DECREASE, delta_dtype, rate_dtype, resolve_kinds
+from ._errors import CounterResetError, PartialRecordWarning, TruncatedRecordError
+from ._progress import MODES, Progress
+from ._schema import RECORD_DTYPE, RECORD_SIZE
+
+__all__ = ["main"]
+
+EXIT_DATA = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a writer killed by SIGPIPE (128 + 13)
+
+PROG = "ipsecstats"
+
+
+class UsageError(Exception):
+    """Options that do not fit together (exit status 2)."""
+
+
+class DataError(Exception):
+    """A file that cannot be read, or whose content is unusable (exit status 1)."""
+
+
+# --------------------------------------------------------------------------- the sample log
+
+
+@contextlib.contextmanager
+def sample_log() -> Iterator[tuple[str, dict[str, Any]]]:
+    """The path of the sample log shipped in the package, and how it was made (sample.json)."""
+    data = importlib.resources.files("ipsecstats").joinpath("data")
+    notes = json.loads(data.joinpath("sample.json").read_text(encoding="utf-8"))
+    with importlib.resources.as_file(data.joinpath(notes["file"])) as path:
+        yield str(path), notes
+
+
+# --------------------------------------------------------------------------- argument types
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
+def _timestamp(text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO 8601 time such as 2024-06-03T08:00:00Z, got {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``ipsecstats report: error: ... (see --help)``."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    run = _Parser(add_help=False)
+    run.add_argument("--progress", choices=MODES, default="auto",
+                     help="progress bar on stderr: auto (only on a terminal, for long jobs), always, never")
+    run.add_argument("--debug", action="store_true", help="show a traceback on errors")
+
+    log = _Parser(add_help=False)
+    log.add_argument("--stride", type=_positive_int, metavar="K",
+                     help="records per sample: K interleaved instances (default 1)")
+    log.add_argument("--interval", type=_seconds, metavar="SECONDS",
+                     help="seconds between samples of one instance (needed for rates per second)")
+    log.add_argument("--start", type=_timestamp, metavar="ISO-8601",
+                     help="time of the first sample (with --interval); no offset means UTC")
+    log.add_argument("--on-decrease", choices=ON_DECREASE, default="auto",
+                     help="what a decreasing counter means (default auto: a restart unless it fell by 2**63 or more)")
+    log.add_argument("--allow-partial", action="store_true",
+                     help="use the complete records of a file that ends in a partial record (with a warning)")
+
+    dist = argparse.ArgumentParser(add_help=False)
+    dist.add_argument("--scheduler", metavar="ADDRESS|threads|processes",
+                      help="run over the files with Dask (pip install \"ipsecstats[dask]\"): threads, processes, "
+                           "or the address of a running distributed scheduler such as tcp://host:8786")
+
+    parser = _Parser(prog=PROG, description="Decode, summarise, convert and plot captured Windows iSCSI "
+                                            "MSiSCSI_MMIPSECStats logs (contiguous 168-byte records).")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("info", parents=[log, run], help="size, records, instances, time span, restarts of each file")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("report", parents=[log, run, dist],
+                       help="summary and findings per file (the shipped sample log when no FILE is given)")
+    p.add_argument("files", nargs="*", metavar="FILE")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("convert", parents=[log, run, dist], help="write records, deltas or rates as CSV, JSON Lines, .npy or Parquet")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("more_files", nargs="*", metavar="FILE",
+                   help="more logs: with a directory OUT (or --scheduler), one Parquet dataset, a file per partition")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file, or - for standard output (csv, jsonl)")
+    p.add_argument("--what", choices=("records", "deltas", "rates"), default="records")
+    p.add_argument("--format", choices=("csv", "jsonl", "npy", "parquet"),
+                   help="output format (default: from the suffix of OUT; csv for -)")
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("plot", parents=[log, run], help="PNG of counter rates and gauges over time, restarts marked")
+    p.add_argument("file", nargs="?", metavar="FILE", help="the log (default: the shipped sample log)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.png")
+    p.add_argument("--bins", type=_positive_int, default=500, help="points per series at most (default 500)")
+    p.add_argument("--title", help="figure title")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("generate", parents=[run], help="write a realistic synthetic log")
+    p.add_argument("output", metavar="OUT")
+    p.add_argument("--records", type=_count, required=True, metavar="N", help="records in all (a multiple of --instances)")
+    p.add_argument("--instances", type=_positive_int, default=1, metavar="K", help="interleaved instances (default 1)")
+    p.add_argument("--interval", type=_seconds, default=60.0, metavar="S", help="seconds between samples (default 60)")
+    p.add_argument("--restarts", type=_count, default=0, metavar="R", help="restarts at random samples (default 0)")
+    p.add_argument("--seed", type=_count, default=0, metavar="S", help="random seed (default 0)")
+    p.add_argument("--wrap", action="store_true", help="start one counter just below 2**64 so that it wraps")
+    p.set_defaults(func=cmd_generate)
+    return parser
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def _check_time_options(args: argparse.Namespace) -> None:
+    if args.start is not None and args.interval is None:
+        raise UsageError("--start needs --interval (the time of sample k is start + k * interval)")
+
+
+def _file_size(path: str) -> int | None:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def _trailing_bytes(record: list[int], show: bool) -> Iterator[None]:
+    """Catch ``PartialRecordWarning``s: note their trailing bytes, and print them when ``show``."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PartialRecordWarning)
+        try:
+            yield
+        finally:
+            for w in caught:
+                if isinstance(w.message, PartialRecordWarning):
+                    record.append(w.message.trailing_bytes)
+                    if show:
+                        _warn_line(f"{w.message.source}: ignored {w.message.trailing_bytes} trailing byte(s) at byte "
+                                   f"offset {w.message.offset} (a partial record)")
+                else:
+                    _warn_line(str(w.message))
+
+
+def _warn_line(text: str) -> None:
+    print(f"{PROG}: warning: {text}", file=sys.stderr)
+
+
+def _describe(path: str, exc: BaseException, stride: int = 1) -> str:
+    """One line naming the file and the problem."""
+    if isinstance(exc, TruncatedRecordError):
+        return (f"{exc.source}: {exc.trailing_bytes} trailing byte(s) at byte offset {exc.offset} do not form a whole "
+                f"{RECORD_SIZE}-byte record (after {exc.records:,} complete records); pass --allow-partial to use "
+                "the complete records")
+    if isinstance(exc, CounterResetError):
+        record = exc.row + stride
+        where = f"record {record:,}" + (f" (instance {record % stride})" if stride > 1 else "")
+        return (f"{path}: counter {exc.field} went down at {where}, from {exc.previous} to {exc.current}; "
+                "choose --on-decrease auto, reset, wrap or zero to accept decreases")
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename or path}: {exc.strerror}"
+    text = " ".join(str(exc).split())
+    return text if path in text else f"{path}: {text}"
+
+
+def _progress(args: argparse.Namespace, total: int | None, desc: str) -> Progress:
+    return Progress(total, os.path.basename(desc) or desc, args.progress)
+
+
+# --------------------------------------------------------------------------- subcommands
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from ._report import build_info, format_info, scan
+
+    _check_time_options(args)
+    status, results = 0, []
+    for path in args.files:
+        trailing: list[int] = []
+        try:
+            with _progress(args, _file_size(path), path) as bar, _trailing_bytes(trailing, show=False):
+                stats = scan(path, stride=args.stride or 1, on_decrease="wrap", allow_partial=True,
+                             progress=bar.update)
+        except (OSError, ValueError) as exc:
+            _error(args, path, exc)
+            status = EXIT_DATA
+            continue
+        info = build_info(stats, trailing_bytes=sum(trailing), interval=args.interval, start=args.start,
+                          stride_given=args.stride is not None)
+        results.append(info)
+        if args.format == "text":
+            sys.stdout.write(format_info(info))
+    if args.format == "json":
+        _print_json({"ipsecstats": __version__, "files": results})
+    return status
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    _check_time_options(args)
+    if args.files:
+        return _report_files(args, args.files, sample=None)
+    with sample_log() as (path, notes):
+        if args.stride is None:
+            args.stride = notes["instances"]
+        if args.interval is None:
+            args.interval = float(notes["interval"])
+            if args.start is None:
+                args.start = _timestamp(notes["start"])
+        return _report_files(args, [path], sample=notes)
+
+
+def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[str, Any] | None) -> int:
+    from ._report import build_report, format_report, scan
+
+    status, reports = 0, []
+    if sample is not None and args.format == "text":
+        sys.stdout.write(f"{PROG} report: no FILE given, so this is the sample log shipped with {PROG}\n"
+                         f"  {paths[0]}\n  made by: {sample['command']}\n\n")
+    remote = None
+    if getattr(args, "scheduler", None):  # one Dask task per file; results come back in order
+        from .dask import map_files
+
+        remote = map_files(scan, list(paths), scheduler=args.scheduler, describe=_describe,
+                           stride=args.stride or 1, on_decrease=args.on_decrease, allow_partial=args.allow_partial)
+    for i, path in enumerate(paths):
+        trailing: list[int] = []
+        if remote is not None:
+            for line in remote[i].warnings:
+                _warn_line(line)
+            trailing.append(remote[i].trailing_bytes)
+            if remote[i].error is not None:
+                print(f"{PROG} {args.command}: error: {remote[i].error}", file=sys.stderr)
+                status = EXIT_DATA
+                continue
+            stats = remote[i].result
+        else:
+            try:
+                with _progress(args, _file_size(path), path) as bar, _trailing_bytes(trailing, show=True):
+                    stats = scan(path, stride=args.stride or 1, on_decrease=args.on_decrease,
+                                 allow_partial=args.allow_partial, progress=bar.update)
+            except (OSError, ValueError) as exc:
+                _error(args, path, exc)
+                status = EXIT_DATA
+                continue
+        report = build_report(stats, interval=args.interval, start=args.start, trailing_bytes=sum(trailing),
+                              sample=sample is not None)
+        if sample is not None:
+            report["note"] = f"no FILE given: the sample log shipped with {PROG}, made by: {sample['command']}"
+        reports.append(report)
+        if args.format == "text":
+            if i and reports[:-1]:
+                sys.stdout.write("\n")
+            sys.stdout.write(format_report(report))
+            sys.stdout.flush()
+    if args.format == "json":
+        _print_json({"ipsecstats": __version__, "reports": reports})
+    return status
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from ._export import STREAM_FORMATS, Layout, format_for, write_table
+
+    _check_time_options(args)
+    if args.what == "rates" and args.interval is None:
+        raise UsageError("--what rates needs --interval SECONDS")
+    if args.scheduler or args.more_files or args.output.endswith(("/", os.sep)) or os.path.isdir(args.output):
+        return _convert_dataset(args)
+    try:
+        fmt = format_for(args.output, args.format)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.output == "-" and fmt not in STREAM_FORMATS:
+        raise UsageError(f"{fmt} cannot go to standard output; give a file name with -o")
+    if args.output != "-" and os.path.exists(args.output) and os.path.exists(args.file) \
+            and os.path.samefile(args.output, args.file):
+        raise UsageError(f"{args.output}: the output would overwrite the input")
+    stride = args.stride or 1
+    kinds = resolve_kinds(None)
+    dtype = {"records": RECORD_DTYPE, "deltas": delta_dtype(kinds), "rates": rate_dtype(kinds)}[args.what]
+    layout = Layout(args.what, stride=stride, first_record=0 if args.what == "records" else stride,
+                    interval=args.interval, start=args.start)
+    metadata = {"what": args.what, "source": os.path.basename(args.file), "stride": stride,
+                "interval_seconds": args.interval, "start": args.start.isoformat() if args.start else None,
+                "on_decrease": args.on_decrease if args.what != "records" else None, "ipsecstats": __version__}
+    trailing: list[int] = []
+    try:
+        with _progress(args, _file_size(args.file), args.file) as bar, _trailing_bytes(trailing, show=True):
+            write_table(_convert_chunks(args, stride, bar), args.output, fmt, layout, dtype, metadata)
+    except BrokenPipeError:
+        raise
+    except (OSError, ValueError) as exc:
+        path = args.output if isinstance(exc, OSError) and exc.filename == args.output else args.file
+        _error(args, path, exc)
+        return EXIT_DATA
+    return 0
+
+
+def _convert_dataset(args: argparse.Namespace) -> int:
+    """Several logs (or --scheduler) to one Parquet dataset in the directory OUT, one file per partition."""
+    from ._export import format_for
+    from .dask import convert_logs
+
+    try:
+        fmt = format_for(args.output.rstrip("/" + os.sep) or args.output, args.format)
+    except ValueError:  # no known suffix: a plain directory name
+        fmt = "parquet"
+    if args.output == "-" or fmt != "parquet":
+        raise UsageError("several FILEs or --scheduler write a Parquet dataset: give a directory with -o DIR/")
+    if args.start is not None:
+        raise UsageError("--start is not supported for a Parquet dataset output; convert one FILE at a time")
+    try:
+        names = convert_logs([args.file, *args.more_files], args.output, scheduler=args.scheduler, what=args.what,
+                             stride=args.stride or 1, interval=args.interval if args.what == "rates" else None,
+                             on_decrease=args.on_decrease, allow_partial=args.allow_partial)
+    except (OSError, ValueError) as exc:
+        _error(args, args.file, exc)
+        return EXIT_DATA
+    print(f"{PROG} convert: wrote {len(names)} Parquet file(s) to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _convert_chunks(args: argparse.Namespace, stride: int, bar: Progress) -> Iterator[tuple[int, Any]]:
+    from ._io import iter_deltas, iter_rates, iter_records
+
+    if args.what == "records":
+        chunks: Iterator[Any] = iter_records(args.file, allow_partial=args.allow_partial)
+    elif args.what == "deltas":
+        chunks = iter_deltas(args.file, stride=stride, on_decrease=args.on_decrease, allow_partial=args.allow_partial)
+    else:
+        chunks = iter_rates(args.file, stride=stride, interval=args.interval, on_decrease=args.on_decrease,
+                            allow_partial=args.allow_partial)
+    first = 0
+    for chunk in chunks:
+        yield first, chunk
+        first += chunk.shape[0]
+        bar.update(chunk.shape[0] * RECORD_SIZE)
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from ._export import atomic_output
+    from ._plot import _matplotlib, render
+    from ._report import scan
+
+    _check_time_options(args)
+    _matplotlib()  # a missing extra fails before any work
+    with contextlib.ExitStack() as stack:
+        path = args.file
+        if path is None:
+            path, notes = stack.enter_context(sample_log())
+            if args.stride is None:
+                args.stride = notes["instances"]
+            if args.interval is None:
+                args.interval = float(notes["interval"])
+                if args.start is None:
+                    args.start = _timestamp(notes["start"])
+        stride = args.stride or 1
+        size = _file_size(path) or 0
+        bins = max(1, min(args.bins, -(-(size // RECORD_SIZE) // stride)))
+        try:
+            with _progress(args, size, path) as bar, _trailing_bytes([], show=True):
+                stats = scan(path, stride=stride, on_decrease=args.on_decrease, allow_partial=args.allow_partial,
+                             bins=bins, progress=bar.update)
+        except (OSError, ValueError) as exc:
+            _error(args, path, exc)
+            return EXIT_DATA
+        try:
+            with atomic_output(args.output) as f:
+                render(stats, f, interval=args.interval, start=args.start, title=args.title)
+        except OSError as exc:
+            _error(args, args.output, exc)
+            return EXIT_DATA
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from ._export import atomic_output
+    from ._generate import generate_blocks
+
+    if args.records % args.instances:
+        raise UsageError(f"--records ({args.records}) must be a multiple of --instances ({args.instances})")
+    try:
+        blocks = generate_blocks(args.records, instances=args.instances, interval=args.interval,
+                                 restarts=args.restarts, seed=args.seed, wrap=args.wrap)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        with _progress(args, args.records * RECORD_SIZE, args.output) as bar, atomic_output(args.output) as f:
+            for block in blocks:
+                f.write(block.view(np.uint8).data)
+                bar.update(block.nbytes)
+    except OSError as exc:
+        _error(args, args.output, exc)
+        return EXIT_DATA
+    return 0
+
+
+# --------------------------------------------------------------------------- main
+
+
+def _print_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, indent=2, allow_nan=False)
+    sys.stdout.write("\n")
+
+
+def _error(args: argparse.Namespace, path: str, exc: BaseException) -> None:
+    if getattr(args, "debug", False):
+        raise exc
+    stride = getattr(args, "stride", None) or 1
+    print(f"{PROG} {args.command}: error: {_describe(path, exc, stride)}", file=sys.stderr)
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds, so temporary output files are removed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = lambda message, *rest, **kw: _warn_line(str(message))
+            return int(args.func(args))
+    except UsageError as exc:
+        print(f"{PROG} {args.command}: error: {exc} (see '{PROG} {args.command} --help')", file=sys.stderr)
+        return EXIT_USAGE
+    except ImportError as exc:
+        if args.debug:
+            raise
+        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_DATA
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader of our standard output went away (e.g. `| head`): stop quietly
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

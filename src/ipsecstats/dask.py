@@ -1,0 +1,449 @@
+"""Many logs as one Dask DataFrame (optional extra ``dask``): ``read_logs``.
+
+A log is a file of contiguous 168-byte records. ``read_logs`` lists the files and
+their sizes on the client, then builds the frame with ``dask.dataframe.from_map``:
+one partition per file, or per run of ``chunk_records`` records of a large file.
+Workers read their own record range (``readinto`` into an aligned buffer), so the
+files must be reachable from every worker (a shared filesystem on a cluster). A
+deltas/rates partition re-reads the ``stride`` records before its range, so chunked
+results equal whole-file results exactly.
+
+Runs on whatever scheduler is active: the threaded one by default (the kernels
+release the GIL), or a ``distributed.Client`` (``Client("tcp://scheduler:8786")``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import glob
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ._alloc import aligned_empty
+from ._columns import Columns, column_block, decode_columns, delta_columns
+from ._deltas import ON_DECREASE, DecreasePolicy, rates, resolve_kinds
+from ._errors import CounterResetError, PartialRecordWarning, TruncatedRecordError
+from ._interop import require, table_columns
+from ._schema import FIELD_NAMES, RECORD_DTYPE, RECORD_SIZE
+
+__all__ = ["FileOutcome", "LogPart", "LogReader", "convert_logs", "map_files", "parquet_options", "read_logs",
+           "read_record_range", "use_scheduler", "write_parquet_dataset"]
+
+WHAT = ("records", "deltas", "rates")
+LOCAL_SCHEDULERS = ("threads", "processes", "synchronous")
+_READ_RUN_RECORDS = 4096  # records per read when a partition is read straight into columns (672 KB)
+
+
+# ---- files ---------------------------------------------------------------------------
+
+
+def expand_paths(paths_or_glob: Any) -> list[str]:
+    """The log files named by a path, a glob pattern, or an iterable of either (in order).
+
+    A pattern's matches are sorted; a pattern that matches no file, or a path that is
+    not a file, raises ``FileNotFoundError`` naming it.
+    """
+    if isinstance(paths_or_glob, (str, os.PathLike)):
+        items: Iterable[Any] = [paths_or_glob]
+    else:
+        try:
+            items = list(paths_or_glob)
+        except TypeError:
+            raise TypeError(
+                f"read_logs() takes a path, a glob pattern or a list of them, not {type(paths_or_glob).__name__}"
+            ) from None
+    paths: list[str] = []
+    for item in items:
+        name = os.fspath(item)
+        if isinstance(name, bytes):
+            name = os.fsdecode(name)
+        if glob.has_magic(name):
+            matches = sorted(m for m in glob.glob(name, recursive=True) if os.path.isfile(m))
+            if not matches:
+                raise FileNotFoundError(f"no log file matches {name!r}")
+            paths.extend(matches)
+        elif os.path.isdir(name):
+            raise FileNotFoundError(f"{name} is a directory; pass a glob such as {os.path.join(name, '*.bin')!r}")
+        elif not os.path.isfile(name):
+            raise FileNotFoundError(f"{name}: no such log file")
+        else:
+            paths.append(name)
+    if not paths:
+        raise FileNotFoundError("read_logs() was given no files")
+    return paths
+
+
+def whole_records(path: str, allow_partial: bool) -> int:
+    """Records in ``path`` now; a trailing partial record raises, or warns with ``allow_partial``."""
+    n, rest = divmod(os.stat(path).st_size, RECORD_SIZE)
+    if rest:
+        if not allow_partial:
+            raise TruncatedRecordError(n, rest, RECORD_SIZE, path)
+        warnings.warn(PartialRecordWarning(n, rest, RECORD_SIZE, path), stacklevel=3)
+    return n
+
+
+def _readinto_exactly(f: Any, dst: npt.NDArray[np.uint8], path: str, offset: int) -> None:
+    view = dst.data  # a writable memoryview of the 1-D uint8 buffer
+    got = 0
+    while got < dst.nbytes:
+        k = f.readinto(view[got:])
+        if not k:
+            end = offset + got
+            raise ValueError(
+                f"{path}: the file ends at byte offset {end} (record {end // RECORD_SIZE}), before byte "
+                f"{offset + dst.nbytes} it held when read_logs() listed it; was it truncated since?"
+            )
+        got += k
+
+
+def read_record_range(path: str, start: int, count: int) -> npt.NDArray[np.void]:
+    """Records ``[start, start + count)`` of the file ``path``: an owned, aligned array.
+
+    Raises ``ValueError`` naming the file and byte offset if the file has fewer bytes.
+    """
+    out = aligned_empty(count, RECORD_DTYPE)
+    if count:
+        with open(path, "rb", buffering=0) as f:
+            f.seek(start * RECORD_SIZE)
+            _readinto_exactly(f, out.view(np.uint8), path, start * RECORD_SIZE)
+    return out
+
+
+def read_record_columns(path: str, start: int, count: int) -> Columns:
+    """``decode_columns`` of records ``[start, start + count)`` of ``path``, read in cache-sized runs.
+
+    Each run is read into one small reused buffer and transposed while it is in cache, so
+    the records never exist row-major in main memory.
+    """
+    block = column_block(count)
+    if count:
+        scratch = aligned_empty(min(count, _READ_RUN_RECORDS), RECORD_DTYPE)
+        with open(path, "rb", buffering=0) as f:
+            f.seek(start * RECORD_SIZE)
+            for lo in range(0, count, _READ_RUN_RECORDS):
+                hi = min(lo + _READ_RUN_RECORDS, count)
+                run = scratch[: hi - lo]
+                _readinto_exactly(f, run.view(np.uint8), path, (start + lo) * RECORD_SIZE)
+                decode_columns(run, out=block[:, lo:hi])
+    return Columns(block, FIELD_NAMES, (np.dtype(np.uint64),) * len(FIELD_NAMES))
+
+
+# ---- partitions ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogPart:
+    """One partition: the rows for records ``[start, stop)`` of file ``file_index``."""
+
+    file_index: int
+    path: str
+    start: int
+    stop: int
+
+
+class LogReader:
+    """Builds one partition's pandas frame; dask pushes column selections into ``columns=``.
+
+    Columns: ``file`` (categorical over every file read), ``record`` (index of the
+    record within its file; for deltas and rates, the later record of the pair),
+    ``instance`` (``record % stride``, only when ``stride > 1``), then the fields.
+    """
+
+    def __init__(
+        self,
+        files: tuple[str, ...],
+        what: str,
+        stride: int,
+        interval: float | None,
+        on_decrease: DecreasePolicy,
+        kinds: tuple[tuple[str, str], ...] | None,
+    ):
+        self.files = files
+        self.what = what
+        self.stride = stride
+        self.interval = interval
+        self.on_decrease = on_decrease
+        self.kinds = kinds
+        kind_tuple = resolve_kinds(None if kinds is None else dict(kinds))
+        if what == "rates":
+            self.fields = tuple(n for n, k in zip(FIELD_NAMES, kind_tuple) if k == "counter")
+        else:
+            self.fields = FIELD_NAMES
+        self.columns = ("file", "record") + (("instance",) if stride > 1 else ()) + self.fields
+
+    def __dask_tokenize__(self) -> Any:
+        return (type(self).__name__, self.files, self.what, self.stride, self.interval, self.on_decrease, self.kinds)
+
+    def first_record(self, part: LogPart) -> int:
+        """The record the partition's first row describes (deltas need ``stride`` before it)."""
+        return part.start if self.what == "records" else max(part.start, self.stride)
+
+    def field_columns(self, part: LogPart) -> Mapping[str, npt.NDArray[Any]]:
+        kinds = None if self.kinds is None else dict(self.kinds)
+        if self.what == "records":
+            return read_record_columns(part.path, part.start, part.stop - part.start)
+        lo = self.first_record(part)
+        if lo >= part.stop:
+            return table_columns(self._empty_fields())
+        recs = read_record_range(part.path, lo - self.stride, part.stop - lo + self.stride)
+        try:
+            if self.what == "deltas":
+                carry, cur = recs[: self.stride], recs[self.stride :]
+                return delta_columns(cur, stride=self.stride, on_decrease=self.on_decrease,
+                                     previous=carry, kinds=kinds)
+            r = rates(recs, interval=self.interval, stride=self.stride, on_decrease=self.on_decrease, kinds=kinds)
+        except CounterResetError as exc:  # its row counts from this partition: say where in the file
+            exc.add_note(f"{part.path}: at record {lo + exc.row} (delta row {lo + exc.row - self.stride} of the file)")
+            raise
+        return table_columns(r)
+
+    def _empty_fields(self) -> Any:
+        kinds = None if self.kinds is None else dict(self.kinds)
+        empty = np.empty(0, dtype=RECORD_DTYPE)
+        if self.what == "records":
+            return empty
+        if self.what == "deltas":
+            return delta_columns(empty, stride=self.stride, kinds=kinds)
+        return rates(empty, interval=self.interval, stride=self.stride, kinds=kinds)
+
+    def __call__(self, part: LogPart, columns: list[str] | None = None) -> Any:
+        pd = require("pandas", "dask", "read_logs()")
+        wanted = self.columns if columns is None else tuple(columns)
+        first = self.first_record(part)
+        n = max(part.stop - first, 0)
+        if any(c in self.fields for c in wanted):
+            fields = self.field_columns(part)
+        else:  # only file/record/instance asked for: nothing to read
+            fields = {}
+        data: dict[str, Any] = {}
+        for name in wanted:
+            if name == "file":
+                codes = np.full(n, part.file_index, dtype=np.int32)
+                data[name] = pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(list(self.files)))
+            elif name == "record":
+                data[name] = np.arange(first, first + n, dtype=np.int64)
+            elif name == "instance" and self.stride > 1:
+                data[name] = np.arange(first, first + n, dtype=np.int64) % self.stride
+            elif name in self.fields:
+                data[name] = fields[name]
+            else:
+                raise KeyError(f"read_logs(): no column {name!r}; columns are {', '.join(self.columns)}")
+        return pd.DataFrame(data, columns=list(wanted), copy=False)
+
+    def meta(self) -> Any:
+        """The empty frame with every column and dtype a partition has."""
+        return self(LogPart(0, self.files[0], 0, 0))
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, not {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def plan_parts(paths: list[str], counts: list[int], chunk_records: int | None) -> list[LogPart]:
+    """One part per file, or per run of ``chunk_records`` records (an empty file gives one empty part)."""
+    files = list(dict.fromkeys(paths))
+    parts: list[LogPart] = []
+    for path, n in zip(paths, counts):
+        index = files.index(path)
+        step = n if chunk_records is None else chunk_records
+        parts.extend(LogPart(index, path, lo, min(lo + step, n)) for lo in range(0, n, max(step, 1)))
+        if n == 0:
+            parts.append(LogPart(index, path, 0, 0))
+    return parts
+
+
+def read_logs(
+    paths_or_glob: Any,
+    *,
+    what: str = "records",
+    stride: int = 1,
+    interval: float | None = None,
+    on_decrease: DecreasePolicy = "auto",
+    columns: list[str] | None = None,
+    chunk_records: int | None = None,
+    kinds: Mapping[str, str] | None = None,
+    allow_partial: bool = False,
+) -> Any:
+    """Records, deltas or rates of many log files as one ``dask.dataframe.DataFrame``.
+
+    ``paths_or_glob``: a path, a glob pattern (``"logs/*.bin"``) or a list of them.
+    ``what``: ``"records"`` (uint64 fields), ``"deltas"`` (``deltas(...)`` per file:
+    counters uint64, gauges int64) or ``"rates"`` (per second, needs ``interval``).
+    ``stride``, ``on_decrease``, ``kinds`` as for ``deltas``; a partition never pairs
+    records of two files. ``chunk_records``: split files into partitions of that many
+    records (default: one partition per file). ``columns``: read only these columns
+    (dask also pushes later column selections into the reader).
+
+    Columns: ``file`` (categorical of the paths), ``record`` (index in its file; for
+    deltas/rates the later record of the pair), ``instance`` (``record % stride``,
+    when ``stride > 1``), then the fields. File sizes are taken now: a trailing partial
+    record raises ``TruncatedRecordError`` (``allow_partial=True``: warns and reads the
+    whole records); records appended later are not read.
+    """
+    dd = require("dask.dataframe", "dask", "read_logs()")
+    if what not in WHAT:
+        raise ValueError(f"what must be one of {', '.join(map(repr, WHAT))}; got {what!r}")
+    if on_decrease not in ON_DECREASE:
+        raise ValueError(f"on_decrease must be one of {', '.join(map(repr, ON_DECREASE))}; got {on_decrease!r}")
+    stride = _check_int("stride", stride, 1)
+    if chunk_records is not None:
+        chunk_records = _check_int("chunk_records", chunk_records, 1)
+    if what == "rates":
+        if interval is None:
+            raise ValueError("read_logs(what='rates') needs interval= (seconds between samples of one instance)")
+        interval = float(interval)
+        if not (np.isfinite(interval) and interval > 0):
+            raise ValueError(f"interval must be a finite number of seconds > 0, got {interval!r}")
+    elif interval is not None:
+        raise ValueError("interval= applies to what='rates' only")
+    kind_items = None if kinds is None else tuple(kinds.items())
+    resolve_kinds(kinds)  # validate now, not on a worker
+
+    paths = expand_paths(paths_or_glob)
+    counts = []
+    for path in paths:  # a loop, not a comprehension: the warning's stacklevel reaches the caller
+        counts.append(whole_records(path, allow_partial))
+    reader = LogReader(tuple(dict.fromkeys(paths)), what, stride, interval, on_decrease, kind_items)
+    if columns is not None:
+        columns = list(columns)
+        unknown = [c for c in columns if c not in reader.columns]
+        if unknown or not columns:
+            raise ValueError(
+                f"read_logs(): unknown column(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
+                f"columns are {', '.join(reader.columns)}"
+            )
+    parts = plan_parts(paths, counts, chunk_records)
+    return dd.from_map(reader, parts, meta=reader.meta(), columns=columns, label=f"ipsecstats-{what}")
+
+
+# ---- schedulers and output -----------------------------------------------------------
+
+
+@contextlib.contextmanager
+def use_scheduler(spec: str | None) -> Iterator[None]:
+    """Run dask computations inside the block on ``spec``.
+
+    ``None`` keeps dask's default (threads); ``"threads"``, ``"processes"`` or
+    ``"synchronous"`` pick a local scheduler; anything else is the address of a running
+    distributed scheduler (``"tcp://host:8786"``), connected to for the block.
+    """
+    dask = require("dask", "dask", "the --scheduler option")
+    if spec is None:
+        yield
+    elif spec in LOCAL_SCHEDULERS:
+        with dask.config.set(scheduler=spec):
+            yield
+    else:
+        distributed = require("distributed", "dask", "a distributed scheduler address")
+        with distributed.Client(spec) as client, dask.config.set(scheduler=client):
+            yield
+
+
+@dataclass
+class FileOutcome:
+    """What ``map_files`` brings back for one file, in plain picklable values."""
+
+    path: str
+    result: Any = None
+    error: str | None = None  # one line naming the file, when the function raised
+    warnings: list[str] = field(default_factory=list)
+    trailing_bytes: int = 0  # bytes left over, from PartialRecordWarnings
+
+
+def _describe(path: str, exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if path in text else f"{path}: {text}"
+
+
+def _run_on_file(func: Any, path: str, describe: Any, kwargs: dict[str, Any]) -> FileOutcome:
+    """``func(path, **kwargs)`` on a worker: warnings and OSError/ValueError come back as text
+    (ipsecstats' exceptions hold more than their message and do not survive pickling)."""
+    outcome = FileOutcome(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            outcome.result = func(path, **kwargs)
+        except (OSError, ValueError) as exc:
+            outcome.error = describe(path, exc)
+    for w in caught:
+        if isinstance(w.message, PartialRecordWarning):
+            outcome.trailing_bytes += w.message.trailing_bytes
+        outcome.warnings.append(str(w.message))
+    return outcome
+
+
+def map_files(func: Any, paths: list[str], *, scheduler: str | None = None, describe: Any = None,
+              **kwargs: Any) -> list[FileOutcome]:
+    """``func(path, **kwargs)`` for every path, one dask task each, on ``scheduler``.
+
+    ``func`` must be importable on the workers (a module-level function). An OSError or
+    ValueError of one file becomes that file's ``error`` line (``describe(path, exc)``);
+    the other files still run. Results come back in the order of ``paths``.
+    """
+    dask = require("dask", "dask", "map_files()")
+    tasks = [dask.delayed(_run_on_file, pure=False)(func, path, describe or _describe, kwargs) for path in paths]
+    with use_scheduler(scheduler):
+        return list(dask.compute(*tasks))
+
+
+def convert_logs(paths: Any, directory: str | os.PathLike[str], *, scheduler: str | None = None,
+                 **read_options: Any) -> list[str]:
+    """``read_logs(paths, **read_options)`` written as a Parquet dataset on ``scheduler``.
+
+    One file per partition; see ``write_parquet_dataset``. Returns the file names.
+    """
+    frame = read_logs(paths, **read_options)
+    with use_scheduler(scheduler):
+        return write_parquet_dataset(frame, directory)
+
+
+def parquet_options(meta: Any) -> dict[str, Any]:
+    """zstd; integers DELTA_BINARY_PACKED (slow-growing counters pack to a few bits per
+    value), floats BYTE_STREAM_SPLIT, dictionaries only for categorical columns (``file``)."""
+    categorical = [name for name, dt in meta.dtypes.items() if str(dt) == "category"]
+    encodings = {}
+    for name, dt in meta.dtypes.items():
+        if dt.kind in "iu":
+            encodings[name] = "DELTA_BINARY_PACKED"
+        elif dt.kind == "f":
+            encodings[name] = "BYTE_STREAM_SPLIT"
+    return {"compression": "zstd", "use_dictionary": categorical, "column_encoding": encodings}
+
+
+def write_parquet_dataset(frame: Any, directory: str | os.PathLike[str], **options: Any) -> list[str]:
+    """Write a dask frame as a Parquet dataset, one file per partition; return the file names.
+
+    The files are written into a temporary sibling directory that is renamed to
+    ``directory`` only when every partition is written, so a failure leaves nothing
+    behind. ``directory`` must not exist yet (or be empty). uint64 columns stay
+    unsigned (Parquet UINT_64); ``options`` override ``parquet_options``.
+    """
+    options = {**parquet_options(frame._meta), **options}
+    target = os.path.abspath(os.fspath(directory))
+    if os.path.lexists(target) and not (os.path.isdir(target) and not os.listdir(target)):
+        raise FileExistsError(errno.EEXIST, "exists; write the dataset to a new or empty directory", target)
+    parent = os.path.dirname(target)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.", suffix=".partial", dir=parent)
+    try:
+        frame.to_parquet(tmp, write_index=False, name_function=lambda i: f"part-{i:05d}.parquet", **options)
+        if os.path.isdir(target):
+            os.rmdir(target)
+        os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return sorted(os.listdir(target))
