@@ -239,3 +239,12 @@ def test_records_from_helper_round_trips() -> None:
     values = np.array([[v] * 21 for v in EDGES], dtype=np.uint64)
     assert as_u64(records_from(values)).tolist() == values.tolist()
     assert ipsecstats.encode(records_from(values)) == values.astype("<u8").tobytes()
+
+
+def test_deltas_and_encode_take_a_uint8_array_of_raw_bytes():
+    raw = np.arange(3 * 168, dtype=np.uint8)
+    expected = ipsecstats.deltas(raw.tobytes())
+    assert ipsecstats.deltas(raw).tobytes() == expected.tobytes()
+    assert ipsecstats.encode(raw) == raw.tobytes()
+    with pytest.raises(ipsecstats.TruncatedRecordError):
+        ipsecstats.deltas(raw[:-1])

@@ -100,9 +100,10 @@ def as_record_array(records: Any, what: str = "records") -> npt.NDArray[np.void]
     """Coerce ``records`` to a 1-D ``RECORD_DTYPE`` array (a view when possible).
 
     Accepts a ``RECORD_DTYPE`` array (any stride or alignment), a structured array with
-    the same field names (converted), an (n, 21) unsigned integer array, or raw bytes.
+    the same field names (converted), an (n, 21) unsigned integer array, or raw bytes
+    (bytes-like, or a 1-D uint8 array such as ``np.fromfile(path, np.uint8)``).
     """
-    if isinstance(records, np.ndarray):
+    if isinstance(records, np.ndarray) and not (records.dtype == np.uint8 and records.ndim == 1):
         dt = records.dtype
         if dt == RECORD_DTYPE:
             pass

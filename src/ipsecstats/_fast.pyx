@@ -82,13 +82,15 @@ def delta_rows(prev, cur, counters, str policy, out, resets=None):
     ``out``: (m, 168) C-contiguous uint8, receives 21 little-endian uint64 per row.
     ``resets``: optional (m, 21) C-contiguous uint8, set to 1 where a counter fell.
     """
+    if prev is None or cur is None or counters is None or out is None:
+        raise TypeError("prev, cur, counters and out must be arrays, not None")
     cdef const uint8_t[:, ::view.contiguous] p = prev   # rows of any stride
     cdef const uint8_t[:, ::view.contiguous] c = cur
     cdef const uint8_t[::1] kinds = counters
     cdef uint8_t[:, ::1] o = out
     cdef uint8_t[:, ::1] r
     cdef uint8_t *rp = NULL
-    cdef Py_ssize_t m = p.shape[0]
+    cdef Py_ssize_t m = o.shape[0]
     cdef uint64_t counter[NF]
     cdef uint64_t ndec
     cdef int code, streaming, j

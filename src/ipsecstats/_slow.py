@@ -24,6 +24,27 @@ def _check_rows(name: str, shape: tuple[int, ...], rows: int, width: int) -> Non
         raise ValueError(f"{name} must have shape ({rows}, {width}), got {shape}")
 
 
+def _kernel_buffer(name: str, x: Any, ndim: int, *, layout: str, writeable: bool = False) -> Any:
+    """``x`` as a uint8 array, held to what the compiled kernel's typed memoryview accepts.
+
+    ``layout``: "rows" (last axis contiguous, rows of any stride) or "C" (C-contiguous).
+    Misuse raises the same exception types as ``_fast``: TypeError for a non-buffer,
+    ValueError for a wrong dtype, dimension count, layout or a read-only output.
+    """
+    if x is None:
+        raise TypeError(f"{name} must be an array, not None")
+    memoryview(x)  # TypeError for objects without the buffer protocol, as in Cython
+    a = np.asarray(x)
+    if a.dtype != np.uint8 or a.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-D uint8 buffer, got {a.ndim}-D {a.dtype}")
+    contiguous = a.flags.c_contiguous if layout == "C" else (a.shape[-1] <= 1 or a.strides[-1] == 1)
+    if not contiguous:
+        raise ValueError(f"{name} must be {'C-contiguous' if layout == 'C' else 'contiguous along its last axis'}")
+    if writeable and not a.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+    return a
+
+
 def delta_rows(
     prev: npt.NDArray[np.uint8],
     cur: npt.NDArray[np.uint8],
@@ -33,9 +54,17 @@ def delta_rows(
     resets: npt.NDArray[np.uint8] | None = None,
 ) -> int:
     """``out[i] = policy(cur[i] - prev[i])`` for every row; return how many counters fell."""
+    if prev is None or cur is None or counters is None or out is None:
+        raise TypeError("prev, cur, counters and out must be arrays, not None")
+    prev = _kernel_buffer("prev", prev, 2, layout="rows")
+    cur = _kernel_buffer("cur", cur, 2, layout="rows")
+    counters = _kernel_buffer("counters", counters, 1, layout="C")
+    out = _kernel_buffer("out", out, 2, layout="C", writeable=True)
+    if resets is not None:
+        resets = _kernel_buffer("resets", resets, 2, layout="C", writeable=True)
     if policy not in _POLICIES:
         raise ValueError(f"policy must be one of {', '.join(_POLICIES)}, got {policy!r}")
-    m = prev.shape[0]
+    m = out.shape[0]
     _check_rows("prev", prev.shape, m, RECORD_SIZE)
     _check_rows("cur", cur.shape, m, RECORD_SIZE)
     _check_rows("out", out.shape, m, RECORD_SIZE)
