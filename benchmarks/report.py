@@ -33,7 +33,9 @@ def table(benchmarks: list[dict]) -> str:
     ]
     for b in benchmarks:
         info = b["extra_info"]
-        if "op" not in info:
+        if "op" not in info or "nbytes" not in info:
+            extras = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in info.items())
+            lines.append(f"| {b['name']:<36} | median {b['stats']['median'] * 1e3:.3f} ms | {extras} |")
             continue
         median = b["stats"]["median"]
         nbytes = info["nbytes"]

@@ -90,7 +90,7 @@ def delta_rows(prev, cur, counters, str policy, out, resets=None):
     cdef uint8_t[:, ::1] o = out
     cdef uint8_t[:, ::1] r
     cdef uint8_t *rp = NULL
-    cdef Py_ssize_t m = o.shape[0]
+    cdef Py_ssize_t m = p.shape[0]
     cdef uint64_t counter[NF]
     cdef uint64_t ndec
     cdef int code, streaming, j

@@ -64,7 +64,7 @@ def delta_rows(
         resets = _kernel_buffer("resets", resets, 2, layout="C", writeable=True)
     if policy not in _POLICIES:
         raise ValueError(f"policy must be one of {', '.join(_POLICIES)}, got {policy!r}")
-    m = out.shape[0]
+    m = prev.shape[0]
     _check_rows("prev", prev.shape, m, RECORD_SIZE)
     _check_rows("cur", cur.shape, m, RECORD_SIZE)
     _check_rows("out", out.shape, m, RECORD_SIZE)
