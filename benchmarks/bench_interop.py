@@ -27,12 +27,13 @@ import ipsecstats
 from ipsecstats import dask as ipsdask
 from ipsecstats._schema import COUNTERS
 
+from conftest import run
+
 RECORDS = int(os.environ.get("IPSECSTATS_BENCH_RECORDS", "2000000"))
 FILE_MB = float(os.environ.get("IPSECSTATS_BENCH_FILE_MB", "50"))
 NFILES = 8
 SMOKE_RECORDS = 3_000
 
-_BASELINE: dict[tuple[str, int], float] = {}  # (impl, nbytes) -> median seconds
 
 
 def _smoke(config: pytest.Config) -> bool:
@@ -65,26 +66,6 @@ def interop_logs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     return paths
 
 
-def _run(benchmark: Any, fn: Any, *, op: str, impl: str, nbytes: int,
-         ratios: dict[str, str] | None = None, rounds: int | None = None) -> Any:
-    """Benchmark ``fn``; record GB/s and, per ``ratios`` entry, baseline median / this median."""
-    benchmark.group = f"{op} {nbytes // 168} records"
-    benchmark.extra_info.update(op=op, impl=impl, nbytes=nbytes)
-    if rounds is None:
-        result = benchmark(fn)
-    else:
-        result = benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1)
-    stats = getattr(benchmark, "stats", None)
-    if stats is not None:
-        median = stats.stats.median
-        benchmark.extra_info["gbps"] = nbytes / median / 1e9
-        _BASELINE[(impl, nbytes)] = median
-        for name, baseline in (ratios or {}).items():
-            if (baseline, nbytes) in _BASELINE:
-                benchmark.extra_info[name] = _BASELINE[(baseline, nbytes)] / median
-    return result
-
-
 def _numpy_view(records: np.ndarray) -> np.ndarray:
     return records.view(np.uint8).view("<u8").reshape(-1, 21)
 
@@ -95,21 +76,21 @@ def _numpy_view(records: np.ndarray) -> np.ndarray:
 def bench_memcpy_into_buffer(benchmark, interop_records):
     src = interop_records.view(np.uint8)
     dst = np.empty_like(src)
-    _run(benchmark, lambda: np.copyto(dst, src), op="memcpy", impl="memcpy", nbytes=src.nbytes)
+    run(benchmark, lambda: np.copyto(dst, src), op="memcpy", impl="memcpy", nbytes=src.nbytes)
     assert np.array_equal(dst, src)
 
 
 def bench_numpy_transpose_into_buffer(benchmark, interop_records):
     view = _numpy_view(interop_records)
     out = np.empty((21, view.shape[0]), dtype=np.uint64)
-    _run(benchmark, lambda: np.copyto(out, view.T), op="columns(out=buffer)", impl="numpy transpose",
-         nbytes=interop_records.nbytes, rounds=5, ratios={"x_memcpy": "memcpy"})
+    run(benchmark, lambda: np.copyto(out, view.T), op="columns(out=buffer)", impl="numpy transpose",
+         nbytes=interop_records.nbytes, rounds=5, warmup_rounds=1, ratios={"x_memcpy": "memcpy"})
     assert np.array_equal(out[7], interop_records["NegotiationFailures"])
 
 
 def bench_decode_columns_into_buffer(benchmark, interop_records):
     out = ipsecstats.decode_columns(interop_records).block  # the aligned block layout, reused
-    cols = _run(benchmark, lambda: ipsecstats.decode_columns(interop_records, out=out),
+    cols = run(benchmark, lambda: ipsecstats.decode_columns(interop_records, out=out),
                 op="columns(out=buffer)", impl="ipsecstats", nbytes=interop_records.nbytes,
                 ratios={"x_numpy": "numpy transpose", "x_memcpy": "memcpy"})
     assert np.array_equal(cols["NegotiationFailures"], interop_records["NegotiationFailures"])
@@ -120,19 +101,19 @@ def bench_decode_columns_into_buffer(benchmark, interop_records):
 
 def bench_memcpy_fresh(benchmark, interop_records):
     src = interop_records.view(np.uint8)
-    _run(benchmark, src.copy, op="copy into new memory", impl="memcpy fresh", nbytes=src.nbytes)
+    run(benchmark, src.copy, op="copy into new memory", impl="memcpy fresh", nbytes=src.nbytes)
 
 
 def bench_numpy_transpose_fresh(benchmark, interop_records):
     view = _numpy_view(interop_records)
-    out = _run(benchmark, lambda: np.ascontiguousarray(view.T), op="columns (new memory)",
-               impl="np.ascontiguousarray(view.T)", nbytes=interop_records.nbytes, rounds=5,
+    out = run(benchmark, lambda: np.ascontiguousarray(view.T), op="columns (new memory)",
+               impl="np.ascontiguousarray(view.T)", nbytes=interop_records.nbytes, rounds=5, warmup_rounds=1,
                ratios={"x_memcpy": "memcpy fresh"})
     assert out.shape == (21, interop_records.shape[0])
 
 
 def bench_decode_columns_fresh(benchmark, interop_records):
-    cols = _run(benchmark, lambda: ipsecstats.decode_columns(interop_records), op="columns (new memory)",
+    cols = run(benchmark, lambda: ipsecstats.decode_columns(interop_records), op="columns (new memory)",
                 impl="ipsecstats", nbytes=interop_records.nbytes,
                 ratios={"x_numpy": "np.ascontiguousarray(view.T)", "x_memcpy": "memcpy fresh"})
     assert np.array_equal(cols["KeyUpdates"], interop_records["KeyUpdates"])
@@ -143,12 +124,12 @@ def bench_deltas_then_numpy_transpose(benchmark, interop_records):
         d = ipsecstats.deltas(interop_records)
         return np.ascontiguousarray(d.view(np.uint8).view("<u8").reshape(-1, 21).T)
 
-    _run(benchmark, both, op="delta columns (new memory)", impl="deltas + numpy transpose",
-         nbytes=interop_records.nbytes, rounds=5)
+    run(benchmark, both, op="delta columns (new memory)", impl="deltas + numpy transpose",
+         nbytes=interop_records.nbytes, rounds=5, warmup_rounds=1)
 
 
 def bench_delta_columns(benchmark, interop_records):
-    cols = _run(benchmark, lambda: ipsecstats.delta_columns(interop_records), op="delta columns (new memory)",
+    cols = run(benchmark, lambda: ipsecstats.delta_columns(interop_records), op="delta columns (new memory)",
                 impl="ipsecstats", nbytes=interop_records.nbytes,
                 ratios={"x_numpy": "deltas + numpy transpose", "x_memcpy": "memcpy fresh"})
     assert cols.nrows == interop_records.shape[0] - 1
@@ -160,8 +141,8 @@ def bench_delta_columns(benchmark, interop_records):
 @pytest.mark.parametrize("lib", ["arrow", "pandas", "polars"])
 def bench_to_table_from_records(benchmark, interop_records, lib):
     convert = {"arrow": ipsecstats.to_arrow, "pandas": ipsecstats.to_pandas, "polars": ipsecstats.to_polars}[lib]
-    table = _run(benchmark, lambda: convert(interop_records), op=f"to_{lib}(records)", impl="ipsecstats",
-                 nbytes=interop_records.nbytes, rounds=5)
+    table = run(benchmark, lambda: convert(interop_records), op=f"to_{lib}(records)", impl="ipsecstats",
+                 nbytes=interop_records.nbytes, rounds=5, warmup_rounds=1)
     assert len(table) == interop_records.shape[0]
 
 
@@ -178,15 +159,15 @@ def bench_to_table_from_columns(benchmark, interop_records, lib):
 
 def bench_to_arrow_deltas(benchmark, interop_records):
     d = ipsecstats.deltas(interop_records)
-    table = _run(benchmark, lambda: ipsecstats.to_arrow(d), op="to_arrow(deltas)", impl="ipsecstats",
-                 nbytes=d.nbytes, rounds=5)
+    table = run(benchmark, lambda: ipsecstats.to_arrow(d), op="to_arrow(deltas)", impl="ipsecstats",
+                 nbytes=d.nbytes, rounds=5, warmup_rounds=1)
     assert table.num_rows == d.shape[0]
 
 
 def bench_from_arrow(benchmark, interop_records):
     table = ipsecstats.to_arrow(interop_records)
-    back = _run(benchmark, lambda: ipsecstats.from_arrow(table), op="from_arrow(table)", impl="ipsecstats",
-                nbytes=interop_records.nbytes, rounds=5)
+    back = run(benchmark, lambda: ipsecstats.from_arrow(table), op="from_arrow(table)", impl="ipsecstats",
+                nbytes=interop_records.nbytes, rounds=5, warmup_rounds=1)
     assert back.shape == interop_records.shape
 
 
@@ -209,15 +190,15 @@ def _dask_totals(paths: list[str]) -> Any:
 
 def bench_read_logs_plain_loop(benchmark, interop_logs):
     nbytes = sum(os.path.getsize(p) for p in interop_logs)
-    totals = _run(benchmark, lambda: _loop_totals(interop_logs), op=f"per-file delta totals, {NFILES} files",
-                  impl="plain loop", nbytes=nbytes, rounds=3)
+    totals = run(benchmark, lambda: _loop_totals(interop_logs), op=f"per-file delta totals, {NFILES} files",
+                  impl="plain loop", nbytes=nbytes, rounds=3, warmup_rounds=1)
     assert len(totals) == NFILES
 
 
 def bench_read_logs_dask_threads(benchmark, interop_logs):
     nbytes = sum(os.path.getsize(p) for p in interop_logs)
-    totals = _run(benchmark, lambda: _dask_totals(interop_logs), op=f"per-file delta totals, {NFILES} files",
-                  impl="read_logs, threads", nbytes=nbytes, rounds=3, ratios={"x_loop": "plain loop"})
+    totals = run(benchmark, lambda: _dask_totals(interop_logs), op=f"per-file delta totals, {NFILES} files",
+                  impl="read_logs, threads", nbytes=nbytes, rounds=3, warmup_rounds=1, ratios={"x_loop": "plain loop"})
     loop = _loop_totals(interop_logs)
     for path in interop_logs:
         assert np.array_equal(totals.loc[path, list(COUNTERS)].to_numpy(dtype=np.uint64), loop[path])

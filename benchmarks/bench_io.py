@@ -34,13 +34,14 @@ import pytest
 import ipsecstats
 from ipsecstats._generate import generate_blocks
 
+from conftest import run
+
 RECORDS = int(os.environ.get("IPSECSTATS_BENCH_RECORDS", "2000000"))
 SMOKE_RECORDS = 3_000
 RSS_FILE_BYTES = 2**30
 SMOKE_RSS_FILE_BYTES = 2**24
 RSS_BOUND = 100 * 2**20
 
-_MEMCPY_MEDIAN: dict[int, float] = {}
 
 
 def _smoke(config: pytest.Config) -> bool:
@@ -85,19 +86,8 @@ def _memcpy_seconds(src: np.ndarray, dst: np.ndarray, repeats: int = 5) -> float
     return statistics.median(times)
 
 
-def _run(benchmark: Any, fn: Callable[[], Any], *, op: str, impl: str, nbytes: int, rounds: int = 5) -> Any:
-    benchmark.group = f"{op} {nbytes // ipsecstats.RECORD_SIZE} records"
-    benchmark.extra_info.update(op=op, impl=impl, nbytes=nbytes)
-    result = benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1)
-    stats = getattr(benchmark, "stats", None)
-    if stats is not None:
-        median = stats.stats.median
-        benchmark.extra_info["gbps"] = nbytes / median / 1e9
-        if impl == "memcpy":
-            _MEMCPY_MEDIAN[nbytes] = median
-        elif nbytes in _MEMCPY_MEDIAN:
-            benchmark.extra_info["x_memcpy"] = _MEMCPY_MEDIAN[nbytes] / median
-    return result
+def _run(benchmark: Any, fn: Callable[[], Any], *, rounds: int = 5, **labels: Any) -> Any:
+    return run(benchmark, fn, rounds=rounds, warmup_rounds=1, **labels)
 
 
 def _consume(iterator: Any) -> int:

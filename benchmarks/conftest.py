@@ -23,7 +23,7 @@ LARGE = int(os.environ.get("IPSECSTATS_BENCH_RECORDS", "2000000"))
 SMALL = 20_000
 SMOKE = 2_000
 
-_MEMCPY_MEDIAN: dict[int, float] = {}
+_MEDIAN: dict[tuple[str, int], float] = {}  # (impl, nbytes) -> median seconds
 
 
 def smoke(config: pytest.Config) -> bool:
@@ -64,20 +64,36 @@ def records(size: int) -> np.ndarray:
     return cached_log(size)
 
 
-def run(benchmark: Any, fn: Any, *, op: str, impl: str, nbytes: int, rounds: int | None = None) -> Any:
-    """Benchmark ``fn`` and record its input throughput and its ratio to memcpy."""
+def run(
+    benchmark: Any,
+    fn: Any,
+    *,
+    op: str,
+    impl: str,
+    nbytes: int,
+    rounds: int | None = None,
+    warmup_rounds: int = 0,
+    ratios: dict[str, str] | None = None,
+) -> Any:
+    """Benchmark ``fn`` and record its input throughput and its ratios to baselines.
+
+    ``x_memcpy`` is always recorded once a memcpy of the same bytes has run in this
+    process; ``ratios`` maps more names to baseline ``impl`` labels (baseline median over
+    this median, e.g. ``{"x_numpy": "numpy transpose"}``).
+    """
     benchmark.group = f"{op} {nbytes // 168} records"
     benchmark.extra_info.update(op=op, impl=impl, nbytes=nbytes)
     if rounds is None:
         result = benchmark(fn)
     else:
-        result = benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0)
+        result = benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=warmup_rounds)
     stats = getattr(benchmark, "stats", None)
     if stats is not None:
         median = stats.stats.median
         benchmark.extra_info["gbps"] = nbytes / median / 1e9
-        if impl == "memcpy":
-            _MEMCPY_MEDIAN[nbytes] = median
-        elif nbytes in _MEMCPY_MEDIAN:
-            benchmark.extra_info["x_memcpy"] = _MEMCPY_MEDIAN[nbytes] / median
+        _MEDIAN[(impl, nbytes)] = median
+        wanted = {"x_memcpy": "memcpy", **(ratios or {})}
+        for name, baseline in wanted.items():
+            if baseline != impl and (baseline, nbytes) in _MEDIAN:
+                benchmark.extra_info[name] = _MEDIAN[(baseline, nbytes)] / median
     return result
