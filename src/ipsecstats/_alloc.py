@@ -7,7 +7,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-ALIGNMENT = 64  # one cache line; the kernel streams only to 32-byte aligned outputs
+ALIGNMENT = 64  # one cache line; the kernels stream only to 16-byte aligned outputs
+
+# Outputs larger than this (about the last-level cache) go out with non-temporal stores;
+# below it, regular stores are faster (the output is read again while still cached).
+STREAMING_THRESHOLD = 8 * 1024 * 1024
 
 
 def aligned_empty(shape: int | tuple[int, ...], dtype: Any) -> npt.NDArray[Any]:

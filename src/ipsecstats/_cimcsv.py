@@ -29,7 +29,7 @@ CLASS_NAME = "MSiSCSI_MMIPSECStats"
 _UINT64_MAX = 2**64 - 1
 _UINT = re.compile(r"[0-9]{1,20}\Z")
 _ISO = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:?\d{2})?\Z"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[T ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?(Z|[+-][0-9]{2}:?[0-9]{2})?\Z"
 )
 _EPOCH_ORDINAL = _dt.date(1970, 1, 1).toordinal()
 _NS_LIMIT = 2**63 - 1  # datetime64[ns] holds [-(2**63 - 1), 2**63 - 1]; -2**63 is NaT

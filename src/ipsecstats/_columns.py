@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _backend
-from ._alloc import aligned_empty
+from ._alloc import STREAMING_THRESHOLD, aligned_empty
 from ._decode import as_record_array, decode, record_bytes_2d
 from ._deltas import DecreasePolicy, delta_dtype, deltas, resolve_kinds
 from ._errors import CounterResetError
@@ -22,8 +22,6 @@ from ._schema import FIELD_NAMES, NFIELDS
 
 __all__ = ["Columns", "column_block", "decode_columns", "delta_columns", "input_records", "transpose_records"]
 
-# Outputs larger than about the last-level cache are written with non-temporal stores.
-STREAMING_THRESHOLD = 8 * 1024 * 1024
 # delta_columns works through the input in runs of this many rows: the row-major deltas
 # of one run (1.4 MB) stay in cache between the delta kernel and the transpose.
 DELTA_RUN_ROWS = 8192

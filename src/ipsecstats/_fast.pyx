@@ -26,8 +26,7 @@ cdef enum:
     NF = 21              # items per record
     RECORD_BYTES = 168   # NF * 8
 
-# Outputs larger than this (about the last-level cache) use non-temporal stores.
-STREAMING_THRESHOLD = 8 * 1024 * 1024
+from ._alloc import STREAMING_THRESHOLD  # read at each call: tests lower it
 
 cdef dict _POLICIES = {"wrap": IPS_WRAP, "reset": IPS_RESET, "zero": IPS_ZERO, "auto": IPS_AUTO}
 cdef int _use_avx2 = ips_cpu_has_avx2()
