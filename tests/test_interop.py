@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 
 import numpy as np
@@ -11,9 +12,10 @@ import pyarrow as pa
 import pytest
 
 import ipsecstats
+from ipsecstats import _interop
 from ipsecstats._schema import FIELD_NAMES, GAUGES
 
-from conftest import EDGES, random_values, records_from
+from conftest import EDGES, H63, MASK64, random_values, records_from
 
 TO = {"arrow": ipsecstats.to_arrow, "pandas": ipsecstats.to_pandas, "polars": ipsecstats.to_polars}
 FROM = {"arrow": ipsecstats.from_arrow, "pandas": ipsecstats.from_pandas, "polars": ipsecstats.from_polars}
@@ -72,16 +74,18 @@ def test_deltas_keep_unsigned_counters_and_signed_gauges(lib, rng):
     for name in FIELD_NAMES:
         assert column_type(table, name) == ("int64" if name in GAUGES else "uint64"), (lib, name)
         assert np.array_equal(column_numpy(table, name), d[name])
-    back = FROM[lib](table)
+    back = FROM[lib](table, what="deltas")
     assert back.dtype == d.dtype and back.tobytes() == d.tobytes()
 
 
 @pytest.mark.parametrize("lib", LIBS)
 def test_kinds_override_round_trips(lib, rng):
     records = records_from(random_values(rng, 20))
-    d = ipsecstats.deltas(records, kinds={"KeyUpdates": "gauge", "ActiveAcquire": "counter"})
-    back = FROM[lib](TO[lib](d))
+    kinds = {"KeyUpdates": "gauge", "ActiveAcquire": "counter"}
+    d = ipsecstats.deltas(records, kinds=kinds)
+    back = FROM[lib](TO[lib](d), what="deltas", kinds=kinds)
     assert back.dtype == d.dtype and back.tobytes() == d.tobytes()
+    assert back.dtype["KeyUpdates"] == np.int64 and back.dtype["ActiveAcquire"] == np.uint64
 
 
 @pytest.mark.parametrize("lib", LIBS)
@@ -254,3 +258,149 @@ def test_mapping_and_bytes_inputs(edge_records):
         ipsecstats.to_pandas({"a": [1, 2], "b": [1]})
     with pytest.raises(TypeError):
         ipsecstats.to_arrow(np.zeros((3, 21), dtype=np.float64))
+
+
+# ---- what= / kinds=: the field types come from the caller, never from the column types --
+
+
+def from_frame(lib: str, df: pd.DataFrame, **kwargs) -> np.ndarray:
+    """``from_<lib>`` of a pandas frame, converted to that library first (dtypes kept)."""
+    if lib == "pandas":
+        return ipsecstats.from_pandas(df, **kwargs)
+    if lib == "arrow":
+        return ipsecstats.from_arrow(pa.Table.from_pandas(df, preserve_index=False), **kwargs)
+    return ipsecstats.from_polars(pl.from_pandas(df), **kwargs)
+
+
+def through_csv(table: pd.DataFrame) -> pd.DataFrame:
+    """What ``pd.read_csv`` gives back for a frame written with ``to_csv``."""
+    return pd.read_csv(io.StringIO(table.to_csv(index=False)))
+
+
+@pytest.fixture
+def csv_records() -> np.ndarray:
+    """Even fields stay below 2**63 (read_csv: int64), odd fields reach 2**64-1 (read_csv: uint64)."""
+    small = [0, 1, H63 - 1, 7]
+    large = [0, H63, MASK64, H63 - 1]
+    return records_from([[(small if j % 2 == 0 else large)[i] for j in range(21)] for i in range(4)])
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_records_survive_a_csv_round_trip_exactly(lib, csv_records):
+    df = through_csv(ipsecstats.to_pandas(csv_records))
+    assert {str(df[name].dtype) for name in FIELD_NAMES[0::2]} == {"int64"}
+    assert {str(df[name].dtype) for name in FIELD_NAMES[1::2]} == {"uint64"}
+    back = from_frame(lib, df, what="records")
+    assert back.dtype == ipsecstats.RECORD_DTYPE
+    assert back.tobytes() == csv_records.tobytes()
+    assert from_frame(lib, df).tobytes() == csv_records.tobytes()  # "records" is the default
+    assert [int(v) for v in back["AcquireFailures"]] == [0, 1, H63 - 1, 7]
+    assert [int(v) for v in back["ReceiveFailures"]] == [0, H63, MASK64, H63 - 1]
+
+
+@pytest.mark.parametrize("lib", LIBS)
+@pytest.mark.parametrize(("values", "row"), [([0, 5, -1, 7], 2), ([0, -(2**63), -1, 5], 1)])
+def test_negative_value_in_a_records_column_names_column_row_and_value(lib, values, row):
+    df = pd.DataFrame({name: np.array([0, 1, 2, 3], dtype=np.int64) for name in FIELD_NAMES})
+    df["AcquireFailures"] = np.array(values, dtype=np.int64)
+    with pytest.raises(ValueError, match=rf"column AcquireFailures holds {values[row]} in row {row}.*uint64"):
+        from_frame(lib, df, what="records")
+    narrow = df.assign(AcquireFailures=np.array(values, dtype=np.int64).clip(-128, 127).astype(np.int8))
+    with pytest.raises(ValueError, match=rf"AcquireFailures holds {max(values[row], -128)} in row {row}"):
+        from_frame(lib, narrow)
+
+
+@pytest.mark.parametrize("lib", LIBS)
+@pytest.mark.parametrize("what", ["records", "deltas"])
+def test_float_columns_are_rejected_even_when_integral(lib, what):
+    small = records_from([[i + j for j in range(21)] for i in range(4)])  # fits records and deltas
+    df = ipsecstats.to_pandas(small).astype({"KeyUpdates": np.float64})
+    assert from_frame(lib, ipsecstats.to_pandas(small), what=what).tobytes() == small.tobytes()
+    with pytest.raises(TypeError, match=r"column KeyUpdates has type (float64|double|Float64).*lost"):
+        from_frame(lib, df, what=what)
+    cells = ipsecstats.to_pandas(small).to_csv(index=False).splitlines()
+    cells[2] = ",".join(["", *cells[2].split(",")[1:]])  # an empty cell: read_csv makes it a float NaN
+    with pytest.raises(TypeError, match="column ActiveAcquire has type"):
+        from_frame(lib, pd.read_csv(io.StringIO("\n".join(cells))), what=what)
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_deltas_with_negative_gauges_survive_a_csv_round_trip(lib, rng):
+    values = random_values(rng, 40)
+    values[::3, FIELD_NAMES.index("KeyUpdates")] = EDGES[-1]  # counter deltas reach 2**63 and beyond
+    d = ipsecstats.deltas(records_from(values), on_decrease="wrap")
+    assert any(int(v) < 0 for v in d["ActiveAcquire"]) and any(int(v) >= H63 for v in d["KeyUpdates"])
+    df = through_csv(ipsecstats.to_pandas(d))
+    back = from_frame(lib, df, what="deltas")
+    assert back.dtype == d.dtype and back.tobytes() == d.tobytes()
+    with pytest.raises(ValueError, match="column ActiveAcquire holds -?[0-9]+ in row [0-9]+, but a records field"):
+        from_frame(lib, df, what="records")
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_deltas_check_counters_unsigned_and_gauges_within_int64(lib):
+    base = {name: np.array([0, 3, 1], dtype=np.uint64) for name in FIELD_NAMES}
+    assert from_frame(lib, pd.DataFrame(base), what="deltas").dtype == ipsecstats.deltas(
+        np.zeros(2, ipsecstats.RECORD_DTYPE)).dtype  # unsigned gauge columns below 2**63 are fine
+    too_big = pd.DataFrame({**base, "ConnectionListSize": np.array([0, H63 - 1, H63], dtype=np.uint64)})
+    with pytest.raises(ValueError, match=r"ConnectionListSize holds 9223372036854775808 in row 2.*int64.*kinds"):
+        from_frame(lib, too_big, what="deltas")
+    back = from_frame(lib, too_big, what="deltas", kinds={"ConnectionListSize": "counter"})
+    assert back.dtype["ConnectionListSize"] == np.uint64 and int(back["ConnectionListSize"][2]) == H63
+    negative_counter = pd.DataFrame({**base, "InvalidPackets": np.array([0, -4, 1], dtype=np.int64)})
+    with pytest.raises(ValueError, match=r"InvalidPackets holds -4 in row 1.*counter delta.*kinds"):
+        from_frame(lib, negative_counter, what="deltas")
+    back = from_frame(lib, negative_counter, what="deltas", kinds={"InvalidPackets": "gauge"})
+    assert [int(v) for v in back["InvalidPackets"]] == [0, -4, 1]
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_what_and_kinds_are_validated(lib, csv_records):
+    df = ipsecstats.to_pandas(csv_records)
+    with pytest.raises(ValueError, match="what must be 'records' or 'deltas'"):
+        from_frame(lib, df, what="auto")
+    with pytest.raises(ValueError, match="kinds= applies to what='deltas' only"):
+        from_frame(lib, df, kinds={"KeyUpdates": "gauge"})
+    with pytest.raises(ValueError, match="unknown field 'Nope'"):
+        from_frame(lib, df, what="deltas", kinds={"Nope": "gauge"})
+
+
+def test_nullable_signed_columns_follow_the_same_rules():
+    df = pd.DataFrame({name: pd.array([0, 2, H63 - 1], dtype="Int64") for name in FIELD_NAMES})
+    assert [int(v) for v in ipsecstats.from_pandas(df)["SendFailures"]] == [0, 2, H63 - 1]
+    df.loc[1, "SendFailures"] = -2
+    with pytest.raises(ValueError, match="SendFailures holds -2 in row 1"):
+        ipsecstats.from_pandas(df)
+    df.loc[0, "SendFailures"] = pd.NA
+    with pytest.raises(ValueError, match="SendFailures has 1 missing value.*row 0"):
+        ipsecstats.from_pandas(df)
+
+
+def test_duplicate_field_columns_are_rejected(csv_records):
+    df = ipsecstats.to_pandas(csv_records)
+    doubled = pd.concat([df, df[["KeyUpdates"]]], axis=1)
+    with pytest.raises(ValueError, match="more than one column named KeyUpdates"):
+        ipsecstats.from_pandas(doubled)
+    table = ipsecstats.to_arrow(csv_records)
+    with pytest.raises(ValueError, match="more than one column named KeyUpdates"):
+        ipsecstats.from_arrow(table.append_column("KeyUpdates", table.column("KeyUpdates")))
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_from_reads_the_columns_without_copying_them(lib, rng, monkeypatch):
+    """Each field column reaches the row assembly as a view of the table's own buffer."""
+    seen: dict[str, np.ndarray] = {}
+    assemble = _interop.assemble_records
+
+    def spy(columns, dtype):
+        seen.update(columns)
+        return assemble(columns, dtype)
+
+    monkeypatch.setattr(_interop, "assemble_records", spy)
+    cols = ipsecstats.decode_columns(records_from(random_values(rng, 32)))
+    FROM[lib](TO[lib](cols))
+    assert all(np.shares_memory(seen[name], cols[name]) for name in FIELD_NAMES)
+    if lib == "pandas":  # an int64 column (read_csv) becomes uint64 by reinterpretation, not a copy
+        df = ipsecstats.to_pandas(cols).astype(np.int64) & np.int64(H63 - 1)
+        ipsecstats.from_pandas(df)
+        assert all(np.shares_memory(seen[name], df[name].to_numpy()) for name in FIELD_NAMES)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CounterResetError", "PartialRecordWarning", "TruncatedRecordError"]
+__all__ = ["CounterResetError", "PartialRecordWarning", "TruncatedRecordError", "describe_error"]
 
 
 class _Picklable:
@@ -58,3 +58,30 @@ class CounterResetError(_Picklable, ValueError):
             f"counter {field} went down in delta row {row}: from {previous} to {current} "
             f"(stride {stride}); choose on_decrease='auto', 'reset', 'wrap' or 'zero' to accept it"
         )
+
+
+def describe_error(path: str, exc: BaseException, stride: int = 1, where: object = None) -> str:
+    """One line naming the file and the problem, for the command line and ``dask.map_files``.
+
+    ``where``: a callable mapping the delta row of a ``CounterResetError`` to the place it
+    names (for a capture: its record, instance and time); by default row ``r`` is record
+    ``r + stride`` of a stride-interleaved log.
+    """
+    from ._schema import RECORD_SIZE
+
+    if isinstance(exc, TruncatedRecordError):
+        return (f"{exc.source}: {exc.trailing_bytes} trailing byte(s) at byte offset {exc.offset} do not form a whole "
+                f"{RECORD_SIZE}-byte record (after {exc.records:,} complete records); pass --allow-partial to use "
+                "the complete records")
+    if isinstance(exc, CounterResetError):
+        if callable(where):
+            place = str(where(exc.row))
+        else:
+            record = exc.row + stride
+            place = f"record {record:,}" + (f" (instance {record % stride})" if stride > 1 else "")
+        return (f"{path}: counter {exc.field} went down at {place}, from {exc.previous} to {exc.current}; "
+                "choose --on-decrease auto, reset, wrap or zero to accept decreases")
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename or path}: {exc.strerror}"
+    text = " ".join(str(exc).split())
+    return text if path in text else f"{path}: {text}"

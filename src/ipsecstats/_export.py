@@ -58,6 +58,9 @@ class Layout:
     ``first_record`` is the file record of row 0 (``stride`` for deltas and rates: row
     ``r`` then ends at record ``r + stride``). ``instance`` is ``record % stride``;
     ``time`` is ``start + (record // stride) * interval`` when both are known.
+
+    ``columns``: the leading columns given row by row instead (a capture's ``record``,
+    ``timestamp`` (datetime64[ns], NaT for none) and ``instance`` (names)).
     """
 
     what: str
@@ -65,6 +68,7 @@ class Layout:
     first_record: int = 0
     interval: float | None = None
     start: dt.datetime | None = None
+    columns: dict[str, npt.NDArray[Any]] | None = None
 
     @property
     def has_instance(self) -> bool:
@@ -76,6 +80,8 @@ class Layout:
 
     def leading(self, first_row: int, m: int) -> dict[str, npt.NDArray[Any]]:
         """The leading columns for rows ``first_row`` to ``first_row + m``: record, [instance], [time]."""
+        if self.columns is not None:
+            return {name: col[first_row: first_row + m] for name, col in self.columns.items()}
         record = np.arange(first_row + self.first_record, first_row + self.first_record + m, dtype=np.uint64)
         cols: dict[str, npt.NDArray[Any]] = {"record": record}
         if self.has_instance:
@@ -147,11 +153,24 @@ def _text_columns(layout: Layout, first_row: int, arr: npt.NDArray[np.void]) -> 
         if name == "time":
             text = np.datetime_as_string(values, unit=layout.time_unit(), timezone="UTC")  # type: ignore[call-overload]
             cols.append(text.tolist())
+        elif name == "timestamp":
+            cols.append(_timestamp_texts(values))
         else:
             cols.append(values.tolist())
     for name in arr.dtype.names or ():
         cols.append(arr[name].tolist())
     return cols
+
+
+def _timestamp_texts(values: npt.NDArray[np.datetime64]) -> list[str | None]:
+    """ISO 8601 UTC in the coarsest unit that shows every value exactly; NaT -> None (empty / null)."""
+    ns = values.astype("datetime64[ns]")
+    nat = np.isnat(ns)
+    ints = ns.view(np.int64)[~nat]
+    unit = next((u for u, k in (("s", 10**9), ("ms", 10**6), ("us", 10**3)) if not (ints % k).any()), "ns")
+    text = np.datetime_as_string(ns, unit=unit, timezone="UTC").astype(object)  # type: ignore[call-overload]
+    text[nat] = None
+    return text.tolist()  # type: ignore[no-any-return]
 
 
 def _csv_float(x: float) -> Any:
@@ -178,6 +197,8 @@ def _json_value(x: Any) -> str:
         return "null" if not math.isfinite(x) else repr(x)
     if isinstance(x, str):
         return json.dumps(x)
+    if x is None:
+        return "null"
     return str(x)  # Python int: exact
 
 
@@ -238,7 +259,12 @@ def _pyarrow() -> tuple[Any, Any]:
 def _arrow_table(pa: Any, layout: Layout, first_row: int, arr: npt.NDArray[np.void]) -> Any:
     columns: dict[str, Any] = {}
     for name, values in layout.leading(first_row, arr.shape[0]).items():
-        columns[name] = pa.array(values, type=pa.timestamp("ns", tz="UTC")) if name == "time" else pa.array(values)
+        if name in ("time", "timestamp"):
+            columns[name] = pa.array(values, type=pa.timestamp("ns", tz="UTC"), mask=np.isnat(values))
+        elif values.dtype == object:
+            columns[name] = pa.array(values, type=pa.string()).dictionary_encode()  # instance names: few distinct
+        else:
+            columns[name] = pa.array(values)
     for name in arr.dtype.names or ():
         columns[name] = pa.array(np.ascontiguousarray(arr[name]))  # uint64 stays uint64, int64 stays int64
     return pa.table(columns)
@@ -257,12 +283,13 @@ def _write_parquet(f: IO[bytes], layout: Layout, chunks: Iterable[tuple[int, npt
         for first_row, arr in chunks:
             table = _arrow_table(pa, layout, first_row, arr)
             if writer is None:
+                names = [fld.name for fld in table.schema if pa.types.is_dictionary(fld.type)]
                 encodings = {
-                    field.name: "BYTE_STREAM_SPLIT" if pa.types.is_floating(field.type) else "DELTA_BINARY_PACKED"
-                    for field in table.schema
+                    fld.name: "BYTE_STREAM_SPLIT" if pa.types.is_floating(fld.type) else "DELTA_BINARY_PACKED"
+                    for fld in table.schema if fld.name not in names
                 }
                 schema = table.schema.with_metadata({"ipsecstats": json.dumps(metadata)})
-                writer = pq.ParquetWriter(f, schema, compression="zstd", use_dictionary=False,
+                writer = pq.ParquetWriter(f, schema, compression="zstd", use_dictionary=names or False,
                                           column_encoding=encodings)
             writer.write_table(table)
     finally:

@@ -10,15 +10,15 @@ imported only inside the function that needs them.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from ._columns import Columns, input_records, transpose_records
-from ._deltas import delta_dtype
+from ._deltas import delta_dtype, resolve_kinds
 from ._schema import FIELD_NAMES, NFIELDS, RECORD_DTYPE, RECORD_SIZE
 
 __all__ = ["from_arrow", "from_pandas", "from_polars", "table_columns", "to_arrow", "to_pandas", "to_polars"]
@@ -209,20 +209,27 @@ def to_polars(data: Any, *, timestamps: Any = None, instance: Any = None) -> Any
 
 
 # ---- from_* --------------------------------------------------------------------------
+#
+# One loop (``_from_table``) serves the three libraries. Each library contributes only a
+# column reader: name -> (values, nulls, type name), where ``values`` is the column as a
+# 1-D numpy integer array with any nulls filled (zero-copy where the library allows it),
+# or None when the column's type is not an integer type; ``nulls`` is a bool mask or
+# None when the column has no missing value.
+
+_INT64_MAX = 2**63 - 1
+ColumnReader = Callable[[str], tuple[npt.NDArray[Any] | None, npt.NDArray[np.bool_] | None, str]]
 
 
-def assemble_records(columns: Mapping[str, npt.NDArray[Any]]) -> npt.NDArray[np.void]:
-    """Row-major records (or deltas) from the 21 field columns, exactly.
+def assemble_records(columns: Mapping[str, npt.NDArray[Any]], dtype: np.dtype[np.void]) -> npt.NDArray[np.void]:
+    """Row-major ``dtype`` rows (``RECORD_DTYPE`` or a deltas dtype) from 21 columns.
 
-    All unsigned -> ``RECORD_DTYPE``; signed columns are gauge deltas (int64), giving
-    the ``deltas`` dtype with those fields as gauges.
+    Each column holds 8-byte integers whose bit pattern is the field's value in
+    ``dtype`` (uint64, or int64 two's complement), so the copy is bit-exact.
     """
-    kinds = tuple("gauge" if columns[name].dtype.kind == "i" else "counter" for name in FIELD_NAMES)
-    dtype = RECORD_DTYPE if "gauge" not in kinds else delta_dtype(kinds)  # type: ignore[arg-type]
     n = _nrows(columns)
     out = np.empty(n, dtype=dtype)
     grid = out.view(np.uint64).reshape(n, NFIELDS)
-    bits = [np.asarray(columns[name]).view(np.uint64) for name in FIELD_NAMES]
+    bits = [columns[name].view(np.uint64) for name in FIELD_NAMES]
     for start in range(0, n, _ASSEMBLE_RUN_ROWS):  # strided writes into an L2-sized run
         stop = min(start + _ASSEMBLE_RUN_ROWS, n)
         for j, col in enumerate(bits):
@@ -230,34 +237,92 @@ def assemble_records(columns: Mapping[str, npt.NDArray[Any]]) -> npt.NDArray[np.
     return out
 
 
-def _missing(available: Any, caller: str) -> None:
-    missing = [name for name in FIELD_NAMES if name not in available]
+def _target_dtype(what: Any, kinds: Mapping[str, str] | None, caller: str) -> np.dtype[np.void]:
+    """``RECORD_DTYPE`` for ``what="records"``, the deltas dtype of ``kinds`` for ``"deltas"``."""
+    if what == "records":
+        if kinds is not None:
+            raise ValueError(f"{caller}: kinds= applies to what='deltas' only; every records field is a uint64")
+        return RECORD_DTYPE
+    if what == "deltas":
+        return delta_dtype(resolve_kinds(kinds))
+    raise ValueError(f"{caller}: what must be 'records' or 'deltas', got {what!r}")
+
+
+def _role(what: str, target: np.dtype[Any]) -> str:
+    if what == "records":
+        return "a records field is a uint64 (0 .. 2**64-1)"
+    if target.kind == "u":
+        return "a counter delta is a uint64 (0 .. 2**64-1); pass kinds={...: 'gauge'} if this field is a gauge"
+    return "a gauge delta is an int64 (-2**63 .. 2**63-1); pass kinds={...: 'counter'} if this field is a counter"
+
+
+def _exact_column(values: npt.NDArray[Any], name: str, target: np.dtype[Any], what: str, caller: str) -> Any:
+    """``values`` as 8-byte integers holding the exact value in ``target`` (uint64 or int64).
+
+    A signed column into uint64 must hold no negative value; an unsigned column into
+    int64 no value above 2**63-1. Otherwise ValueError naming the column, the first
+    offending row and its value. Same-width native columns are reinterpreted, not copied.
+    """
+    src = values.dtype
+    bad = None
+    if values.size and src.kind == "i" and target.kind == "u" and values.min() < 0:
+        bad = values < 0
+    elif values.size and src.kind == "u" and target.kind == "i" and src.itemsize == 8 and values.max() > _INT64_MAX:
+        bad = values > _INT64_MAX
+    if bad is not None:
+        row = int(np.argmax(bad))
+        raise ValueError(
+            f"{caller}: column {name} holds {int(values[row])} in row {row}, but {_role(what, target)}"
+        )
+    if src.itemsize == 8 and src.isnative:
+        return values.view(target.newbyteorder("="))
+    return values.astype(target.newbyteorder("="))
+
+
+def _from_table(names: Sequence[str], column: ColumnReader, what: Any, kinds: Any, caller: str) -> Any:
+    """The 21 field columns of a table, checked and converted exactly, as one array."""
+    dtype = _target_dtype(what, kinds, caller)
+    missing = [name for name in FIELD_NAMES if name not in names]
     if missing:
         raise ValueError(f"{caller}: the table lacks field column(s) {', '.join(missing)}")
+    doubled = [name for name in FIELD_NAMES if names.count(name) > 1]
+    if doubled:
+        raise ValueError(f"{caller}: the table has more than one column named {', '.join(doubled)}")
+    columns = {}
+    for name in FIELD_NAMES:
+        target = dtype.fields[name][0]  # type: ignore[index]
+        values, nulls, type_name = column(name)
+        if values is None or values.ndim != 1 or values.dtype.kind not in "ui" or values.dtype.itemsize > 8:
+            raise TypeError(
+                f"{caller}: column {name} has type {type_name}; it needs integers ({_role(what, target)}), "
+                "and a float or text column may already have lost uint64 precision"
+            )
+        if nulls is not None and nulls.any():
+            raise ValueError(
+                f"{caller}: column {name} has {int(nulls.sum())} missing value(s), the first in row "
+                f"{int(np.argmax(nulls))}"
+            )
+        columns[name] = _exact_column(values, name, target, what, caller)
+    return assemble_records(columns, dtype)
 
 
-def _exact_integers(name: str, kind: str, dtype: Any, caller: str) -> np.dtype[Any]:
-    """uint64 for an unsigned column, int64 for a signed one; anything else is an error."""
-    if kind == "u":
-        return np.dtype(np.uint64)
-    if kind == "i":
-        return np.dtype(np.int64)
-    raise TypeError(
-        f"{caller}: column {name} has type {dtype}; records need unsigned integers (gauge deltas "
-        "signed integers), and a float or text column cannot hold every uint64 exactly"
-    )
-
-
-def _null_error(name: str, count: int, first: int, caller: str) -> ValueError:
-    return ValueError(f"{caller}: column {name} has {count} missing value(s), the first in row {first}")
-
-
-def from_arrow(table: Any) -> npt.NDArray[np.void]:
-    """Records (``RECORD_DTYPE``) or deltas back from a ``pyarrow.Table``/``RecordBatch``.
+def from_arrow(
+    table: Any, *, what: Literal["records", "deltas"] = "records", kinds: Mapping[str, str] | None = None
+) -> npt.NDArray[np.void]:
+    """Records or deltas back from a ``pyarrow.Table``/``RecordBatch``, exactly.
 
     Takes the 21 field columns by name (other columns, such as ``timestamp`` or
-    ``file``, are ignored). Unsigned columns give uint64 fields, signed ones int64
-    (gauge deltas); nulls and non-integer columns raise.
+    ``instance``, are ignored). ``what`` says what the table holds; it is never guessed
+    from the column types (a CSV round trip turns uint64 columns into int64 ones):
+
+    * ``"records"`` -> ``RECORD_DTYPE``: every field uint64;
+    * ``"deltas"`` -> the ``deltas`` dtype: counters uint64, gauges int64, the gauges
+      being the default ones overridden by ``kinds`` (as in ``ipsecstats.deltas``).
+
+    Any integer column type is accepted when every value fits its field: a signed column
+    into a uint64 field must hold no negative value, an unsigned column into an int64
+    field no value above 2**63-1 (ValueError naming the column, row and value). Float,
+    text and other columns raise TypeError; missing values raise ValueError.
     """
     pa = require("pyarrow", "arrow", "from_arrow()")
     caller = "from_arrow()"
@@ -265,59 +330,62 @@ def from_arrow(table: Any) -> npt.NDArray[np.void]:
         table = pa.Table.from_batches([table])
     if not isinstance(table, pa.Table):
         raise TypeError(f"{caller} takes a pyarrow.Table or RecordBatch, not {type(table).__name__}")
-    _missing(table.column_names, caller)
-    columns = {}
-    for name in FIELD_NAMES:
+
+    def column(name: str) -> Any:
         col = table.column(name)
-        t = col.type
-        kind = "u" if pa.types.is_unsigned_integer(t) else "i" if pa.types.is_signed_integer(t) else "x"
-        target = _exact_integers(name, kind, t, caller)
+        if not pa.types.is_integer(col.type):
+            return None, None, str(col.type)
         if col.null_count:
-            first = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
-            raise _null_error(name, col.null_count, first, caller)
-        columns[name] = col.to_numpy().astype(target, copy=False)
-    return assemble_records(columns)
+            return col.fill_null(0).to_numpy(), col.is_null().to_numpy(zero_copy_only=False), str(col.type)
+        return col.to_numpy(), None, str(col.type)  # zero-copy for one chunk
+
+    return _from_table(table.column_names, column, what, kinds, caller)
 
 
-def from_pandas(frame: Any) -> npt.NDArray[np.void]:
-    """Records (``RECORD_DTYPE``) or deltas back from a ``pandas.DataFrame``.
+def from_pandas(
+    frame: Any, *, what: Literal["records", "deltas"] = "records", kinds: Mapping[str, str] | None = None
+) -> npt.NDArray[np.void]:
+    """Records or deltas back from a ``pandas.DataFrame``; ``what``/``kinds`` and rules as ``from_arrow``.
 
-    Same rules as ``from_arrow``; numpy, nullable (``UInt64``) and Arrow-backed integer
-    dtypes are accepted as long as no value is missing.
+    numpy, nullable (``UInt64``) and Arrow-backed integer dtypes are accepted, so is the
+    int64 that ``pd.read_csv`` gives a uint64 column whose values are all below 2**63.
     """
     pd = require("pandas", "pandas", "from_pandas()")
     caller = "from_pandas()"
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(f"{caller} takes a pandas.DataFrame, not {type(frame).__name__}")
-    _missing(frame.columns, caller)
-    columns = {}
-    for name in FIELD_NAMES:
+
+    def column(name: str) -> Any:
         s = frame[name]
         dt = s.dtype
-        kind = "u" if pd.api.types.is_unsigned_integer_dtype(dt) else "i" if pd.api.types.is_signed_integer_dtype(dt) else "x"
-        target = _exact_integers(name, kind, dt, caller)
-        isna = s.isna().to_numpy()
-        if isna.any():
-            raise _null_error(name, int(isna.sum()), int(np.flatnonzero(isna)[0]), caller)
-        columns[name] = s.to_numpy(dtype=target)
-    return assemble_records(columns)
+        if not pd.api.types.is_integer_dtype(dt):
+            return None, None, str(dt)
+        if isinstance(dt, np.dtype):  # numpy-backed: no missing values, zero-copy
+            return s.to_numpy(), None, str(dt)
+        target = np.dtype(dt.numpy_dtype)
+        nulls = s.isna().to_numpy()
+        if nulls.any():
+            return s.to_numpy(dtype=target, na_value=0), nulls, str(dt)
+        return s.to_numpy(dtype=target), None, str(dt)
+
+    return _from_table(list(frame.columns), column, what, kinds, caller)
 
 
-def from_polars(frame: Any) -> npt.NDArray[np.void]:
-    """Records (``RECORD_DTYPE``) or deltas back from a ``polars.DataFrame``; rules as ``from_arrow``."""
+def from_polars(
+    frame: Any, *, what: Literal["records", "deltas"] = "records", kinds: Mapping[str, str] | None = None
+) -> npt.NDArray[np.void]:
+    """Records or deltas back from a ``polars.DataFrame``; ``what``/``kinds`` and rules as ``from_arrow``."""
     pl = require("polars", "polars", "from_polars()")
     caller = "from_polars()"
     if not isinstance(frame, pl.DataFrame):
         raise TypeError(f"{caller} takes a polars.DataFrame (collect a LazyFrame first), not {type(frame).__name__}")
-    _missing(frame.columns, caller)
-    columns = {}
-    for name in FIELD_NAMES:
+
+    def column(name: str) -> Any:
         s = frame.get_column(name)
-        dt = s.dtype
-        kind = "u" if dt.is_unsigned_integer() else "i" if dt.is_signed_integer() else "x"
-        target = _exact_integers(name, kind, dt, caller)
+        if not s.dtype.is_integer():
+            return None, None, str(s.dtype)
         if s.null_count():
-            first = int(s.is_null().arg_true()[0])
-            raise _null_error(name, s.null_count(), first, caller)
-        columns[name] = s.to_numpy().astype(target, copy=False)
-    return assemble_records(columns)
+            return s.fill_null(0).to_numpy(), s.is_null().to_numpy(), str(s.dtype)
+        return s.to_numpy(), None, str(s.dtype)  # zero-copy for one chunk
+
+    return _from_table(frame.columns, column, what, kinds, caller)

@@ -58,11 +58,21 @@ def render(stats: LogStats, out: Any, *, interval: float | None, start: dt.datet
         gauges = stats.bin_gauge_sums / stats.bin_gauge_samples[:, None]
     per_interval[stats.bin_samples == 0] = np.nan
     gauges[stats.bin_gauge_samples == 0] = np.nan
+    if stats.bin_seconds is not None:  # a capture with timestamps: real time per bin
+        interval = stats.median_step
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rates = stats.bin_counter_sums / stats.bin_seconds[:, None]
+        rates[~(stats.bin_seconds > 0)] = np.nan
+    else:
+        rates = per_interval / interval if interval else per_interval
     rate_unit = "per second" if interval else "per interval"
-    rates = per_interval / interval if interval else per_interval
 
-    if start is not None and interval is not None:
-        x: Any = np.array([start + dt.timedelta(seconds=float(c) * interval) for c in centres])
+    times = _bin_datetimes(stats)
+    if times is not None:
+        x: Any = times
+        xlabel = "time (UTC)"
+    elif start is not None and interval is not None:
+        x = np.array([start + dt.timedelta(seconds=float(c) * interval) for c in centres])
         xlabel = f"time ({start.tzname() or 'UTC'})"
     elif interval is not None:
         x, xlabel = centres * interval / 3600, "hours since the first sample"
@@ -112,13 +122,13 @@ def render(stats: LogStats, out: Any, *, interval: float | None, start: dt.datet
     ax_conn.set_title("Quick-mode state entries (ConnectionListSize, gauge)", loc="left", fontsize=10)
     ax_conn.set_xlabel(xlabel)
 
-    _mark_restarts(stats, axes, start, interval)
+    _mark_restarts(stats, axes, start, interval, times is not None)
     for ax in axes:
         ax.grid(True, alpha=0.3)
         ax.set_ylim(bottom=0)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, ncol=3, loc="upper left", framealpha=0.85)
-    if start is not None and interval is not None:
+    if times is not None or (start is not None and interval is not None):
         import matplotlib.dates as mdates
 
         locator = mdates.AutoDateLocator()
@@ -127,6 +137,8 @@ def render(stats: LogStats, out: Any, *, interval: float | None, start: dt.datet
 
     instances = f", {stats.stride} instances added" if stats.stride > 1 else ""
     every = f", one sample every {interval:g} s" if interval else ""
+    if stats.bin_seconds is not None and interval:
+        every = f", one sample every {interval:g} s (median)"
     fig.suptitle(title or f"{os.path.basename(stats.path)}: {stats.records:,} records{instances}{every}",
                  fontsize=12)
     fig.savefig(out, format="png")
@@ -154,12 +166,24 @@ def _moving_sum(values: npt.NDArray[np.float64], window: int) -> npt.NDArray[np.
     return padded[hi] - padded[lo]
 
 
-def _mark_restarts(stats: LogStats, axes: Any, start: dt.datetime | None, interval: float | None) -> None:
+def _bin_datetimes(stats: LogStats) -> npt.NDArray[np.object_] | None:
+    """A capture's mean time per bin as datetimes, or None."""
+    if stats.bin_times is None:
+        return None
+    ns = stats.bin_times.view(np.int64).tolist()
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    return np.array([epoch + dt.timedelta(microseconds=v // 1000) for v in ns])
+
+
+def _mark_restarts(stats: LogStats, axes: Any, start: dt.datetime | None, interval: float | None,
+                   real_times: bool = False) -> None:
     """A dashed red line per restart (at most 50), labelled on the top panel."""
-    events = [e for e in stats.events if e.restarts][:50]
+    events = [e for e in stats.events if e.restarts and (e.time is not None or not real_times)][:50]
     for i, e in enumerate(events):
-        if start is not None and interval is not None:
-            xpos: Any = sample_time(start, interval, e.sample)
+        if real_times:
+            xpos: Any = e.time
+        elif start is not None and interval is not None:
+            xpos = sample_time(start, interval, e.sample)
         elif interval is not None:
             xpos = e.sample * interval / 3600
         else:
@@ -168,5 +192,5 @@ def _mark_restarts(stats: LogStats, axes: Any, start: dt.datetime | None, interv
             ax.axvline(xpos, color="tab:red", linestyle="--", linewidth=1.0, alpha=0.8,
                        label="restart" if (i == 0 and ax is axes[0]) else None)
         if len(events) <= 10:
-            axes[0].annotate(f"restart, instance {e.instance}", xy=(xpos, 1.0), xycoords=("data", "axes fraction"),
+            axes[0].annotate(f"restart, instance {stats.instance_label(e.instance)}", xy=(xpos, 1.0), xycoords=("data", "axes fraction"),
                              xytext=(3, -12 - 11 * (i % 3)), textcoords="offset points", color="tab:red", fontsize=8)

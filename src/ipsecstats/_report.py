@@ -12,6 +12,13 @@
 
 A delta row ``r`` compares record ``r + stride`` with record ``r``: it belongs to
 instance ``(r + stride) % stride`` and sample ``(r + stride) // stride``.
+
+``scan_capture`` keeps the same for a ``Capture`` (WNODE or CIM CSV, see ``_log``): its
+delta rows pair records of the same instance name, a record's sample is the number of
+earlier records of its instance, and when the capture has timestamps every rate divides
+by its real time step: the peak is then the highest sum over the instances of one
+sample's per-second rates, and the mean divides the increase by the seconds the deltas
+span (per instance).
 """
 
 from __future__ import annotations
@@ -32,9 +39,10 @@ from ._backend import BACKEND
 from ._deltas import delta_dtype, deltas, resolve_kinds
 from ._errors import CounterResetError
 from ._io import READ_BLOCK_RECORDS, _blocks, _Input, _paired_blocks
+from ._log import utc_datetime
 from ._schema import COUNTERS, FIELD_NAMES, GAUGES, NFIELDS, RECORD_SIZE
 
-__all__ = ["LogStats", "build_info", "build_report", "format_info", "format_report", "scan"]
+__all__ = ["LogStats", "build_info", "build_report", "format_info", "format_report", "scan", "scan_capture"]
 
 _COUNTER_COLS = [FIELD_NAMES.index(n) for n in COUNTERS]
 _GAUGE_COLS = [FIELD_NAMES.index(n) for n in GAUGES]
@@ -60,6 +68,7 @@ class Event:
     sample: int
     restarts: list[str]
     wraps: list[str]
+    time: dt.datetime | None = None  # from a capture's timestamps
 
 
 @dataclass
@@ -87,14 +96,31 @@ class LogStats:
     bin_samples: npt.NDArray[np.float64] | None = None  # (bins,): delta samples per bin
     bin_gauge_sums: npt.NDArray[np.float64] | None = None  # (bins, 5): gauge values, all instances
     bin_gauge_samples: npt.NDArray[np.float64] | None = None  # (bins,): record samples per bin
+    # a capture (WNODE, CIM CSV): stride is then the number of instance names
+    input_format: str = "raw"
+    instance_names: tuple[str, ...] | None = None
+    sample_count: int | None = None  # samples of the instance with the most
+    seconds: float | None = None  # with timestamps: seconds the deltas span, per instance
+    first_time: dt.datetime | None = None
+    last_time: dt.datetime | None = None
+    median_step: float | None = None  # seconds between samples of one instance
+    bin_seconds: npt.NDArray[np.float64] | None = None  # (bins,): seconds spanned per instance
+    bin_times: npt.NDArray[np.datetime64] | None = None  # (bins,): mean time of the records
 
     @property
     def expected_samples(self) -> int:
+        if self.sample_count is not None:
+            return max(self.sample_count, 1)
         return max(-(-(self.bytes_at_start // RECORD_SIZE) // self.stride), 1)
 
     @property
     def samples(self) -> int:
+        if self.sample_count is not None:
+            return self.sample_count
         return -(-self.records // self.stride)
+
+    def instance_label(self, instance: int) -> str:
+        return self.instance_names[instance] if self.instance_names is not None else str(instance)
 
     @property
     def intervals(self) -> float:
@@ -152,11 +178,7 @@ def scan(
         src.open()
         size = os.fstat(src.file.fileno()).st_size
         stats = LogStats(path=src.name, stride=stride, on_decrease=on_decrease, bytes_at_start=size, bins=bins)
-        if bins:
-            stats.bin_counter_sums = np.zeros((bins, len(COUNTERS)))
-            stats.bin_samples = np.zeros(bins)
-            stats.bin_gauge_sums = np.zeros((bins, len(GAUGES)))
-            stats.bin_gauge_samples = np.zeros(bins)
+        _init_bins(stats)
         chunk_records = max(chunk_records, stride, READ_BLOCK_RECORDS)
         blocks = _tap_records(_blocks(src, chunk_records, allow_partial, True), stats, progress)
         _scan_deltas(_paired_blocks(blocks, stride, chunk_records), stats, chunk_records)
@@ -165,33 +187,126 @@ def scan(
         src.close()
 
 
+def scan_capture(log: Any, *, on_decrease: str = "auto", bins: int = 0) -> LogStats:
+    """``scan`` of a ``_log.Log`` holding a ``Capture``: delta rows pair records of one instance name."""
+    cap = log.capture
+    n, names = len(cap), cap.instance_names
+    k = max(len(names), 1)
+    try:
+        size = os.stat(log.path).st_size
+    except OSError:
+        size = n * RECORD_SIZE
+    stats = LogStats(path=log.path, stride=k, on_decrease=on_decrease, bytes_at_start=size, bins=bins,
+                     input_format=log.format, instance_names=names, sample_count=log.samples())
+    _init_bins(stats)
+    u = np.ascontiguousarray(cap.records).view("<u8").reshape(n, NFIELDS)
+    _add_records(stats, u, log.sample)
+    earlier, later = log.earlier, log.later
+    m = later.shape[0]
+    values, resets = log.pair_deltas(on_decrease, return_resets=True)
+    counters = values.view("<u8").reshape(m, NFIELDS)[:, _COUNTER_COLS]
+    stats.increase = _exact_column_sums(counters)
+    stats.rows = m
+    ts = cap.timestamps
+    if resets.any():
+        rows, cols = np.nonzero(resets)
+
+        def event(row: int) -> Event:
+            i = int(later[row])
+            return Event(i, int(cap.instance_codes[i]), int(log.sample[i]), [], [],
+                         None if ts is None else utc_datetime(ts[i]))
+
+        _record_decreases(stats, rows, cols, u[earlier[rows], cols], u[later[rows], cols], event)
+    row_sample = log.sample[later].astype(np.int64)
+    ids = np.unique(row_sample)
+    increases = counters.astype(np.float64)
+    sums = _sums_by_sample(row_sample, ids, increases)
+    peak_sums = None
+    if ts is not None:
+        with np.errstate(invalid="ignore"):
+            step = (ts[later] - ts[earlier]) / np.timedelta64(1, "s")  # NaT gives NaN
+        valid = step > 0
+        stats.seconds = float(step[valid].sum()) / k
+        stats.median_step = float(np.median(step[valid])) if valid.any() else None
+        stamped = ts[~np.isnat(ts)]
+        if stamped.shape[0]:
+            stats.first_time, stats.last_time = utc_datetime(stamped.min()), utc_datetime(stamped.max())
+        peak_sums = _sums_by_sample(row_sample[valid], ids, increases[valid] / step[valid, None])
+        if bins:
+            b = np.minimum(row_sample[valid] * bins // stats.expected_samples, bins - 1)
+            stats.bin_seconds = np.bincount(b, weights=step[valid], minlength=bins) / k
+            stats.bin_times = _bin_times(ts, log.sample, stats)
+    _add_samples(stats, ids, sums, peak_sums)
+    return stats
+
+
+def _sums_by_sample(row_sample: npt.NDArray[np.int64], ids: npt.NDArray[np.int64],
+                    values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Column sums of ``values`` over the rows of each sample in ``ids`` (sorted)."""
+    pos = np.searchsorted(ids, row_sample)
+    out = np.zeros((ids.shape[0], values.shape[1]))
+    for j in range(values.shape[1]):
+        out[:, j] = np.bincount(pos, weights=values[:, j], minlength=ids.shape[0])
+    return out
+
+
+def _bin_times(ts: npt.NDArray[np.datetime64], sample: npt.NDArray[np.intp], stats: LogStats
+               ) -> npt.NDArray[np.datetime64] | None:
+    """The mean time of the stamped records in each plot bin (exact int64 ns offsets); None if a bin has none."""
+    stamped = ~np.isnat(ts)
+    b = np.minimum(sample[stamped].astype(np.int64) * stats.bins // stats.expected_samples, stats.bins - 1)
+    ns = ts[stamped].view(np.int64)
+    if ns.shape[0] == 0:
+        return None
+    base = int(ns.min())
+    counts = np.bincount(b, minlength=stats.bins)
+    if not counts.all():
+        return None
+    offsets = np.bincount(b, weights=(ns - base).astype(np.float64), minlength=stats.bins) / counts
+    return (np.int64(base) + np.round(offsets).astype(np.int64)).view("datetime64[ns]")
+
+
+def _init_bins(stats: LogStats) -> None:
+    if stats.bins:
+        stats.bin_counter_sums = np.zeros((stats.bins, len(COUNTERS)))
+        stats.bin_samples = np.zeros(stats.bins)
+        stats.bin_gauge_sums = np.zeros((stats.bins, len(GAUGES)))
+        stats.bin_gauge_samples = np.zeros(stats.bins)
+
+
 def _tap_records(blocks: Iterator[npt.NDArray[np.void]], stats: LogStats,
                  progress: Callable[[int], None] | None) -> Iterator[npt.NDArray[np.void]]:
     """Pass the record blocks through, keeping the raw-value statistics."""
-    first = True
     for block in blocks:
         n = block.shape[0]
         u = block.view("<u8").reshape(n, NFIELDS)
-        lo, hi = u.min(axis=0).tolist(), u.max(axis=0).tolist()
-        if first:
-            stats.field_min, stats.field_max, first = lo, hi, False
-        else:
-            stats.field_min = [min(a, b) for a, b in zip(stats.field_min, lo)]
-            stats.field_max = [max(a, b) for a, b in zip(stats.field_max, hi)]
-        stats.field_sum = [a + b for a, b in zip(stats.field_sum, _exact_column_sums(u))]
-        if stats.bins:
-            assert stats.bin_gauge_sums is not None and stats.bin_gauge_samples is not None
-            sample = (np.arange(stats.records, stats.records + n, dtype=np.int64)) // stats.stride
-            b = np.minimum(sample * stats.bins // stats.expected_samples, stats.bins - 1)
-            gauges = u[:, _GAUGE_COLS].astype(np.float64)
-            for j in range(len(GAUGES)):
-                stats.bin_gauge_sums[:, j] += np.bincount(b, weights=gauges[:, j], minlength=stats.bins)
-            stats.bin_gauge_samples += np.bincount(b, minlength=stats.bins) / stats.stride
-        stats.records += n
+        _add_records(stats, u, np.arange(stats.records, stats.records + n, dtype=np.int64) // stats.stride)
         if progress is not None:
             progress(n * RECORD_SIZE)
         yield block
         del block, u
+
+
+def _add_records(stats: LogStats, u: npt.NDArray[np.uint64], sample: npt.NDArray[Any]) -> None:
+    """Raw-value statistics of records ``u`` (m, 21) of the given samples."""
+    n = u.shape[0]
+    if n == 0:
+        return
+    lo, hi = u.min(axis=0).tolist(), u.max(axis=0).tolist()
+    if stats.records == 0:
+        stats.field_min, stats.field_max = lo, hi
+    else:
+        stats.field_min = [min(a, b) for a, b in zip(stats.field_min, lo)]
+        stats.field_max = [max(a, b) for a, b in zip(stats.field_max, hi)]
+    stats.field_sum = [a + b for a, b in zip(stats.field_sum, _exact_column_sums(u))]
+    if stats.bins:
+        assert stats.bin_gauge_sums is not None and stats.bin_gauge_samples is not None
+        b = np.minimum(sample * stats.bins // stats.expected_samples, stats.bins - 1)
+        gauges = u[:, _GAUGE_COLS].astype(np.float64)
+        for j in range(len(GAUGES)):
+            stats.bin_gauge_sums[:, j] += np.bincount(b, weights=gauges[:, j], minlength=stats.bins)
+        stats.bin_gauge_samples += np.bincount(b, minlength=stats.bins) / stats.stride
+    stats.records += n
 
 
 def _scan_deltas(pairs: Iterator[tuple[npt.NDArray[np.void], npt.NDArray[np.void]]], stats: LogStats,
@@ -228,6 +343,17 @@ def _count_decreases(block: npt.NDArray[np.void], previous: npt.NDArray[np.void]
     rows, cols = np.nonzero(resets)
     cur = cur_u[rows, cols]
     prev = np.where(rows < stride, prev_u[np.minimum(rows, stride - 1), cols], cur_u[np.maximum(rows - stride, 0), cols])
+
+    def event(row: int) -> Event:
+        record = first_row + row + stride
+        return Event(record, record % stride, record // stride, [], [])
+
+    _record_decreases(stats, rows, cols, prev, cur, event)
+
+
+def _record_decreases(stats: LogStats, rows: npt.NDArray[Any], cols: npt.NDArray[Any], prev: npt.NDArray[np.uint64],
+                      cur: npt.NDArray[np.uint64], event_of: Callable[[int], Event]) -> None:
+    """Count the falls ``prev -> cur`` at (row, column) as restarts or wraps, and keep one event per row."""
     is_wrap = (prev - cur) >= _HALF
     names = [FIELD_NAMES[c] for c in cols.tolist()]
     by_row: dict[int, Event] = {}
@@ -239,18 +365,21 @@ def _count_decreases(block: npt.NDArray[np.void], previous: npt.NDArray[np.void]
             stats.restarts[k] += 1
         event = by_row.get(row)
         if event is None:
-            record = first_row + row + stride
-            event = by_row[row] = Event(record, record % stride, record // stride, [], [])
+            event = by_row[row] = event_of(row)
         (event.wraps if wrap else event.restarts).append(name)
     stats.event_count += len(by_row)
     room = MAX_EVENTS - len(stats.events)
     stats.events.extend(list(by_row.values())[: max(room, 0)])
 
 
-def _add_samples(stats: LogStats, ids: npt.NDArray[np.int64], sums: npt.NDArray[np.float64]) -> None:
+def _add_samples(stats: LogStats, ids: npt.NDArray[np.int64], sums: npt.NDArray[np.float64],
+                 peak_sums: npt.NDArray[np.float64] | None = None) -> None:
+    """Per-sample counter increases (all instances): peak (of ``peak_sums`` when given), quarters, bins."""
     if ids.shape[0] == 0:
         return
-    np.maximum(stats.peak, sums.max(axis=0), out=stats.peak)
+    peaks = sums if peak_sums is None else peak_sums
+    if peaks.shape[0]:
+        np.maximum(stats.peak, peaks.max(axis=0), out=stats.peak)
     total = stats.expected_samples
     q = np.minimum(ids * _QUARTERS // total, _QUARTERS - 1)
     for j in range(len(COUNTERS)):
@@ -311,13 +440,20 @@ def build_report(stats: LogStats, *, interval: float | None, start: dt.datetime 
                  trailing_bytes: int = 0, sample: bool = False) -> dict[str, Any]:
     """The report as plain data (exact ints, floats, strings): what ``--format json`` prints."""
     span = stats.intervals
+    real_time = stats.seconds is not None  # a capture with timestamps: rates by real time steps
     counters = {}
     for k, name in enumerate(COUNTERS):
         total = stats.increase[k]
+        if real_time:
+            mean = total / stats.seconds if stats.seconds else None
+            peak = float(stats.peak[k]) if stats.seconds else None
+        else:
+            mean = _rate(total / span, interval) if span else None
+            peak = _rate(float(stats.peak[k]), interval) if span else None
         counters[name] = {
             "increase": total,
-            "mean_rate": _rate(total / span, interval) if span else None,
-            "peak_rate": _rate(float(stats.peak[k]), interval) if span else None,
+            "mean_rate": mean,
+            "peak_rate": peak,
             "restarts": stats.restarts[k],
             "wraps": stats.wraps[k],
         }
@@ -329,28 +465,28 @@ def build_report(stats: LogStats, *, interval: float | None, start: dt.datetime 
             "mean": stats.field_sum[j] / stats.records if stats.records else None,
             "max": stats.field_max[j] if stats.records else None,
         }
-    last = stats.samples - 1 if stats.records else 0
     report: dict[str, Any] = {
         "file": stats.path,
         "sample_log": sample,
-        "bytes": stats.records * RECORD_SIZE + trailing_bytes,
+        "input_format": stats.input_format,
+        "bytes": _bytes(stats, trailing_bytes),
         "records": stats.records,
         "trailing_bytes": trailing_bytes,
         "instances": stats.stride,
+        "instance_names": list(stats.instance_names) if stats.instance_names is not None else None,
         "samples": stats.samples,
         "interval_seconds": interval,
-        "start": _iso(sample_time(start, interval, 0)) if stats.records else None,
-        "end": _iso(sample_time(start, interval, last)) if stats.records else None,
-        "duration_seconds": last * interval if interval is not None and stats.records else None,
+        "median_step_seconds": stats.median_step,
+        **_span(stats, interval, start),
         "on_decrease": stats.on_decrease,
         "backend": BACKEND,
-        "rate_unit": "per second" if interval else "per interval",
+        "rate_unit": "per second" if interval or real_time else "per interval",
         "counters": counters,
         "gauges": gauges,
         "restart_events": stats.event_count,
         "restarts": [
-            {"record": e.record, "instance": e.instance, "sample": e.sample,
-             "time": _iso(sample_time(start, interval, e.sample)), "counters_restarted": e.restarts,
+            {"record": e.record, "instance": stats.instance_label(e.instance) if stats.instance_names else e.instance,
+             "sample": e.sample, "time": _iso(_event_time(e, start, interval)), "counters_restarted": e.restarts,
              "counters_wrapped": e.wraps}
             for e in stats.events
         ],
@@ -359,10 +495,33 @@ def build_report(stats: LogStats, *, interval: float | None, start: dt.datetime 
     return report
 
 
+def _bytes(stats: LogStats, trailing_bytes: int) -> int:
+    """The input's size: a raw log's records and trailing bytes, a capture's file size."""
+    return stats.bytes_at_start if stats.instance_names is not None else stats.records * RECORD_SIZE + trailing_bytes
+
+
+def _span(stats: LogStats, interval: float | None, start: dt.datetime | None) -> dict[str, Any]:
+    """start, end and duration_seconds: from a capture's timestamps, else from ``start``/``interval``."""
+    if stats.first_time is not None and stats.last_time is not None:
+        return {"start": _iso(stats.first_time), "end": _iso(stats.last_time),
+                "duration_seconds": (stats.last_time - stats.first_time).total_seconds()}
+    last = stats.samples - 1 if stats.records else 0
+    return {
+        "start": _iso(sample_time(start, interval, 0)) if stats.records else None,
+        "end": _iso(sample_time(start, interval, last)) if stats.records else None,
+        "duration_seconds": last * interval if interval is not None and stats.records else None,
+    }
+
+
+def _event_time(e: Event, start: dt.datetime | None, interval: float | None) -> dt.datetime | None:
+    return e.time if e.time is not None else sample_time(start, interval, e.sample)
+
+
 def _per_hour(count: int, stats: LogStats, interval: float | None) -> str:
-    if not interval or not stats.intervals:
+    seconds = stats.seconds if stats.seconds is not None else (stats.intervals * interval if interval else 0)
+    if not seconds:
         return ""
-    hours = stats.intervals * interval / 3600
+    hours = seconds / 3600
     return f" ({count / hours:.3g} per hour)" if hours else ""
 
 
@@ -429,7 +588,7 @@ def findings(stats: LogStats, report: dict[str, Any], interval: float | None,
         count = sum(1 for e in stats.events if e.restarts)
         more = " (and more not listed)" if stats.event_count > len(stats.events) else ""
         shown = "; ".join(
-            f"instance {e.instance} at {_where(e, start, interval)}, {len(e.restarts)} counters fell"
+            f"instance {stats.instance_label(e.instance)} at {_where(e, start, interval)}, {len(e.restarts)} counters fell"
             for e in restart_events[:5]
         )
         tail = f"; {count - 5} more" if count > 5 else ""
@@ -441,15 +600,19 @@ def findings(stats: LogStats, report: dict[str, Any], interval: float | None,
                        f"{meaning} (--on-decrease {policy}).")
     wrap_events = [e for e in stats.events if e.wraps]
     if wrap_events:
-        shown = "; ".join(f"{', '.join(e.wraps)} on instance {e.instance} at {_where(e, start, interval)}"
+        shown = "; ".join(f"{', '.join(e.wraps)} on instance {stats.instance_label(e.instance)} at "
+                          f"{_where(e, start, interval)}"
                           for e in wrap_events[:5])
         add("info", f"{sum(stats.wraps)} counter wrap(s) past 2**64: {shown}.")
     return out
 
 
 def _where(e: Event, start: dt.datetime | None, interval: float | None) -> str:
-    when = sample_time(start, interval, e.sample)
+    when = _event_time(e, start, interval)
     return f"record {e.record:,}" + (f" ({_human_time(when)})" if when else f" (sample {e.sample:,})")
+
+
+_FORMAT_TEXT = {"raw": "raw records", "wnode": "WNODE buffers", "cim-csv": "a CIM CSV export"}
 
 
 def _plural(n: int, word: str) -> str:
@@ -477,12 +640,22 @@ def format_report(report: dict[str, Any]) -> str:
     lines = []
     name = os.path.basename(report["file"])
     k, samples = report["instances"], report["samples"]
-    head = f"{name}: {_plural(report['records'], 'record')} ({report['bytes']:,} bytes)"
-    if k > 1:
-        head += f", {k} interleaved instances x {_plural(samples, 'sample')}"
+    names = report.get("instance_names")
+    if names is not None:  # a capture: instances by name
+        head = (f"{name}: {_plural(report['records'], 'record')} from {_FORMAT_TEXT[report['input_format']]} "
+                f"({report['bytes']:,} bytes), {_plural(k, 'instance')} x up to {_plural(samples, 'sample')}")
+    else:
+        head = f"{name}: {_plural(report['records'], 'record')} ({report['bytes']:,} bytes)"
+        if k > 1:
+            head += f", {k} interleaved instances x {_plural(samples, 'sample')}"
     if report["interval_seconds"] is not None:
         head += f", every {report['interval_seconds']:g} s"
+    elif report.get("median_step_seconds") is not None:
+        head += f", every {report['median_step_seconds']:g} s (median, from the timestamps)"
     lines.append(head)
+    if names:
+        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        lines.append(f"  instances: {shown}")
     detail = []
     if report["start"] is not None:
         detail.append(f"from {_human_time(dt.datetime.fromisoformat(report['start']))} "
@@ -522,19 +695,21 @@ def format_report(report: dict[str, Any]) -> str:
 def build_info(stats: LogStats, *, trailing_bytes: int, interval: float | None,
                start: dt.datetime | None, stride_given: bool) -> dict[str, Any]:
     """What ``ipsecstats info`` prints, as plain data."""
-    last = stats.samples - 1 if stats.records else 0
+    capture = stats.instance_names is not None
+    known = stride_given or capture
     return {
         "file": stats.path,
-        "bytes": stats.records * RECORD_SIZE + trailing_bytes,
+        "input_format": stats.input_format,
+        "bytes": _bytes(stats, trailing_bytes),
         "records": stats.records,
         "trailing_bytes": trailing_bytes,
-        "instances": stats.stride if stride_given else None,
-        "samples": stats.samples if stride_given else None,
-        "incomplete_last_sample": bool(stats.records % stats.stride) if stride_given else None,
+        "instances": stats.stride if known else None,
+        "instance_names": list(stats.instance_names) if capture else None,  # type: ignore[arg-type]
+        "samples": stats.samples if known else None,
+        "incomplete_last_sample": bool(stats.records % stats.stride) if known else None,
         "interval_seconds": interval,
-        "duration_seconds": last * interval if interval is not None and stats.records else None,
-        "start": _iso(sample_time(start, interval, 0)) if stats.records else None,
-        "end": _iso(sample_time(start, interval, last)) if stats.records else None,
+        "median_step_seconds": stats.median_step,
+        **_span(stats, interval, start),
         "decreasing_counters": {
             name: {"restarts": stats.restarts[k], "wraps": stats.wraps[k]}
             for k, name in enumerate(COUNTERS) if stats.restarts[k] or stats.wraps[k]
@@ -548,7 +723,11 @@ def format_info(info: dict[str, Any]) -> str:
     lines.append(f"  size        {info['bytes']:,} bytes")
     tail = f", plus {info['trailing_bytes']} trailing byte(s) (a partial record)" if info["trailing_bytes"] else ""
     lines.append(f"  records     {info['records']:,} of {RECORD_SIZE} bytes{tail}")
-    if info["instances"] is not None:
+    if info.get("instance_names") is not None:
+        lines.append(f"  format      {_FORMAT_TEXT[info['input_format']]}")
+        lines.append(f"  instances   {info['instances']}, up to {info['samples']:,} samples each: "
+                     + ", ".join(info["instance_names"][:8]) + (" ..." if len(info["instance_names"]) > 8 else ""))
+    elif info["instances"] is not None:
         extra = " (the last one incomplete)" if info["incomplete_last_sample"] else ""
         lines.append(f"  instances   {info['instances']}, {info['samples']:,} samples{extra}")
     if info["duration_seconds"] is not None:

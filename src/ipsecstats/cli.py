@@ -25,7 +25,8 @@ import numpy as np
 
 from . import __version__
 from ._deltas import ON_DECREASE, delta_dtype, rate_dtype, resolve_kinds
-from ._errors import CounterResetError, PartialRecordWarning, TruncatedRecordError
+from ._errors import PartialRecordWarning, describe_error
+from ._log import INPUT_FORMATS, Log
 from ._progress import MODES, Progress
 from ._schema import RECORD_DTYPE, RECORD_SIZE
 
@@ -37,6 +38,7 @@ EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a writer killed by SIGPIPE (128 + 13)
 
 PROG = "ipsecstats"
+GENERATE_START = "2024-06-03T00:00:00Z"
 
 
 class UsageError(Exception):
@@ -124,7 +126,14 @@ def _build_parser() -> argparse.ArgumentParser:
     log.add_argument("--on-decrease", choices=ON_DECREASE, default="auto",
                      help="what a decreasing counter means (default auto: a restart unless it fell by 2**63 or more)")
     log.add_argument("--allow-partial", action="store_true",
-                     help="use the complete records of a file that ends in a partial record (with a warning)")
+                     help="use the complete records of a file that ends in a partial record (with a warning); "
+                          "for WNODE buffers, skip WNODE_TOO_SMALL nodes and a truncated last buffer")
+    log.add_argument("--input-format", choices=("auto", *INPUT_FORMATS), default="auto",
+                     help="raw (168-byte records), wnode (WmiQueryAllData buffers) or cim-csv (Export-Csv of "
+                          "Get-CimInstance); default auto: told from the first bytes. WNODE and CIM CSV carry "
+                          "instance names (deltas pair records by name, no --stride) and times (no --interval)")
+    log.add_argument("--timestamp-column", metavar="NAME",
+                     help="cim-csv: the column holding each row's time (ISO 8601 with offset, or FILETIME ticks)")
 
     dist = argparse.ArgumentParser(add_help=False)
     dist.add_argument("--scheduler", metavar="ADDRESS|threads|processes",
@@ -154,7 +163,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file, or - for standard output (csv, jsonl)")
     p.add_argument("--what", choices=("records", "deltas", "rates"), default="records")
     p.add_argument("--format", choices=("csv", "jsonl", "npy", "parquet"),
-                   help="output format (default: from the suffix of OUT; csv for -)")
+                   help="output format (default: from the suffix of OUT; csv for -). CSV, JSON Lines and Parquet "
+                        "lead with record, instance and time (timestamp) columns; .npy holds the fields only")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("plot", parents=[log, run], help="PNG of counter rates and gauges over time, restarts marked")
@@ -166,6 +176,11 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", parents=[run], help="write a realistic synthetic log")
     p.add_argument("output", metavar="OUT")
+    p.add_argument("--format", choices=("raw", "wnode"), default="raw",
+                   help="raw: interleaved 168-byte records (default); wnode: WNODE_ALL_DATA buffers, one per "
+                        "sample, stamped from --start and --interval, instances named ROOT\\ISCSIPRT\\000K_0")
+    p.add_argument("--start", type=_timestamp, default=_timestamp(GENERATE_START), metavar="ISO-8601",
+                   help=f"wnode: time of the first sample (default {GENERATE_START})")
     p.add_argument("--records", type=_count, required=True, metavar="N", help="records in all (a multiple of --instances)")
     p.add_argument("--instances", type=_positive_int, default=1, metavar="K", help="interleaved instances (default 1)")
     p.add_argument("--interval", type=_seconds, default=60.0, metavar="S", help="seconds between samples (default 60)")
@@ -213,21 +228,38 @@ def _warn_line(text: str) -> None:
     print(f"{PROG}: warning: {text}", file=sys.stderr)
 
 
-def _describe(path: str, exc: BaseException, stride: int = 1) -> str:
-    """One line naming the file and the problem."""
-    if isinstance(exc, TruncatedRecordError):
-        return (f"{exc.source}: {exc.trailing_bytes} trailing byte(s) at byte offset {exc.offset} do not form a whole "
-                f"{RECORD_SIZE}-byte record (after {exc.records:,} complete records); pass --allow-partial to use "
-                "the complete records")
-    if isinstance(exc, CounterResetError):
-        record = exc.row + stride
-        where = f"record {record:,}" + (f" (instance {record % stride})" if stride > 1 else "")
-        return (f"{path}: counter {exc.field} went down at {where}, from {exc.previous} to {exc.current}; "
-                "choose --on-decrease auto, reset, wrap or zero to accept decreases")
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.filename or path}: {exc.strerror}"
-    text = " ".join(str(exc).split())
-    return text if path in text else f"{path}: {text}"
+_describe = describe_error  # one line naming the file and the problem
+
+
+def _open_log(args: argparse.Namespace, path: str) -> Log:
+    """The ``Log`` of ``path`` under ``--input-format``; options that do not fit the format are usage errors.
+
+    Raises OSError/ValueError for an unreadable, undetectable or corrupt file.
+    """
+    from ._log import open_log
+
+    fmt = args.input_format
+    if fmt == "auto":
+        from ._log import detect_format
+
+        fmt = detect_format(path)
+    if fmt == "raw":
+        if args.timestamp_column is not None:
+            raise UsageError(f"{path}: --timestamp-column applies to --input-format cim-csv only (this file is raw "
+                             "records)")
+    else:
+        how = "" if args.input_format != "auto" else " (detected; see --input-format)"
+        if args.stride is not None:
+            raise UsageError(f"{path}: --stride does not apply to {fmt} input{how}: its records carry instance "
+                             "names, and deltas pair the records of each name")
+        if fmt == "wnode" and args.timestamp_column is not None:
+            raise UsageError(f"{path}: --timestamp-column applies to --input-format cim-csv only")
+    log = open_log(path, fmt, stride=args.stride or 1, allow_partial=args.allow_partial,
+                   timestamp_column=args.timestamp_column)
+    if log.has_timestamps and (args.interval is not None or args.start is not None):
+        raise UsageError(f"{path}: --interval and --start do not apply: this {fmt} input carries a time for every "
+                         "record, and rates use the real time steps")
+    return log
 
 
 def _progress(args: argparse.Namespace, total: int | None, desc: str) -> Progress:
@@ -238,16 +270,17 @@ def _progress(args: argparse.Namespace, total: int | None, desc: str) -> Progres
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from ._report import build_info, format_info, scan
+    from ._report import build_info, format_info
 
     _check_time_options(args)
     status, results = 0, []
+    args.allow_partial = True  # info describes a partial tail instead of refusing the file
     for path in args.files:
         trailing: list[int] = []
         try:
             with _progress(args, _file_size(path), path) as bar, _trailing_bytes(trailing, show=False):
-                stats = scan(path, stride=args.stride or 1, on_decrease="wrap", allow_partial=True,
-                             progress=bar.update)
+                log = _open_log(args, path)
+                stats = log.scan(on_decrease="wrap", allow_partial=True, progress=bar.update)
         except (OSError, ValueError) as exc:
             _error(args, path, exc)
             status = EXIT_DATA
@@ -277,7 +310,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[str, Any] | None) -> int:
-    from ._report import build_report, format_report, scan
+    from ._log import scan_log
+    from ._report import build_report, format_report
 
     status, reports = 0, []
     if sample is not None and args.format == "text":
@@ -287,8 +321,9 @@ def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[s
     if getattr(args, "scheduler", None):  # one Dask task per file; results come back in order
         from .dask import map_files
 
-        remote = map_files(scan, list(paths), scheduler=args.scheduler, describe=_describe,
-                           stride=args.stride or 1, on_decrease=args.on_decrease, allow_partial=args.allow_partial)
+        remote = map_files(scan_log, list(paths), scheduler=args.scheduler, describe=_describe,
+                           input_format=args.input_format, stride=args.stride or 1, on_decrease=args.on_decrease,
+                           allow_partial=args.allow_partial, timestamp_column=args.timestamp_column)
     for i, path in enumerate(paths):
         trailing: list[int] = []
         if remote is not None:
@@ -301,12 +336,14 @@ def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[s
                 continue
             stats = remote[i].result
         else:
+            log = None
             try:
                 with _progress(args, _file_size(path), path) as bar, _trailing_bytes(trailing, show=True):
-                    stats = scan(path, stride=args.stride or 1, on_decrease=args.on_decrease,
-                                 allow_partial=args.allow_partial, progress=bar.update)
+                    log = _open_log(args, path)
+                    stats = log.scan(on_decrease=args.on_decrease, allow_partial=args.allow_partial,
+                                     progress=bar.update)
             except (OSError, ValueError) as exc:
-                _error(args, path, exc)
+                _error(args, path, exc, log)
                 status = EXIT_DATA
                 continue
         report = build_report(stats, interval=args.interval, start=args.start, trailing_bytes=sum(trailing),
@@ -328,9 +365,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from ._export import STREAM_FORMATS, Layout, format_for, write_table
 
     _check_time_options(args)
-    if args.what == "rates" and args.interval is None:
-        raise UsageError("--what rates needs --interval SECONDS")
     if args.scheduler or args.more_files or args.output.endswith(("/", os.sep)) or os.path.isdir(args.output):
+        if args.input_format not in ("auto", "raw"):
+            raise UsageError("several FILEs or --scheduler (a Parquet dataset) read raw records only")
+        if args.what == "rates" and args.interval is None:
+            raise UsageError("--what rates needs --interval SECONDS")
         return _convert_dataset(args)
     try:
         fmt = format_for(args.output, args.format)
@@ -341,23 +380,40 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if args.output != "-" and os.path.exists(args.output) and os.path.exists(args.file) \
             and os.path.samefile(args.output, args.file):
         raise UsageError(f"{args.output}: the output would overwrite the input")
-    stride = args.stride or 1
     kinds = resolve_kinds(None)
     dtype = {"records": RECORD_DTYPE, "deltas": delta_dtype(kinds), "rates": rate_dtype(kinds)}[args.what]
-    layout = Layout(args.what, stride=stride, first_record=0 if args.what == "records" else stride,
-                    interval=args.interval, start=args.start)
-    metadata = {"what": args.what, "source": os.path.basename(args.file), "stride": stride,
-                "interval_seconds": args.interval, "start": args.start.isoformat() if args.start else None,
-                "on_decrease": args.on_decrease if args.what != "records" else None, "ipsecstats": __version__}
     trailing: list[int] = []
+    log = None
     try:
         with _progress(args, _file_size(args.file), args.file) as bar, _trailing_bytes(trailing, show=True):
-            write_table(_convert_chunks(args, stride, bar), args.output, fmt, layout, dtype, metadata)
+            log = _open_log(args, args.file)
+            if args.what == "rates" and args.interval is None and not log.has_timestamps:
+                raise UsageError("--what rates needs --interval SECONDS"
+                                 + ("" if log.capture is None else f" ({args.file} has no timestamps"
+                                    + (": name its time column with --timestamp-column)" if log.format == "cim-csv"
+                                       else ")")))
+            stride = log.stride
+            metadata = {"what": args.what, "source": os.path.basename(args.file), "input_format": log.format,
+                        "stride": stride if log.capture is None else None,
+                        "interval_seconds": args.interval, "start": args.start.isoformat() if args.start else None,
+                        "on_decrease": args.on_decrease if args.what != "records" else None, "ipsecstats": __version__}
+            if log.capture is None:
+                layout = Layout(args.what, stride=stride, first_record=0 if args.what == "records" else stride,
+                                interval=args.interval, start=args.start)
+                chunks = _convert_chunks(args, stride, bar)
+            else:
+                layout = Layout(args.what, columns=log.row_columns(args.what))
+                chunks = log.table(args.what, on_decrease=args.on_decrease, interval=args.interval)
+                if fmt == "npy":
+                    _note(f"{args.output}: .npy holds the {args.what} array only (the 21 fields, rows in the order "
+                          "of the capture" + ("" if args.what == "records" else ", of the later record of each pair")
+                          + "); the record, timestamp and instance of each row go to CSV, JSON Lines or Parquet")
+            write_table(chunks, args.output, fmt, layout, dtype, metadata)
     except BrokenPipeError:
         raise
     except (OSError, ValueError) as exc:
         path = args.output if isinstance(exc, OSError) and exc.filename == args.output else args.file
-        _error(args, path, exc)
+        _error(args, path, exc, log)
         return EXIT_DATA
     return 0
 
@@ -406,7 +462,6 @@ def _convert_chunks(args: argparse.Namespace, stride: int, bar: Progress) -> Ite
 def cmd_plot(args: argparse.Namespace) -> int:
     from ._export import atomic_output
     from ._plot import _matplotlib, render
-    from ._report import scan
 
     _check_time_options(args)
     _matplotlib()  # a missing extra fails before any work
@@ -420,15 +475,16 @@ def cmd_plot(args: argparse.Namespace) -> int:
                 args.interval = float(notes["interval"])
                 if args.start is None:
                     args.start = _timestamp(notes["start"])
-        stride = args.stride or 1
         size = _file_size(path) or 0
-        bins = max(1, min(args.bins, -(-(size // RECORD_SIZE) // stride)))
+        log = None
         try:
             with _progress(args, size, path) as bar, _trailing_bytes([], show=True):
-                stats = scan(path, stride=stride, on_decrease=args.on_decrease, allow_partial=args.allow_partial,
-                             bins=bins, progress=bar.update)
+                log = _open_log(args, path)
+                bins = max(1, min(args.bins, log.samples()))
+                stats = log.scan(on_decrease=args.on_decrease, allow_partial=args.allow_partial, bins=bins,
+                                 progress=bar.update)
         except (OSError, ValueError) as exc:
-            _error(args, path, exc)
+            _error(args, path, exc, log)
             return EXIT_DATA
         try:
             with atomic_output(args.output) as f:
@@ -450,15 +506,47 @@ def cmd_generate(args: argparse.Namespace) -> int:
                                  restarts=args.restarts, seed=args.seed, wrap=args.wrap)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    encode = _raw_bytes if args.format == "raw" else _wnode_encoder(args)
     try:
         with _progress(args, args.records * RECORD_SIZE, args.output) as bar, atomic_output(args.output) as f:
             for block in blocks:
-                f.write(block.view(np.uint8).data)
+                f.write(encode(block))
                 bar.update(block.nbytes)
     except OSError as exc:
         _error(args, args.output, exc)
         return EXIT_DATA
     return 0
+
+
+def _raw_bytes(block: Any) -> Any:
+    return block.view(np.uint8).data
+
+
+def _wnode_encoder(args: argparse.Namespace) -> Any:
+    """Blocks of interleaved records -> WNODE_ALL_DATA buffers, one per sample (``write_wnode``).
+
+    Sample ``k`` is stamped ``start + k * interval`` (exact 100 ns FILETIME ticks); instance
+    ``j`` is named ``ROOT\\ISCSIPRT\\{j:04d}_0``.
+    """
+    from ._wnode import write_wnode
+
+    step = round(args.interval * 10**7)  # FILETIME ticks of 100 ns
+    if step < 1 or abs(step * 100 - args.interval * 1e9) > 1e-6 * args.interval * 1e9:
+        raise UsageError(f"--interval {args.interval:g} is not a whole number of 100 ns (a WNODE TimeStamp tick)")
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    start_ns = (args.start - epoch) // dt.timedelta(microseconds=1) * 1000
+    k = args.instances
+    names = [f"ROOT\\ISCSIPRT\\{j:04d}_0" for j in range(k)]
+    done = [0]  # samples written so far
+
+    def encode(block: Any) -> bytes:
+        samples = block.shape[0] // k
+        sample = np.repeat(np.arange(done[0], done[0] + samples, dtype=np.int64), k)
+        done[0] += samples
+        stamps = (start_ns + sample * (step * 100)).view("datetime64[ns]")
+        return write_wnode(block, stamps, names * samples)
+
+    return encode
 
 
 # --------------------------------------------------------------------------- main
@@ -469,11 +557,16 @@ def _print_json(obj: Any) -> None:
     sys.stdout.write("\n")
 
 
-def _error(args: argparse.Namespace, path: str, exc: BaseException) -> None:
+def _note(text: str) -> None:
+    print(f"{PROG}: note: {text}", file=sys.stderr)
+
+
+def _error(args: argparse.Namespace, path: str, exc: BaseException, log: Log | None = None) -> None:
     if getattr(args, "debug", False):
         raise exc
     stride = getattr(args, "stride", None) or 1
-    print(f"{PROG} {args.command}: error: {_describe(path, exc, stride)}", file=sys.stderr)
+    where = log.where if log is not None else None
+    print(f"{PROG} {args.command}: error: {_describe(path, exc, stride, where)}", file=sys.stderr)
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:

@@ -31,7 +31,7 @@ import numpy.typing as npt
 from ._alloc import aligned_empty
 from ._columns import Columns, column_block, decode_columns, delta_columns
 from ._deltas import ON_DECREASE, DecreasePolicy, rates, resolve_kinds
-from ._errors import CounterResetError, PartialRecordWarning, TruncatedRecordError
+from ._errors import CounterResetError, PartialRecordWarning, TruncatedRecordError, describe_error
 from ._interop import require, table_columns
 from ._schema import FIELD_NAMES, RECORD_DTYPE, RECORD_SIZE
 
@@ -364,11 +364,6 @@ class FileOutcome:
     trailing_bytes: int = 0  # bytes left over, from PartialRecordWarnings
 
 
-def _describe(path: str, exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text if path in text else f"{path}: {text}"
-
-
 def _run_on_file(func: Any, path: str, describe: Any, kwargs: dict[str, Any]) -> FileOutcome:
     """``func(path, **kwargs)`` on a worker: warnings and OSError/ValueError come back as text
     (ipsecstats' exceptions hold more than their message and do not survive pickling)."""
@@ -395,7 +390,7 @@ def map_files(func: Any, paths: list[str], *, scheduler: str | None = None, desc
     the other files still run. Results come back in the order of ``paths``.
     """
     dask = require("dask", "dask", "map_files()")
-    tasks = [dask.delayed(_run_on_file, pure=False)(func, path, describe or _describe, kwargs) for path in paths]
+    tasks = [dask.delayed(_run_on_file, pure=False)(func, path, describe or describe_error, kwargs) for path in paths]
     with use_scheduler(scheduler):
         return list(dask.compute(*tasks))
 
