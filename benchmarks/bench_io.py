@@ -142,6 +142,36 @@ def bench_iter_deltas_file(benchmark: Any, log_path: Path, log_bytes: np.ndarray
         benchmark.extra_info["x_memcpy_same_test"] = memcpy / stats.stats.median
 
 
+@pytest.mark.parametrize("target", ["one 4096-record buffer", "rotating 65536-record chunks"])
+def bench_readinto_only(benchmark: Any, log_path: Path, log_bytes: np.ndarray, target: str) -> None:
+    """The ceiling of the safe (``mmap=False``) path: ``readinto`` alone, no deltas.
+
+    Into one reused cache-sized buffer, or 4096 records at a time into two alternating
+    chunk-sized arrays (where reading straight into the output would put the records).
+    """
+    size = ipsecstats.RECORD_SIZE
+    if target.startswith("one"):
+        buffers = [np.empty(4096 * size, np.uint8)]
+    else:
+        buffers = [np.empty(65536 * size, np.uint8) for _ in range(2)]
+
+    def read_all() -> int:
+        total = k = offset = 0
+        with open(log_path, "rb", buffering=0) as f:
+            while True:
+                buf = buffers[k]
+                got = f.readinto(buf[offset : offset + 4096 * size].data)
+                if not got:
+                    return total
+                total += got
+                offset += got
+                if offset == buf.nbytes:
+                    k, offset = (k + 1) % len(buffers), 0
+
+    got = _run(benchmark, read_all, op=OP, impl=f"readinto only, {target}", nbytes=log_bytes.nbytes)
+    assert got == log_bytes.nbytes
+
+
 def bench_iter_records_file(benchmark: Any, log_path: Path, log_bytes: np.ndarray) -> None:
     rows = _run(benchmark, lambda: _consume(ipsecstats.iter_records(log_path)), op=OP,
                 impl="iter_records (copies)", nbytes=log_bytes.nbytes)

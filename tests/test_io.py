@@ -321,10 +321,43 @@ def test_a_file_growing_while_read(tmp_path: Path, rng: np.random.Generator, mm:
     assert np.concatenate(chunks).tobytes() == want.tobytes()
 
 
-def test_a_file_shrinking_while_mapped_is_an_error(tmp_path: Path, rng: np.random.Generator) -> None:
+_TRUNCATE_SCRIPT = textwrap.dedent("""
+    import os, sys
+    import ipsecstats
+
+    path = sys.argv[1]
+    rows = 0
+    try:
+        for i, chunk in enumerate(ipsecstats.iter_deltas(path, stride=2)):  # the default settings
+            rows += chunk.shape[0]
+            if i == 0:
+                os.truncate(path, 168)  # as logrotate's copytruncate does, between two chunks
+    except OSError as exc:
+        print(rows, exc)
+""")
+
+
+def test_a_file_truncated_between_chunks_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    """In a child process: were a stale memory map read again, SIGBUS would kill it, not pytest."""
+    path = tmp_path / "rotated.bin"
+    path.write_bytes(np.arange(70_000 * 21, dtype="<u8").tobytes())  # two default chunks and a bit
+    out = subprocess.run([sys.executable, "-c", _TRUNCATE_SCRIPT, str(path)], capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert out.returncode == 0, f"exit status {out.returncode} (-7 is SIGBUS): {out.stderr}"
+    rows, message = out.stdout.split(" ", 1)
+    assert int(rows) in (65536 - 2, 65536)  # the first chunk, whole (mmap or readinto); then the error
+    assert "rotated.bin: the file shrank to 168 bytes while it was read (at byte offset" in message
+
+
+@pytest.mark.parametrize("via", ["mmap", "readinto", "fileobj", "records"])
+def test_a_file_shrinking_while_read_is_an_error(tmp_path: Path, rng: np.random.Generator, via: str) -> None:
     path = write(tmp_path / "shrink.bin", random_values(rng, 10_000).tobytes())
-    with pytest.raises(OSError, match="shrank to 168 bytes while it was read"):
-        for i, _ in enumerate(ipsecstats.iter_deltas(path, chunk_records=4096)):
+    with open(path, "rb") as f, pytest.raises(OSError, match=r"shrink\.bin: the file shrank to 168 bytes while it was read"):
+        if via == "records":
+            chunks = ipsecstats.iter_records(path, chunk_records=4096)
+        else:
+            chunks = ipsecstats.iter_deltas(f if via == "fileobj" else path, chunk_records=4096, mmap=via == "mmap")
+        for i, _ in enumerate(chunks):
             if i == 0:
                 os.truncate(path, R)
 

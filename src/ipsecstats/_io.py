@@ -105,6 +105,21 @@ class _Input:
         fd = self.file.fileno()
         return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
 
+    def check_not_shrunk(self) -> None:
+        """Raise ``OSError`` if a regular file is now shorter than the bytes already read from it.
+
+        Called at a short read: a file truncated by another process (logrotate's
+        ``copytruncate``) is an error, not a silent early end.
+        """
+        try:
+            fd = self.file.fileno()
+            pos = self.file.tell()
+        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            return  # a pipe or an in-memory stream: nothing to compare with
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode) and st.st_size < pos:
+            raise OSError(f"{self.name}: the file shrank to {st.st_size} bytes while it was read (at byte offset {pos})")
+
     def fill(self, view: memoryview) -> int:
         """Read into ``view`` until it is full or the source ends; the number of bytes read."""
         size = len(view)
@@ -195,6 +210,7 @@ def _read_blocks(src: _Input, block_records: int, allow_partial: bool) -> Iterat
             yield buffer[:whole]
             records += whole
         if got < len(view):
+            src.check_not_shrunk()
             _report_tail(src.name, records, got - whole * RECORD_SIZE, allow_partial)
             return
 
@@ -511,6 +527,7 @@ def _iter_records(src: _Input, chunk_records: int, allow_partial: bool) -> Itera
             else:
                 del buffer
             if got < chunk_records * RECORD_SIZE:
+                src.check_not_shrunk()
                 _report_tail(src.name, records, got - whole * RECORD_SIZE, allow_partial)
                 return
     finally:
@@ -530,13 +547,15 @@ def iter_deltas(
 ) -> Iterator[Any]:
     """``deltas`` of a log, chunk by chunk: the concatenation equals ``deltas(read(source), ...)``.
 
-    Chunks have at most ``chunk_records`` rows (the first has ``stride`` fewer, as the
-    first ``stride`` records have no predecessor). With ``return_resets=True`` each item
+    Chunks have at most ``chunk_records`` rows (the first ``stride`` records have no
+    predecessor, so there are ``stride`` fewer rows than records). With ``return_resets=True`` each item
     is ``(values, resets)``. Chunks are never overwritten once yielded. ``on_decrease=
     "raise"`` names the global delta row. A regular file given by path is read through
-    memory-mapped windows (``mmap=True``, the fast path; a file truncated by another
-    process while a window is mapped raises SIGBUS); ``mmap=False`` or a file object
-    uses ``readinto`` into a reused buffer. Partial tails: see ``read``.
+    memory-mapped windows (``mmap=True``, the fast path: about 2x ``readinto``); a file
+    truncated by another process while the kernel reads a window raises SIGBUS, which
+    kills the process. ``mmap=False`` or a file object uses ``readinto`` into a reused
+    buffer, never SIGBUS. Either way a file truncated below what was already read raises
+    ``OSError``. Partial tails: see ``read``.
     """
     chunk_records = _check_count("chunk_records", chunk_records, 1)
     stride = _check_policy_and_stride(on_decrease, stride)
