@@ -118,7 +118,6 @@ def delta_rows(prev, cur, counters, str policy, out, resets=None):
 
 # --- Columnar transpose (decode_columns / delta_columns) ------------------------------
 
-from cython cimport view
 
 cdef extern from "_kernel.h" nogil:
     void ips_transpose_run(const unsigned char *src, Py_ssize_t stride, size_t nrows,
@@ -166,59 +165,7 @@ from libc.string cimport memset
 
 from . import _wnode_layout as _wl
 
-cdef extern from *:
-    """
-    #include <stdint.h>
-    #include <stdlib.h>
-    #include <string.h>
-    #ifdef IPSECSTATS_DEBUG_BOUNDS
-    #define IPS_WN_CHECK(n, o, k) do { if ((o) < 0 || (o) > (n) || (n) - (o) < (int64_t)(k)) abort(); } while (0)
-    #else
-    #define IPS_WN_CHECK(n, o, k) ((void)0)
-    #endif
-    /* Little-endian loads at any alignment from b[0:n] at offset o. */
-    static inline int64_t ips_wn_u16(const uint8_t *b, int64_t n, int64_t o) {
-        IPS_WN_CHECK(n, o, 2);
-        return (int64_t)b[o] | ((int64_t)b[o + 1] << 8);
-    }
-    static inline int64_t ips_wn_u32(const uint8_t *b, int64_t n, int64_t o) {
-        IPS_WN_CHECK(n, o, 4);
-        return (int64_t)((uint32_t)b[o] | ((uint32_t)b[o + 1] << 8) |
-                         ((uint32_t)b[o + 2] << 16) | ((uint32_t)b[o + 3] << 24));
-    }
-    static inline int64_t ips_wn_i64(const uint8_t *b, int64_t n, int64_t o) {
-        uint64_t v = 0;
-        IPS_WN_CHECK(n, o, 8);
-        for (int k = 7; k >= 0; k--) v = (v << 8) | b[o + k];
-        return (int64_t)v;
-    }
-    static inline void ips_wn_copy(uint8_t *dst, const uint8_t *b, int64_t n, int64_t o, int64_t k) {
-        IPS_WN_CHECK(n, o, k);
-        memcpy(dst, b + o, (size_t)k);
-    }
-    static inline int ips_wn_same(const uint8_t *b, int64_t n, int64_t o1, int64_t o2, int64_t k) {
-        IPS_WN_CHECK(n, o1, k);
-        IPS_WN_CHECK(n, o2, k);
-        return memcmp(b + o1, b + o2, (size_t)k) == 0;
-    }
-    static inline int ips_wn_match(const uint8_t *b, int64_t n, int64_t o, const uint8_t *other, int64_t k) {
-        IPS_WN_CHECK(n, o, k);
-        return memcmp(b + o, other, (size_t)k) == 0;
-    }
-    /* The byte count of b[o:o+k] without its trailing NUL units (unit 1 or 2 bytes). */
-    static inline int64_t ips_wn_strip(const uint8_t *b, int64_t n, int64_t o, int64_t k, int64_t unit) {
-        IPS_WN_CHECK(n, o, k);
-        while (k >= unit && b[o + k - 1] == 0 && b[o + k - unit] == 0) k -= unit;
-        return k;
-    }
-    /* FNV-1a over b[o:o+k], seeded with the name encoding. */
-    static inline uint64_t ips_wn_hash(const uint8_t *b, int64_t n, int64_t o, int64_t k, int64_t seed) {
-        uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)seed;
-        IPS_WN_CHECK(n, o, k);
-        for (int64_t i = 0; i < k; i++) { h ^= b[o + i]; h *= 0x100000001b3ULL; }
-        return h;
-    }
-    """
+cdef extern from "_wnode_load.h":
     int64_t ips_wn_u16(const uint8_t *b, int64_t n, int64_t o) noexcept nogil
     int64_t ips_wn_u32(const uint8_t *b, int64_t n, int64_t o) noexcept nogil
     int64_t ips_wn_i64(const uint8_t *b, int64_t n, int64_t o) noexcept nogil
