@@ -19,7 +19,7 @@ from test_cli import PNG_MAGIC, one_error_line, run
 import ipsecstats
 from ipsecstats import FIELDS, read_cim_csv, read_wnode, write_wnode
 from ipsecstats._generate import generate
-from ipsecstats._log import detect_format, instance_pairs
+from ipsecstats._log import detect_format, instance_pairs, scan_log
 
 A, B = "ROOT\\ISCSIPRT\\0000_0", "PCI\\VEN_8086&DEV_10FB&SUBSYS_000C8086\\3&1_0"
 START = np.datetime64("2024-06-03T00:00:00", "ns")
@@ -321,10 +321,22 @@ def test_instance_pairs_follow_each_name() -> None:
     assert all(a.shape == (0,) for a in empty)
 
 
-def test_dask_map_files_describes_errors_like_the_cli(tmp_path: Path) -> None:
+def test_dask_map_files_describes_errors_like_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from ipsecstats import _errors, dask
+    from ipsecstats.cli import main
 
-    assert dask.map_files.__globals__["describe_error"] is _errors.describe_error
+    values = np.cumsum(np.ones((40, 21), dtype=np.uint64), axis=0, dtype=np.uint64)
+    values[29:, 9] -= np.uint64(20)  # record 29 is instance 1 of a 2-instance log
+    fall = tmp_path / "fall.bin"
+    fall.write_bytes(values.astype("<u8").tobytes())
+    outcome, = dask.map_files(scan_log, [str(fall)], scheduler="synchronous", stride=2,
+                              on_decrease="raise")
+    assert isinstance(outcome.error, ipsecstats.CounterResetError)  # the exception itself, not its text
+    lines = []
+    for extra in ([], ["--scheduler", "synchronous"]):
+        assert main(["report", str(fall), "--stride", "2", "--on-decrease", "raise", *extra]) == 1
+        lines.append(one_error_line(capsys.readouterr().err, "fall.bin", "record 29 (instance 1)"))
+    assert lines[0] == lines[1]
     cut = tmp_path / "cut.bin"
     cut.write_bytes(bytes(170))
     exc = ipsecstats.TruncatedRecordError(1, 2, 168, str(cut))

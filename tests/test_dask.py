@@ -143,8 +143,9 @@ def test_truncated_files_follow_the_decode_rule(logs):
         f.write(b"\x00" * 5)
     with pytest.raises(ipsecstats.TruncatedRecordError, match=r"host2\.ipsec.*5 trailing byte"):
         ipsdask.read_logs(logs)
-    with pytest.warns(ipsecstats.PartialRecordWarning, match=r"host2\.ipsec"):
+    with pytest.warns(ipsecstats.PartialRecordWarning, match=r"host2\.ipsec") as caught:
         ddf = ipsdask.read_logs(logs, allow_partial=True)
+    assert [w.filename for w in caught] == [__file__]  # the warning points at the caller of read_logs()
     got = ddf.compute()
     assert (got["file"] == logs[2]).sum() == SIZES[2]
 
@@ -168,6 +169,7 @@ def test_counter_reset_error_names_the_file(tmp_path):
     with pytest.raises(ipsecstats.CounterResetError) as reference:
         ipsecstats.deltas(ipsecstats.decode(path.read_bytes()), on_decrease="raise")
     assert info.value.field == reference.value.field == "InvalidCookiesReceived"
+    assert info.value.row == reference.value.row  # the file's delta row, not the partition's
     assert (info.value.previous, info.value.current) == (reference.value.previous, reference.value.current)
     assert any(f"delta row {reference.value.row} of the file" in note and "restart.ipsec" in note
                for note in info.value.__notes__)
@@ -239,6 +241,19 @@ def test_write_parquet_dataset_one_file_per_partition_and_exact(logs, tmp_path):
     assert columns["KeyUpdates"].compression == "ZSTD"
     with pytest.raises(FileExistsError):
         ipsdask.write_parquet_dataset(ddf, out)
+
+
+def test_write_parquet_dataset_directory_mode(logs, tmp_path):
+    mask = os.umask(0o022)
+    try:
+        ddf = ipsdask.read_logs(logs[:1])
+        ipsdask.write_parquet_dataset(ddf, tmp_path / "new")
+        assert oct((tmp_path / "new").stat().st_mode & 0o777) == oct(0o755)  # as mkdir makes it, not 0o700
+        (tmp_path / "empty").mkdir(mode=0o750)
+        ipsdask.write_parquet_dataset(ddf, tmp_path / "empty")
+        assert oct((tmp_path / "empty").stat().st_mode & 0o777) == oct(0o750)  # the empty directory's mode
+    finally:
+        os.umask(mask)
 
 
 def test_write_parquet_dataset_leaves_nothing_after_a_failure(logs, tmp_path):

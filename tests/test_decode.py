@@ -49,6 +49,7 @@ def test_golden_truncated(golden: dict) -> None:
     with pytest.warns(PartialRecordWarning) as caught:
         rec = decode(raw, allow_partial=True)
     assert len(caught) == 1
+    assert caught[0].filename == __file__  # the warning points at the caller of decode()
     warning = caught[0].message
     assert isinstance(warning, PartialRecordWarning)
     assert warning.records == spec["records"] and warning.trailing_bytes == spec["trailing_bytes"]

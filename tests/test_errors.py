@@ -30,3 +30,20 @@ def test_counter_reset_error_from_deltas_pickles():
         ipsecstats.deltas(records, on_decrease="raise", kinds={"ActiveAcquire": "counter"})
     back = pickle.loads(pickle.dumps(info.value))
     assert (back.row, back.field, back.previous, back.current) == (0, "ActiveAcquire", 5, 0)
+
+
+def test_shifted_counts_the_row_further_and_keeps_the_rest():
+    exc = ipsecstats.CounterResetError(7, "AuthenticationFailures", 2**64 - 1, 0, 2)
+    moved = exc.shifted(1000)
+    assert type(moved) is ipsecstats.CounterResetError
+    assert (moved.row, moved.field, moved.previous, moved.current, moved.stride) == (
+        1007, "AuthenticationFailures", 2**64 - 1, 0, 2)
+    assert str(moved) == str(ipsecstats.CounterResetError(1007, "AuthenticationFailures", 2**64 - 1, 0, 2))
+    assert exc.row == 7  # the original is left as it was
+
+
+def test_notes_survive_pickling():
+    exc = ipsecstats.CounterResetError(7, "AuthenticationFailures", 5, 0)
+    exc.add_note("capture.bin: at record 8")
+    back = pickle.loads(pickle.dumps(exc))
+    assert back.__notes__ == ["capture.bin: at record 8"]

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import errno
 import io
 import json
 import os
+import stat
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +19,15 @@ import pytest
 
 import ipsecstats
 from ipsecstats._deltas import delta_dtype, rate_dtype, resolve_kinds
-from ipsecstats._export import FORMATS, Layout, _npy_header, atomic_output, format_for, write_table
+from ipsecstats._export import (
+    FORMATS,
+    Layout,
+    _npy_header,
+    atomic_output,
+    format_for,
+    fsync_directory,
+    write_table,
+)
 
 from conftest import records_from
 
@@ -180,6 +191,14 @@ def test_a_failure_leaves_no_file_behind(tmp_path: Path, fmt: str, exc: BaseExce
     assert os.listdir(tmp_path) == [out.name] and out.read_bytes() == b"old content"
 
 
+def test_parquet_without_pyarrow_names_the_arrow_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # makes `import pyarrow` fail
+    with pytest.raises(ImportError, match=r'pip install "ipsecstats\[arrow\]"'):
+        write_table([(0, edge_records())], tmp_path / "x.parquet", "parquet", Layout("records"),
+                    ipsecstats.RECORD_DTYPE)
+    assert os.listdir(tmp_path) == []
+
+
 def test_atomic_output(tmp_path: Path) -> None:
     target = tmp_path / "x.bin"
     with atomic_output(target) as f:
@@ -194,6 +213,59 @@ def test_atomic_output(tmp_path: Path) -> None:
     with pytest.raises(IsADirectoryError):
         with atomic_output(tmp_path):
             pass
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o444, 0o755])
+def test_atomic_output_keeps_the_mode_of_the_file_it_replaces(tmp_path: Path, mode: int) -> None:
+    target = tmp_path / "x.csv"
+    target.write_bytes(b"old")
+    target.chmod(mode)
+    with atomic_output(target) as f:
+        f.write(b"new")
+    assert target.read_bytes() == b"new"
+    assert oct(target.stat().st_mode & 0o7777) == oct(mode)
+
+
+def test_atomic_output_syncs_the_file_then_its_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        st = os.fstat(fd)
+        synced.append("dir" if stat.S_ISDIR(st.st_mode) else "file")
+        if synced[-1] == "dir":
+            assert (st.st_dev, st.st_ino) == (tmp_path.stat().st_dev, tmp_path.stat().st_ino)
+            assert (tmp_path / "x.bin").read_bytes() == b"abc"  # after the rename
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with atomic_output(tmp_path / "x.bin") as f:
+        f.write(b"abc")
+    assert synced == (["file", "dir"] if os.name == "posix" else ["file"])
+
+
+def failing_fsync(code: int):
+    def fsync(fd: int) -> None:
+        raise OSError(code, os.strerror(code))
+
+    return fsync
+
+
+@pytest.mark.parametrize("code", [errno.EINVAL, errno.ENOTSUP])
+def test_fsync_directory_ignores_file_systems_that_cannot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          code: int) -> None:
+    monkeypatch.setattr(os, "fsync", failing_fsync(code))
+    fsync_directory(tmp_path)  # no error
+    fsync_directory(tmp_path / "missing")  # cannot be opened: nothing to sync
+
+
+@pytest.mark.skipif(os.name != "posix", reason="directories are synced on POSIX only")
+def test_fsync_directory_reports_a_real_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "fsync", failing_fsync(errno.EIO))
+    with pytest.raises(OSError) as info:
+        fsync_directory(tmp_path)
+    assert info.value.errno == errno.EIO
 
 
 def _umask() -> int:

@@ -159,6 +159,6 @@ def delta_columns(
             else:
                 deltas(recs[start : stop + stride], stride=stride, on_decrease=on_decrease, kinds=kinds, out=out)
         except CounterResetError as exc:
-            raise CounterResetError(start + exc.row, exc.field, exc.previous, exc.current, stride) from None
+            raise exc.shifted(start) from None
         kernel.transpose_rows(record_bytes_2d(out), block[:, start:stop], streaming)
     return columns

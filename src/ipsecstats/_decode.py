@@ -8,16 +8,15 @@ numpy's per-field structured copy, which is several times slower.
 from __future__ import annotations
 
 import mmap
-import warnings
 from typing import Any, Union
 
 import numpy as np
 import numpy.typing as npt
 
-from ._errors import PartialRecordWarning, TruncatedRecordError
+from ._errors import report_partial_record
 from ._schema import NFIELDS, RECORD_DTYPE, RECORD_SIZE
 
-__all__ = ["as_record_array", "decode", "encode", "record_bytes_2d"]
+__all__ = ["as_record_array", "decode", "encode", "record_bytes_2d", "whole_records"]
 
 BytesLike = Union[bytes, bytearray, memoryview, mmap.mmap, npt.NDArray[Any]]
 
@@ -48,13 +47,13 @@ def _byte_view(data: BytesLike) -> npt.NDArray[np.uint8]:
     return np.frombuffer(view, dtype=np.uint8)
 
 
-def _whole_records(nbytes: int, allow_partial: bool, source: str) -> int:
-    """The number of whole records in ``nbytes``; a remainder raises or warns."""
+def whole_records(nbytes: int, allow_partial: bool, source: str, stacklevel: int = 1) -> int:
+    """``nbytes // 168``; a remainder raises or warns (``_errors.report_partial_record``).
+
+    ``stacklevel`` counts from the caller of this function (1: the warning names the caller).
+    """
     n, rest = divmod(nbytes, RECORD_SIZE)
-    if rest:
-        if not allow_partial:
-            raise TruncatedRecordError(n, rest, RECORD_SIZE, source)
-        warnings.warn(PartialRecordWarning(n, rest, RECORD_SIZE, source), stacklevel=3)
+    report_partial_record(n, rest, allow_partial, source, stacklevel + 1)
     return n
 
 
@@ -76,7 +75,7 @@ def decode(
     reusing one buffer spares the page faults of fresh memory).
     """
     raw = _byte_view(data)
-    n = _whole_records(raw.size, allow_partial, "decode()")
+    n = whole_records(raw.size, allow_partial, "decode()", stacklevel=2)
     raw = raw[: n * RECORD_SIZE]
     if out is not None:
         if not isinstance(out, np.ndarray) or out.dtype != RECORD_DTYPE or out.shape != (n,):

@@ -2,47 +2,68 @@
 
 from __future__ import annotations
 
-__all__ = ["CounterResetError", "PartialRecordWarning", "TruncatedRecordError", "describe_error"]
+import warnings
+
+from ._schema import RECORD_SIZE
+
+__all__ = ["CounterResetError", "PartialRecordWarning", "TruncatedRecordError", "describe_error",
+           "report_partial_record"]
 
 
 class _Picklable:
-    """Exceptions with keyword-rich constructors survive pickling (process pools, Dask)."""
+    """Exceptions with keyword-rich constructors survive pickling (process pools, Dask),
+    notes (``add_note``) included."""
 
     _args: tuple[object, ...]
 
-    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
-        return (type(self), self._args)
+    def __reduce__(self) -> tuple[type, tuple[object, ...], dict[str, object]]:
+        return (type(self), self._args, vars(self))
 
 
-class TruncatedRecordError(_Picklable, ValueError):
+class _PartialRecord(_Picklable, Exception):
+    """A trailing partial record: ``records`` whole ones, then ``trailing_bytes`` at byte ``offset``.
+
+    Subclasses say what became of it in ``_template`` (formatted with these attributes).
+    """
+
+    _template: str
+
+    def __init__(self, records: int, trailing_bytes: int, record_size: int, source: str = "input"):
+        self._args = (records, trailing_bytes, record_size, source)
+        self.records = records
+        self.trailing_bytes = trailing_bytes
+        self.offset = records * record_size
+        self.source = source
+        super().__init__(self._template.format(record_size=record_size, **vars(self)))
+
+
+class TruncatedRecordError(_PartialRecord, ValueError):
     """The input length is not a whole number of 168-byte records."""
 
-    def __init__(self, records: int, trailing_bytes: int, record_size: int, source: str = "input"):
-        self._args = (records, trailing_bytes, record_size, source)
-        self.records = records
-        self.trailing_bytes = trailing_bytes
-        self.offset = records * record_size
-        self.source = source
-        super().__init__(
-            f"{source}: {trailing_bytes} trailing byte(s) at byte offset {self.offset} do not form a "
-            f"whole {record_size}-byte record (after {records} complete record(s)); "
-            "pass allow_partial=True to decode the complete records and be warned"
-        )
+    _template = ("{source}: {trailing_bytes} trailing byte(s) at byte offset {offset} do not form a "
+                 "whole {record_size}-byte record (after {records} complete record(s)); "
+                 "pass allow_partial=True to decode the complete records and be warned")
 
 
-class PartialRecordWarning(_Picklable, UserWarning):
+class PartialRecordWarning(_PartialRecord, UserWarning):
     """Complete records were decoded and a trailing partial record was left over."""
 
-    def __init__(self, records: int, trailing_bytes: int, record_size: int, source: str = "input"):
-        self._args = (records, trailing_bytes, record_size, source)
-        self.records = records
-        self.trailing_bytes = trailing_bytes
-        self.offset = records * record_size
-        self.source = source
-        super().__init__(
-            f"{source}: ignored {trailing_bytes} trailing byte(s) at byte offset {self.offset} "
-            f"(a partial {record_size}-byte record) after {records} complete record(s)"
-        )
+    _template = ("{source}: ignored {trailing_bytes} trailing byte(s) at byte offset {offset} "
+                 "(a partial {record_size}-byte record) after {records} complete record(s)")
+
+
+def report_partial_record(records: int, trailing_bytes: int, allow_partial: bool, source: str,
+                          stacklevel: int = 1) -> None:
+    """The partial-record rule: ``trailing_bytes`` after ``records`` whole records raise
+    ``TruncatedRecordError``, or with ``allow_partial`` warn ``PartialRecordWarning``; 0 is fine.
+
+    ``stacklevel`` counts from the caller of this function (1: the warning names the caller).
+    """
+    if not trailing_bytes:
+        return
+    if not allow_partial:
+        raise TruncatedRecordError(records, trailing_bytes, RECORD_SIZE, source)
+    warnings.warn(PartialRecordWarning(records, trailing_bytes, RECORD_SIZE, source), stacklevel=stacklevel + 1)
 
 
 class CounterResetError(_Picklable, ValueError):
@@ -54,10 +75,18 @@ class CounterResetError(_Picklable, ValueError):
         self.field = field
         self.previous = previous
         self.current = current
+        self.stride = stride
         super().__init__(
             f"counter {field} went down in delta row {row}: from {previous} to {current} "
             f"(stride {stride}); choose on_decrease='auto', 'reset', 'wrap' or 'zero' to accept it"
         )
+
+    def shifted(self, rows: int) -> CounterResetError:
+        """The same decrease with its delta row ``rows`` later: a chunk's error in whole-log rows.
+
+        Raise it ``from None``: the chunk-relative original adds nothing.
+        """
+        return type(self)(self.row + rows, self.field, self.previous, self.current, self.stride)
 
 
 def describe_error(path: str, exc: BaseException, stride: int = 1, where: object = None) -> str:
@@ -67,8 +96,6 @@ def describe_error(path: str, exc: BaseException, stride: int = 1, where: object
     names (for a capture: its record, instance and time); by default row ``r`` is record
     ``r + stride`` of a stride-interleaved log.
     """
-    from ._schema import RECORD_SIZE
-
     if isinstance(exc, TruncatedRecordError):
         return (f"{exc.source}: {exc.trailing_bytes} trailing byte(s) at byte offset {exc.offset} do not form a whole "
                 f"{RECORD_SIZE}-byte record (after {exc.records:,} complete records); pass --allow-partial to use "

@@ -15,11 +15,13 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import errno
 import io
 import json
 import math
 import os
 import secrets
+import stat
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -29,7 +31,7 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["FORMATS", "STREAM_FORMATS", "Layout", "atomic_output", "format_for", "write_table"]
+__all__ = ["FORMATS", "STREAM_FORMATS", "Layout", "atomic_output", "format_for", "fsync_directory", "write_table"]
 
 FORMATS = ("csv", "jsonl", "npy", "parquet")
 STREAM_FORMATS = ("csv", "jsonl")  # the formats that can go to standard output
@@ -118,8 +120,10 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     """A binary file that becomes ``path`` only if the ``with`` block completes.
 
     Written to ``.NAME.PID.RANDOM.tmp`` beside ``path`` (same file system, so the final
-    ``os.replace`` is atomic), flushed to disk, then renamed; on any exception,
-    including ``KeyboardInterrupt``, the temporary file is removed.
+    ``os.replace`` is atomic), flushed to disk, then renamed, and the rename synced to disk
+    too (POSIX); on any exception, including ``KeyboardInterrupt``, the temporary file is
+    removed. A new file gets mode ``0o666 & ~umask`` (as ``open`` gives); a replaced one
+    keeps its permission bits.
     """
     target = Path(path)
     if target.is_dir():
@@ -133,6 +137,8 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     try:
         yield f
         f.flush()
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
         os.fsync(f.fileno())
         f.close()
         os.replace(tmp, target)
@@ -141,6 +147,23 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    fsync_directory(target.parent)
+
+
+def fsync_directory(path: str | os.PathLike[str]) -> None:
+    """Sync the entries of directory ``path`` (a rename in it) to disk; a no-op where a
+    directory cannot be opened or synced (Windows, some network file systems)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF, errno.EACCES):
+            raise
+    finally:
+        os.close(fd)
 
 
 # --------------------------------------------------------------------------- text formats
@@ -252,7 +275,7 @@ def _pyarrow() -> tuple[Any, Any]:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
-        raise ImportError('Parquet output needs pyarrow: pip install "ipsecstats[parquet]"') from None
+        raise ImportError('Parquet output needs pyarrow: pip install "ipsecstats[arrow]"') from None
     return pa, pq
 
 

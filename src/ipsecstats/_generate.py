@@ -26,6 +26,7 @@ from collections.abc import Iterator
 import numpy as np
 import numpy.typing as npt
 
+from ._checks import check_int
 from ._schema import FIELD_NAMES, NFIELDS, RECORD_DTYPE
 
 __all__ = ["BLOCK_SAMPLES", "generate", "generate_blocks"]
@@ -65,14 +66,6 @@ _BURSTS_PER_SECOND = 1 / 5400.0  # one burst per 90 minutes on average
 _COL = {name: j for j, name in enumerate(FIELD_NAMES)}
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, not {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
 def _kernels() -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     j = np.arange(_BURST_TAPS, dtype=np.float64)
     burst = (j / _BURST_RISE) * np.exp(1.0 - j / _BURST_RISE)  # peak 1 at j = rise
@@ -110,10 +103,10 @@ def generate_blocks(
     ``records`` in all (a multiple of ``instances``): ``records // instances`` samples,
     each with one record per instance in instance order, ``interval`` seconds apart.
     """
-    records = _check_int("records", records, 0)
-    instances = _check_int("instances", instances, 1)
-    restarts = _check_int("restarts", restarts, 0)
-    seed = _check_int("seed", seed, 0)
+    records = check_int("records", records, 0)
+    instances = check_int("instances", instances, 1)
+    restarts = check_int("restarts", restarts, 0)
+    seed = check_int("seed", seed, 0)
     if records % instances:
         raise ValueError(f"records ({records}) must be a multiple of instances ({instances})")
     try:

@@ -30,7 +30,6 @@ import os
 import platform
 import stat
 import sys
-import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any, Union
 
@@ -39,7 +38,8 @@ import numpy.typing as npt
 
 from ._alloc import aligned_empty
 from ._deltas import _counter_runs, _seconds_per_row, delta_dtype, deltas, rate_dtype, resolve_kinds
-from ._errors import CounterResetError, PartialRecordWarning, TruncatedRecordError
+from ._checks import check_int
+from ._errors import CounterResetError, report_partial_record
 from ._schema import NFIELDS, RECORD_DTYPE, RECORD_SIZE
 
 __all__ = ["iter_deltas", "iter_rates", "iter_records", "read"]
@@ -142,12 +142,8 @@ class _Input:
 
 
 def _report_tail(name: str, records: int, trailing: int, allow_partial: bool) -> None:
-    """A partial record at the end: raise, or warn when ``allow_partial``."""
-    if not trailing:
-        return
-    if not allow_partial:
-        raise TruncatedRecordError(records, trailing, RECORD_SIZE, name)
-    warnings.warn(PartialRecordWarning(records, trailing, RECORD_SIZE, name), stacklevel=4)
+    """A partial record at the end: raise, or warn when ``allow_partial`` (the shared rule)."""
+    report_partial_record(records, trailing, allow_partial, name, stacklevel=3)
 
 
 def _map_records(fd: int, offset: int, count: int, populate: bool) -> npt.NDArray[np.void]:
@@ -376,7 +372,7 @@ def _delta_chunks(
             deltas(block, stride=stride, on_decrease=on_decrease, previous=previous, kinds=kinds,  # type: ignore[arg-type]
                    return_resets=return_resets, out=out)
         except CounterResetError as exc:
-            raise CounterResetError(first_row + filled + exc.row, exc.field, exc.previous, exc.current, stride) from None
+            raise exc.shifted(first_row + filled) from None
         del out, block, previous
         filled += m
         if filled == chunk_rows:  # a fresh view, never the pooled array itself (see _Recycler)
@@ -389,14 +385,6 @@ def _delta_chunks(
 
 
 # --------------------------------------------------------------------------- argument checks
-
-
-def _check_count(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, not {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def _check_policy_and_stride(on_decrease: Any, stride: Any) -> int:
@@ -428,9 +416,9 @@ def read(
     ``allow_partial=True`` the whole records are returned and a ``PartialRecordWarning``
     says what was left. Asking for records past the end raises ``ValueError``.
     """
-    start = _check_count("start", start, 0)
+    start = check_int("start", start, 0)
     if count is not None:
-        count = _check_count("count", count, 0)
+        count = check_int("count", count, 0)
     src = _Input(source, "read()")
     try:
         return _read_range(src.open(), start, count, mmap, allow_partial)
@@ -504,7 +492,7 @@ def iter_records(
     and closed by the iterator; a file object is read from its current position and left
     open. A trailing partial record is reported after the last chunk (see ``read``).
     """
-    chunk_records = _check_count("chunk_records", chunk_records, 1)
+    chunk_records = check_int("chunk_records", chunk_records, 1)
     src = _Input(source, "iter_records()")
     return _iter_records(src, chunk_records, allow_partial)
 
@@ -557,7 +545,7 @@ def iter_deltas(
     buffer, never SIGBUS. Either way a file truncated below what was already read raises
     ``OSError``. Partial tails: see ``read``.
     """
-    chunk_records = _check_count("chunk_records", chunk_records, 1)
+    chunk_records = check_int("chunk_records", chunk_records, 1)
     stride = _check_policy_and_stride(on_decrease, stride)
     kind_tuple = resolve_kinds(kinds)
     dtype = delta_dtype(kind_tuple)
@@ -616,7 +604,7 @@ def iter_rates(
     ``timestamps[i + stride] - timestamps[i]``, NaN where that step is not positive).
     Other arguments as for ``iter_deltas``; chunks are float64 per second, counters only.
     """
-    chunk_records = _check_count("chunk_records", chunk_records, 1)
+    chunk_records = check_int("chunk_records", chunk_records, 1)
     stride = _check_policy_and_stride(on_decrease, stride)
     kind_tuple = resolve_kinds(kinds)
     ts: npt.NDArray[Any] | None = None

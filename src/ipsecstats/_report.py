@@ -180,7 +180,9 @@ def scan(
         stats = LogStats(path=src.name, stride=stride, on_decrease=on_decrease, bytes_at_start=size, bins=bins)
         _init_bins(stats)
         chunk_records = max(chunk_records, stride, READ_BLOCK_RECORDS)
-        blocks = _tap_records(_blocks(src, chunk_records, allow_partial, True), stats, progress)
+        # readinto, not mmap: a log truncated under a report (logrotate copytruncate) must be
+        # an error message, never a SIGBUS; the report is not bound by read speed anyway.
+        blocks = _tap_records(_blocks(src, chunk_records, allow_partial, use_mmap=False), stats, progress)
         _scan_deltas(_paired_blocks(blocks, stride, chunk_records), stats, chunk_records)
         return stats
     finally:
@@ -323,7 +325,7 @@ def _scan_deltas(pairs: Iterator[tuple[npt.NDArray[np.void], npt.NDArray[np.void
                                     previous=previous, return_resets=True,
                                     out=(values_buf[:m], resets_buf[:m]))
         except CounterResetError as exc:
-            raise CounterResetError(first_row + exc.row, exc.field, exc.previous, exc.current, stride) from None
+            raise exc.shifted(first_row) from None
         counters = values.view("<u8").reshape(m, NFIELDS)[:, _COUNTER_COLS]
         stats.increase = [a + b for a, b in zip(stats.increase, _exact_column_sums(counters))]
         if resets.any():

@@ -3,7 +3,8 @@
 Subcommands: ``info``, ``report``, ``convert``, ``plot``, ``generate``. Results go to
 standard output and nothing else does; errors are one line on standard error naming
 the file and the problem. Exit status: 0 success, 1 a data or file error, 2 a usage
-error, 130 interrupted; ``--debug`` shows the traceback instead.
+error, 130 interrupted (SIGINT, Ctrl-C), 143 terminated (SIGTERM); both leave no partial
+output file. ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 import signal
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,8 @@ __all__ = ["main"]
 
 EXIT_DATA = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a writer killed by SIGPIPE (128 + 13)
 
 PROG = "ipsecstats"
@@ -49,6 +51,10 @@ class DataError(Exception):
     """A file that cannot be read, or whose content is unusable (exit status 1)."""
 
 
+class _Terminated(SystemExit):
+    """SIGTERM: unwinds like Ctrl-C, so temporary output files are removed (exit status 143)."""
+
+
 # --------------------------------------------------------------------------- the sample log
 
 
@@ -61,27 +67,36 @@ def sample_log() -> Iterator[tuple[str, dict[str, Any]]]:
         yield str(path), notes
 
 
+def _sample_settings(args: argparse.Namespace, notes: dict[str, Any]) -> None:
+    """The sample log's layout and times, where the options do not say otherwise."""
+    if args.stride is None:
+        args.stride = notes["instances"]
+    if args.interval is None:
+        args.interval = float(notes["interval"])
+        if args.start is None:
+            args.start = _timestamp(notes["start"])
+
+
 # --------------------------------------------------------------------------- argument types
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
+def _whole_number(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number ``>= minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value: int | None = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
+_positive_int = _whole_number(1)
+_count = _whole_number(0)
 
 
 def _seconds(text: str) -> float:
@@ -135,7 +150,7 @@ def _build_parser() -> argparse.ArgumentParser:
     log.add_argument("--timestamp-column", metavar="NAME",
                      help="cim-csv: the column holding each row's time (ISO 8601 with offset, or FILETIME ticks)")
 
-    dist = argparse.ArgumentParser(add_help=False)
+    dist = _Parser(add_help=False)
     dist.add_argument("--scheduler", metavar="ADDRESS|threads|processes",
                       help="run over the files with Dask (pip install \"ipsecstats[dask]\"): threads, processes, "
                            "or the address of a running distributed scheduler such as tcp://host:8786")
@@ -228,9 +243,6 @@ def _warn_line(text: str) -> None:
     print(f"{PROG}: warning: {text}", file=sys.stderr)
 
 
-_describe = describe_error  # one line naming the file and the problem
-
-
 def _open_log(args: argparse.Namespace, path: str) -> Log:
     """The ``Log`` of ``path`` under ``--input-format``; options that do not fit the format are usage errors.
 
@@ -300,12 +312,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.files:
         return _report_files(args, args.files, sample=None)
     with sample_log() as (path, notes):
-        if args.stride is None:
-            args.stride = notes["instances"]
-        if args.interval is None:
-            args.interval = float(notes["interval"])
-            if args.start is None:
-                args.start = _timestamp(notes["start"])
+        _sample_settings(args, notes)
         return _report_files(args, [path], sample=notes)
 
 
@@ -321,17 +328,18 @@ def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[s
     if getattr(args, "scheduler", None):  # one Dask task per file; results come back in order
         from .dask import map_files
 
-        remote = map_files(scan_log, list(paths), scheduler=args.scheduler, describe=_describe,
-                           input_format=args.input_format, stride=args.stride or 1, on_decrease=args.on_decrease,
-                           allow_partial=args.allow_partial, timestamp_column=args.timestamp_column)
+        remote = map_files(scan_log, list(paths), scheduler=args.scheduler, input_format=args.input_format,
+                           stride=args.stride or 1, on_decrease=args.on_decrease, allow_partial=args.allow_partial,
+                           timestamp_column=args.timestamp_column)
     for i, path in enumerate(paths):
         trailing: list[int] = []
         if remote is not None:
             for line in remote[i].warnings:
                 _warn_line(line)
             trailing.append(remote[i].trailing_bytes)
-            if remote[i].error is not None:
-                print(f"{PROG} {args.command}: error: {remote[i].error}", file=sys.stderr)
+            error = remote[i].error
+            if error is not None:
+                _error(args, path, error)
                 status = EXIT_DATA
                 continue
             stats = remote[i].result
@@ -469,12 +477,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         path = args.file
         if path is None:
             path, notes = stack.enter_context(sample_log())
-            if args.stride is None:
-                args.stride = notes["instances"]
-            if args.interval is None:
-                args.interval = float(notes["interval"])
-                if args.start is None:
-                    args.start = _timestamp(notes["start"])
+            _sample_settings(args, notes)
         size = _file_size(path) or 0
         log = None
         try:
@@ -566,11 +569,11 @@ def _error(args: argparse.Namespace, path: str, exc: BaseException, log: Log | N
         raise exc
     stride = getattr(args, "stride", None) or 1
     where = log.where if log is not None else None
-    print(f"{PROG} {args.command}: error: {_describe(path, exc, stride, where)}", file=sys.stderr)
+    print(f"{PROG} {args.command}: error: {describe_error(path, exc, stride, where)}", file=sys.stderr)
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)  # unwinds, so temporary output files are removed
+    raise _Terminated(EXIT_TERMINATED)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -590,9 +593,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_DATA
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Terminated) as exc:
         if args.debug:
             raise
+        if isinstance(exc, _Terminated):
+            print(f"{PROG}: terminated", file=sys.stderr)
+            return EXIT_TERMINATED
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:

@@ -18,8 +18,9 @@ import contextlib
 import errno
 import glob
 import os
+import secrets
 import shutil
-import tempfile
+import stat
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -29,9 +30,11 @@ import numpy as np
 import numpy.typing as npt
 
 from ._alloc import aligned_empty
+from ._checks import check_int
 from ._columns import Columns, column_block, decode_columns, delta_columns
+from ._decode import whole_records
 from ._deltas import ON_DECREASE, DecreasePolicy, rates, resolve_kinds
-from ._errors import CounterResetError, PartialRecordWarning, TruncatedRecordError, describe_error
+from ._errors import CounterResetError, PartialRecordWarning
 from ._interop import require, table_columns
 from ._schema import FIELD_NAMES, RECORD_DTYPE, RECORD_SIZE
 
@@ -80,16 +83,6 @@ def expand_paths(paths_or_glob: Any) -> list[str]:
     if not paths:
         raise FileNotFoundError("read_logs() was given no files")
     return paths
-
-
-def whole_records(path: str, allow_partial: bool) -> int:
-    """Records in ``path`` now; a trailing partial record raises, or warns with ``allow_partial``."""
-    n, rest = divmod(os.stat(path).st_size, RECORD_SIZE)
-    if rest:
-        if not allow_partial:
-            raise TruncatedRecordError(n, rest, RECORD_SIZE, path)
-        warnings.warn(PartialRecordWarning(n, rest, RECORD_SIZE, path), stacklevel=3)
-    return n
 
 
 def _readinto_exactly(f: Any, dst: npt.NDArray[np.uint8], path: str, offset: int) -> None:
@@ -202,9 +195,10 @@ class LogReader:
                 return delta_columns(cur, stride=self.stride, on_decrease=self.on_decrease,
                                      previous=carry, kinds=kinds)
             r = rates(recs, interval=self.interval, stride=self.stride, on_decrease=self.on_decrease, kinds=kinds)
-        except CounterResetError as exc:  # its row counts from this partition: say where in the file
-            exc.add_note(f"{part.path}: at record {lo + exc.row} (delta row {lo + exc.row - self.stride} of the file)")
-            raise
+        except CounterResetError as exc:  # its row counts from this partition: make it the file's
+            error = exc.shifted(lo - self.stride)
+            error.add_note(f"{part.path}: at record {error.row + self.stride} (delta row {error.row} of the file)")
+            raise error from None
         return table_columns(r)
 
     def _empty_fields(self) -> Any:
@@ -243,14 +237,6 @@ class LogReader:
     def meta(self) -> Any:
         """The empty frame with every column and dtype a partition has."""
         return self(LogPart(0, self.files[0], 0, 0))
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, not {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def plan_parts(paths: list[str], counts: list[int], chunk_records: int | None) -> list[LogPart]:
@@ -299,9 +285,9 @@ def read_logs(
         raise ValueError(f"what must be one of {', '.join(map(repr, WHAT))}; got {what!r}")
     if on_decrease not in ON_DECREASE:
         raise ValueError(f"on_decrease must be one of {', '.join(map(repr, ON_DECREASE))}; got {on_decrease!r}")
-    stride = _check_int("stride", stride, 1)
+    stride = check_int("stride", stride, 1)
     if chunk_records is not None:
-        chunk_records = _check_int("chunk_records", chunk_records, 1)
+        chunk_records = check_int("chunk_records", chunk_records, 1)
     if what == "rates":
         if interval is None:
             raise ValueError("read_logs(what='rates') needs interval= (seconds between samples of one instance)")
@@ -316,7 +302,7 @@ def read_logs(
     paths = expand_paths(paths_or_glob)
     counts = []
     for path in paths:  # a loop, not a comprehension: the warning's stacklevel reaches the caller
-        counts.append(whole_records(path, allow_partial))
+        counts.append(whole_records(os.stat(path).st_size, allow_partial, path, stacklevel=2))
     reader = LogReader(tuple(dict.fromkeys(paths)), what, stride, interval, on_decrease, kind_items)
     if columns is not None:
         columns = list(columns)
@@ -359,21 +345,21 @@ class FileOutcome:
 
     path: str
     result: Any = None
-    error: str | None = None  # one line naming the file, when the function raised
+    error: BaseException | None = None  # the OSError or ValueError the function raised, if it did
     warnings: list[str] = field(default_factory=list)
     trailing_bytes: int = 0  # bytes left over, from PartialRecordWarnings
 
 
-def _run_on_file(func: Any, path: str, describe: Any, kwargs: dict[str, Any]) -> FileOutcome:
-    """``func(path, **kwargs)`` on a worker: warnings and OSError/ValueError come back as text
-    (ipsecstats' exceptions hold more than their message and do not survive pickling)."""
+def _run_on_file(func: Any, path: str, kwargs: dict[str, Any]) -> FileOutcome:
+    """``func(path, **kwargs)`` on a worker: warnings come back as text, an OSError or
+    ValueError as itself (ipsecstats' exceptions pickle with their attributes)."""
     outcome = FileOutcome(path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             outcome.result = func(path, **kwargs)
         except (OSError, ValueError) as exc:
-            outcome.error = describe(path, exc)
+            outcome.error = exc
     for w in caught:
         if isinstance(w.message, PartialRecordWarning):
             outcome.trailing_bytes += w.message.trailing_bytes
@@ -381,16 +367,16 @@ def _run_on_file(func: Any, path: str, describe: Any, kwargs: dict[str, Any]) ->
     return outcome
 
 
-def map_files(func: Any, paths: list[str], *, scheduler: str | None = None, describe: Any = None,
-              **kwargs: Any) -> list[FileOutcome]:
+def map_files(func: Any, paths: list[str], *, scheduler: str | None = None, **kwargs: Any) -> list[FileOutcome]:
     """``func(path, **kwargs)`` for every path, one dask task each, on ``scheduler``.
 
     ``func`` must be importable on the workers (a module-level function). An OSError or
-    ValueError of one file becomes that file's ``error`` line (``describe(path, exc)``);
-    the other files still run. Results come back in the order of ``paths``.
+    ValueError of one file becomes that file's ``error`` (describe it on the client, e.g.
+    with ``describe_error``); the other files still run. Results come back in the order of
+    ``paths``.
     """
     dask = require("dask", "dask", "map_files()")
-    tasks = [dask.delayed(_run_on_file, pure=False)(func, path, describe or describe_error, kwargs) for path in paths]
+    tasks = [dask.delayed(_run_on_file, pure=False)(func, path, kwargs) for path in paths]
     with use_scheduler(scheduler):
         return list(dask.compute(*tasks))
 
@@ -431,11 +417,13 @@ def write_parquet_dataset(frame: Any, directory: str | os.PathLike[str], **optio
     target = os.path.abspath(os.fspath(directory))
     if os.path.lexists(target) and not (os.path.isdir(target) and not os.listdir(target)):
         raise FileExistsError(errno.EEXIST, "exists; write the dataset to a new or empty directory", target)
-    parent = os.path.dirname(target)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.", suffix=".partial", dir=parent)
+    name = f".{os.path.basename(target)}.{os.getpid()}.{secrets.token_hex(4)}.partial"
+    tmp = os.path.join(os.path.dirname(target), name)
+    os.mkdir(tmp)  # mode 0o777 & ~umask, as for any new directory (tempfile.mkdtemp would give 0o700)
     try:
         frame.to_parquet(tmp, write_index=False, name_function=lambda i: f"part-{i:05d}.parquet", **options)
-        if os.path.isdir(target):
+        if os.path.isdir(target):  # an empty directory: the dataset takes its place and its mode
+            os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
             os.rmdir(target)
         os.rename(tmp, target)
     except BaseException:
