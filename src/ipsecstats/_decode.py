@@ -13,6 +13,7 @@ from typing import Any, Union
 import numpy as np
 import numpy.typing as npt
 
+from ._alloc import empty
 from ._errors import report_partial_record
 from ._schema import NFIELDS, RECORD_DTYPE, RECORD_SIZE
 
@@ -85,7 +86,7 @@ def decode(
     elif not copy:
         return raw.view(RECORD_DTYPE)
     else:
-        out = np.empty(n, dtype=RECORD_DTYPE)
+        out = empty(n, RECORD_DTYPE)
     np.copyto(out.view(np.uint8), raw)
     return out
 

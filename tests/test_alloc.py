@@ -1,0 +1,116 @@
+"""The output-buffer cache: large outputs reuse memory only once nothing refers to it."""
+
+from __future__ import annotations
+
+import gc
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import ipsecstats
+from ipsecstats import _alloc
+from ipsecstats._alloc import CACHED_MIN_BYTES, MappingCache, aligned_empty
+
+BIG = CACHED_MIN_BYTES // 168 + 1  # records: just over the cached size
+
+pytestmark = pytest.mark.skipif(not _alloc.CACHE.limit, reason="IPSECSTATS_BUFFER_CACHE_MB=0")
+
+
+def _address(a: np.ndarray) -> int:
+    return a.__array_interface__["data"][0]
+
+
+def test_large_outputs_are_aligned_writeable_and_reused():
+    first = aligned_empty(BIG, ipsecstats.RECORD_DTYPE)
+    assert first.flags.writeable and first.flags.c_contiguous
+    assert _address(first) % _alloc.ALIGNMENT == 0
+    where = _address(first)
+    del first
+    gc.collect()
+    again = aligned_empty(BIG, ipsecstats.RECORD_DTYPE)
+    assert _address(again) == where  # the same mapping, already faulted in
+
+
+def test_a_view_keeps_its_memory_from_being_reused():
+    owner = aligned_empty(BIG, np.uint64)
+    owner[:] = 7
+    view = owner[100:200]
+    del owner
+    gc.collect()
+    other = aligned_empty(BIG, np.uint64)  # must not land on the memory the view still uses
+    other[:] = 9
+    assert np.all(view == 7)
+    assert not np.shares_memory(view, other)
+
+
+def test_results_that_are_kept_are_never_overwritten():
+    data = np.arange(BIG * 21, dtype=np.uint64).view(np.uint8)
+    kept = [ipsecstats.decode(data, copy=True) for _ in range(3)]
+    for r in kept:
+        assert r.view(np.uint8).tobytes() == data.tobytes()
+    assert not any(np.shares_memory(a, b) for i, a in enumerate(kept) for b in kept[i + 1:])
+
+
+def test_the_cache_stays_within_its_limit():
+    cache = MappingCache(limit=3 * 2 * 1024 * 1024)
+    views = [cache.take(2 * 1024 * 1024) for _ in range(5)]
+    assert cache.cached_bytes() == 0
+    del views
+    gc.collect()
+    assert cache.cached_bytes() == 3 * 2 * 1024 * 1024
+    cache.clear()
+    assert cache.cached_bytes() == 0
+
+
+def test_a_mapping_more_than_twice_too_big_is_not_reused():
+    cache = MappingCache(limit=1 << 30)
+    big = cache.take(8 * 1024 * 1024)
+    del big
+    gc.collect()
+    small = cache.take(2 * 1024 * 1024)
+    assert small.nbytes == 2 * 1024 * 1024 and not np.shares_memory(small, np.zeros(1))
+    assert cache.cached_bytes() == 8 * 1024 * 1024
+
+
+def test_concurrent_allocations_do_not_share_memory():
+    errors = []
+
+    def work(seed: int) -> None:
+        for k in range(6):
+            a = aligned_empty(CACHED_MIN_BYTES // 8, np.uint64)
+            a[:] = seed * 100 + k
+            gc.collect() if k % 3 == 0 else None
+            if not np.all(a == seed * 100 + k):
+                errors.append((seed, k))
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+@pytest.mark.parametrize(("value", "expect"), [("0", "numpy"), ("64", "cache")])
+def test_the_environment_variable_sets_the_limit(value, expect):
+    code = (
+        "import numpy as np; from ipsecstats._alloc import aligned_empty, CACHE; "
+        "a = aligned_empty(20 * 2**20, np.uint8); "
+        "print(CACHE.limit, type(a.base.base if a.base is not None else None).__name__)"
+    )
+    env = {**os.environ, "IPSECSTATS_BUFFER_CACHE_MB": value}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    limit, base = out.stdout.split()
+    assert int(limit) == int(value) * 2**20
+    assert (base == "memoryview") == (expect == "cache")
+
+
+def test_a_malformed_environment_variable_is_a_clear_error():
+    env = {**os.environ, "IPSECSTATS_BUFFER_CACHE_MB": "lots"}
+    out = subprocess.run([sys.executable, "-c", "import ipsecstats"], env=env, capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "IPSECSTATS_BUFFER_CACHE_MB must be a whole number of megabytes" in out.stderr
