@@ -419,3 +419,20 @@ def test_warnings_are_not_swallowed(tmp_path: Path) -> None:
         warnings.simplefilter("always")
         assert len(ipsecstats.read(path, allow_partial=True)) == 3
     assert [type(w.message) for w in caught] == [PartialRecordWarning]
+
+
+@pytest.mark.parametrize("reader", ["read", "iter_records", "iter_deltas"])
+def test_partial_record_offsets_count_from_the_start_of_the_file(tmp_path: Path, reader: str) -> None:
+    path = tmp_path / "tail.bin"
+    path.write_bytes(bytes(168 * 10 + 5))
+    with open(path, "rb") as f:
+        f.seek(168 * 4)  # the caller skipped 4 records before handing the file over
+        with pytest.raises(ipsecstats.TruncatedRecordError) as info:
+            if reader == "read":
+                ipsecstats.read(f)
+            else:
+                for _ in getattr(ipsecstats, reader)(f, chunk_records=4):
+                    pass
+    assert info.value.records == 6 and info.value.trailing_bytes == 5
+    assert info.value.offset == 168 * 10
+    assert "at byte offset 1680" in str(info.value)

@@ -23,16 +23,18 @@ class _Picklable:
 class _PartialRecord(_Picklable, Exception):
     """A trailing partial record: ``records`` whole ones, then ``trailing_bytes`` at byte ``offset``.
 
+    ``start``: the byte offset in the source where the records began (a file object that
+    was not at its start), so that ``offset`` is a position in the file.
     Subclasses say what became of it in ``_template`` (formatted with these attributes).
     """
 
     _template: str
 
-    def __init__(self, records: int, trailing_bytes: int, record_size: int, source: str = "input"):
-        self._args = (records, trailing_bytes, record_size, source)
+    def __init__(self, records: int, trailing_bytes: int, record_size: int, source: str = "input", start: int = 0):
+        self._args = (records, trailing_bytes, record_size, source, start)
         self.records = records
         self.trailing_bytes = trailing_bytes
-        self.offset = records * record_size
+        self.offset = start + records * record_size
         self.source = source
         super().__init__(self._template.format(record_size=record_size, **vars(self)))
 
@@ -53,7 +55,7 @@ class PartialRecordWarning(_PartialRecord, UserWarning):
 
 
 def report_partial_record(records: int, trailing_bytes: int, allow_partial: bool, source: str,
-                          stacklevel: int = 1) -> None:
+                          stacklevel: int = 1, start: int = 0) -> None:
     """The partial-record rule: ``trailing_bytes`` after ``records`` whole records raise
     ``TruncatedRecordError``, or with ``allow_partial`` warn ``PartialRecordWarning``; 0 is fine.
 
@@ -62,8 +64,8 @@ def report_partial_record(records: int, trailing_bytes: int, allow_partial: bool
     if not trailing_bytes:
         return
     if not allow_partial:
-        raise TruncatedRecordError(records, trailing_bytes, RECORD_SIZE, source)
-    warnings.warn(PartialRecordWarning(records, trailing_bytes, RECORD_SIZE, source), stacklevel=stacklevel + 1)
+        raise TruncatedRecordError(records, trailing_bytes, RECORD_SIZE, source, start)
+    warnings.warn(PartialRecordWarning(records, trailing_bytes, RECORD_SIZE, source, start), stacklevel=stacklevel + 1)
 
 
 class CounterResetError(_Picklable, ValueError):

@@ -73,6 +73,7 @@ class _Input:
             self.name = os.fsdecode(path)
             self.path: str | None = self.name
             self.owned = True
+            self.start = 0
             os.stat(self.name)  # a missing file fails at the call, not at the first chunk
             return
         if isinstance(source, (bytes, bytearray, memoryview)):
@@ -86,6 +87,10 @@ class _Input:
         self.path = None
         self.file = source
         self.owned = False
+        try:  # where the records begin: error offsets are positions in the file
+            self.start = int(source.tell())
+        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            self.start = 0
 
     def open(self) -> _Input:
         if self.file is None:
@@ -141,9 +146,9 @@ class _Input:
         return filled
 
 
-def _report_tail(name: str, records: int, trailing: int, allow_partial: bool) -> None:
+def _report_tail(src: _Input, records: int, trailing: int, allow_partial: bool) -> None:
     """A partial record at the end: raise, or warn when ``allow_partial`` (the shared rule)."""
-    report_partial_record(records, trailing, allow_partial, name, stacklevel=3)
+    report_partial_record(records, trailing, allow_partial, src.name, stacklevel=3, start=src.start)
 
 
 def _map_records(fd: int, offset: int, count: int, populate: bool) -> npt.NDArray[np.void]:
@@ -188,7 +193,7 @@ def _mapped_blocks(src: _Input, fd: int, budget: _Budget, allow_partial: bool) -
             raise OSError(f"{src.name}: the file shrank to {size} bytes while it was read (at byte offset {pos})")
         count = min((size - pos) // RECORD_SIZE, budget.records)
         if count == 0:
-            _report_tail(src.name, pos // RECORD_SIZE, size - pos, allow_partial)
+            _report_tail(src, pos // RECORD_SIZE, size - pos, allow_partial)
             return
         yield _map_records(fd, pos, count, True)  # unmapped as soon as the consumer drops it
         pos += count * RECORD_SIZE
@@ -207,7 +212,7 @@ def _read_blocks(src: _Input, block_records: int, allow_partial: bool) -> Iterat
             records += whole
         if got < len(view):
             src.check_not_shrunk()
-            _report_tail(src.name, records, got - whole * RECORD_SIZE, allow_partial)
+            _report_tail(src, records, got - whole * RECORD_SIZE, allow_partial)
             return
 
 
@@ -450,7 +455,7 @@ def _read_range(src: _Input, start: int, count: int | None, use_mmap: bool, allo
         raise ValueError(f"{src.name}: start={start} is past the end ({whole} whole records)")
     if count is None:
         count = whole - start
-        _report_tail(src.name, whole, trailing, allow_partial)
+        _report_tail(src, whole, trailing, allow_partial)
     elif start + count > whole:
         tail = f" and {trailing} trailing byte(s)" if trailing else ""
         raise ValueError(
@@ -516,7 +521,7 @@ def _iter_records(src: _Input, chunk_records: int, allow_partial: bool) -> Itera
                 del buffer
             if got < chunk_records * RECORD_SIZE:
                 src.check_not_shrunk()
-                _report_tail(src.name, records, got - whole * RECORD_SIZE, allow_partial)
+                _report_tail(src, records, got - whole * RECORD_SIZE, allow_partial)
                 return
     finally:
         src.close()
