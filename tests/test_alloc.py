@@ -36,12 +36,12 @@ def test_large_outputs_are_aligned_writeable_and_reused():
 
 
 def test_a_view_keeps_its_memory_from_being_reused():
-    owner = aligned_empty(BIG, np.uint64)
+    owner = aligned_empty(CACHED_MIN_BYTES // 8, np.uint64)
     owner[:] = 7
     view = owner[100:200]
     del owner
     gc.collect()
-    other = aligned_empty(BIG, np.uint64)  # must not land on the memory the view still uses
+    other = aligned_empty(CACHED_MIN_BYTES // 8, np.uint64)  # not on memory the view still uses
     other[:] = 9
     assert np.all(view == 7)
     assert not np.shares_memory(view, other)
@@ -114,3 +114,26 @@ def test_a_malformed_environment_variable_is_a_clear_error():
     out = subprocess.run([sys.executable, "-c", "import ipsecstats"], env=env, capture_output=True, text=True)
     assert out.returncode != 0
     assert "IPSECSTATS_BUFFER_CACHE_MB must be a whole number of megabytes" in out.stderr
+
+
+def test_memory_reached_around_the_owner_is_not_reused():
+    words = CACHED_MIN_BYTES // 8
+    owner_view = aligned_empty(words, np.uint64)
+    owner_view[:] = 7
+    around = np.frombuffer(owner_view.base.base, np.uint64)  # skips the tracked owner array
+    del owner_view
+    gc.collect()
+    other = aligned_empty(words, np.uint64)
+    other[:] = 99
+    assert np.all(around[:words] == 7)
+    assert not np.shares_memory(around, other)
+
+
+def test_release_buffers_empties_the_cache():
+    a = aligned_empty(BIG, ipsecstats.RECORD_DTYPE)
+    del a
+    gc.collect()
+    assert _alloc.CACHE.cached_bytes() > 0
+    assert ipsecstats.release_buffers() > 0
+    assert _alloc.CACHE.cached_bytes() == 0
+    assert ipsecstats.release_buffers() == 0

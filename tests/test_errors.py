@@ -47,3 +47,11 @@ def test_notes_survive_pickling():
     exc.add_note("capture.bin: at record 8")
     back = pickle.loads(pickle.dumps(exc))
     assert back.__notes__ == ["capture.bin: at record 8"]
+
+
+def test_shifted_keeps_notes():
+    exc = ipsecstats.CounterResetError(3, "KeyUpdates", 9, 2, 1)
+    exc.add_note("in capture.bin")
+    moved = exc.shifted(100)
+    assert moved.row == 103 and moved.__notes__ == ["in capture.bin"]
+    assert (moved.field, moved.previous, moved.current) == ("KeyUpdates", 9, 2)

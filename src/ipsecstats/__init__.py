@@ -5,6 +5,7 @@ turns raw bytes into a numpy structured array; ``deltas`` and ``rates`` differen
 them with exact uint64 arithmetic. ``BACKEND`` says which kernel runs them.
 """
 
+from ._alloc import release_buffers
 from ._backend import BACKEND
 from ._columns import Columns, decode_columns, delta_columns
 from ._decode import decode, encode
@@ -19,6 +20,7 @@ from ._wnode import Capture, WnodeFormatError, WnodeWarning, read_wnode, write_w
 __version__ = "0.1.0"
 
 __all__ = [
+    "release_buffers",
     "BACKEND",
     "COUNTERS",
     "Capture",

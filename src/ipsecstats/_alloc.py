@@ -8,13 +8,15 @@ array (or view) over one is gone, the mapping goes back to the cache, already fa
 in, and the next output of a similar size reuses it. The cache holds at most
 ``IPSECSTATS_BUFFER_CACHE_MB`` megabytes (default 1024; 0 turns it off); the memory is
 private to the process (``MAP_PRIVATE``), so a fork copies it on write like any other.
+``ipsecstats.release_buffers()`` hands the idle cached memory back to the system.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import mmap
 import os
-import threading
 import weakref
 from typing import Any
 
@@ -48,48 +50,79 @@ class MappingCache:
     ``take(nbytes)`` returns a writeable uint8 array of ``nbytes`` over a mapping (a cached
     one of at most twice the size, else a new one). Every view or buffer made from that
     array keeps it alive (numpy stops its base chain at an array whose base is not an
-    array), so a finalizer on it gives the mapping back only when nothing can reach the
-    memory. The oldest mappings are dropped once the cache holds more than ``limit``
-    bytes. Finalizers run inside garbage collection on any thread: hence the reentrant lock.
+    array), so a finalizer on it gives the mapping back when that array is gone. Before a
+    cached mapping is reused, ``resize`` to its own size proves that no buffer export is
+    left on it (it raises ``BufferError`` otherwise), so memory reached by some other path
+    is never handed out twice. The oldest mappings are dropped once the cache holds more
+    than ``limit`` bytes.
+
+    Finalizers run inside garbage collection, on any thread and in the middle of any
+    statement, so there is no lock: the free list is a deque, whose appends, pops and
+    removes are atomic, and a race at worst drops a mapping a little early.
     """
 
     def __init__(self, limit: int):
         self.limit = limit
-        self._free: list[mmap.mmap] = []
-        self._lock = threading.RLock()
+        self._free: collections.deque[mmap.mmap] = collections.deque()
 
     def take(self, nbytes: int) -> npt.NDArray[np.uint8]:
         size = -(-max(nbytes, 1) // _GRANULE) * _GRANULE
-        with self._lock:
-            fitting = [m for m in self._free if size <= len(m) <= 2 * size]
-            mapping = min(fitting, key=len) if fitting else None
-            if mapping is not None:
-                self._free.remove(mapping)
-        if mapping is None:
-            mapping = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-            if hasattr(mmap, "MADV_HUGEPAGE"):
-                mapping.madvise(mmap.MADV_HUGEPAGE)
+        mapping = self._reuse(size) or self._new(size)
         owner = np.frombuffer(mapping, dtype=np.uint8, count=nbytes)
         weakref.finalize(owner, self._give_back, mapping).atexit = False
         return owner
 
+    def _reuse(self, size: int) -> mmap.mmap | None:
+        for mapping in sorted((m for m in list(self._free) if size <= len(m) <= 2 * size), key=len):
+            try:
+                self._free.remove(mapping)
+            except ValueError:  # taken or dropped meanwhile
+                continue
+            try:
+                mapping.resize(len(mapping))  # BufferError while any export is left
+            except (BufferError, OSError, SystemError):
+                continue  # still reachable (or not provable here): never reuse it
+            return mapping
+        return None
+
+    def _new(self, size: int) -> mmap.mmap:
+        try:
+            mapping = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        except OSError:
+            self.clear()  # the idle cache may be what stands in the way
+            try:
+                mapping = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+            except OSError as exc:
+                raise MemoryError(f"cannot map {size} bytes for an output array: {exc}") from exc
+        if hasattr(mmap, "MADV_HUGEPAGE"):
+            with contextlib.suppress(OSError):  # a hint; kernels without THP refuse it
+                mapping.madvise(mmap.MADV_HUGEPAGE)
+        return mapping
+
     def _give_back(self, mapping: mmap.mmap) -> None:
-        with self._lock:
-            self._free.append(mapping)
-            while self._free and sum(len(m) for m in self._free) > self.limit:
-                self._free.pop(0)  # dropped: unmapped once nothing refers to it
+        self._free.append(mapping)
+        while self.cached_bytes() > self.limit:
+            try:
+                self._free.popleft()  # dropped: unmapped once nothing refers to it
+            except IndexError:
+                break
 
     def cached_bytes(self) -> int:
-        with self._lock:
-            return sum(len(m) for m in self._free)
+        return sum(len(m) for m in list(self._free))
 
     def clear(self) -> None:
         """Drop every cached mapping (the memory returns to the system)."""
-        with self._lock:
-            self._free.clear()
+        self._free.clear()
 
 
 CACHE = MappingCache(_cache_limit())
+
+
+def release_buffers() -> int:
+    """Return the memory of idle cached output buffers to the system; the bytes released."""
+    released = CACHE.cached_bytes()
+    CACHE.clear()
+    return released
 
 
 def _cached(shape: int | tuple[int, ...], dtype: Any) -> tuple[npt.NDArray[Any] | None, tuple[int, ...], int]:

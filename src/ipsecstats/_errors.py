@@ -88,7 +88,11 @@ class CounterResetError(_Picklable, ValueError):
 
         Raise it ``from None``: the chunk-relative original adds nothing.
         """
-        return type(self)(self.row + rows, self.field, self.previous, self.current, self.stride)
+        moved = type(self)(self.row + rows, self.field, self.previous, self.current, self.stride)
+        for name, value in vars(self).items():  # notes and attributes added on the way
+            if name not in vars(moved):
+                setattr(moved, name, value)
+        return moved
 
 
 def describe_error(path: str, exc: BaseException, stride: int = 1, where: object = None) -> str:

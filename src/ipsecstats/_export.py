@@ -123,9 +123,9 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     ``os.replace`` is atomic), flushed to disk, then renamed, and the rename synced to disk
     too (POSIX); on any exception, including ``KeyboardInterrupt``, the temporary file is
     removed. A new file gets mode ``0o666 & ~umask`` (as ``open`` gives); a replaced one
-    keeps its permission bits.
+    keeps its permission bits; a symbolic link at ``path`` stays one (its target is replaced).
     """
-    target = Path(path)
+    target = Path(os.path.realpath(path))  # a symlink stays a link: its target is replaced
     if target.is_dir():
         raise IsADirectoryError(21, "Is a directory", str(target))
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
