@@ -267,28 +267,28 @@ def rates(
     nrows = max(n - stride, 0)
     seconds = _seconds_per_row(n, stride, interval, timestamps)
     d = deltas(recs, stride=stride, on_decrease=on_decrease, kinds=kinds)
-    out = np.empty(nrows, dtype=rate_dtype(kind_tuple))
-    out2d = out.view(np.float64).reshape(nrows, len(out.dtype.names))  # not -1: nrows may be 0
+    out = aligned_empty(nrows, rate_dtype(kind_tuple))
+    out2d = out.view(np.float64).reshape(nrows, len(out.dtype.names or ()))  # not -1: nrows may be 0
     values = d.view(np.uint64).reshape(nrows, NFIELDS)
-    divisor = seconds if isinstance(seconds, float) else seconds[:, None]
-    for src, dst in _counter_runs(kind_tuple):  # contiguous column runs: no gather copy
-        np.divide(values[:, src], divisor, out=out2d[:, dst])
+    divide_counters(values, kind_tuple, seconds, out2d)
     return out
 
 
+def divide_counters(values: npt.NDArray[np.uint64], kinds: tuple[Kind, ...],
+                    seconds: float | npt.NDArray[np.float64], out: npt.NDArray[np.float64]) -> None:
+    """``out[i, j] = values[i, counter j] / seconds[i]``: the one rounding of every rate.
+
+    ``values``: (m, 21) uint64 deltas; ``seconds``: one interval, or one per row;
+    ``out``: (m, number of counters) float64. Each uint64 is rounded once to float64,
+    then divided (IEEE), in either backend.
+    """
+    per_row = np.array([seconds]) if isinstance(seconds, float) else np.ascontiguousarray(seconds, np.float64)
+    _backend.KERNEL.rate_rows(values, _counter_columns(kinds), per_row, out)
+
+
 @lru_cache(maxsize=64)
-def _counter_runs(kinds: tuple[Kind, ...]) -> tuple[tuple[slice, slice], ...]:
-    """Runs of adjacent counter fields: (columns in the deltas, columns in the rates)."""
-    runs: list[tuple[slice, slice]] = []
-    dst = 0
-    j = 0
-    while j < NFIELDS:
-        if kinds[j] != "counter":
-            j += 1
-            continue
-        start = j
-        while j < NFIELDS and kinds[j] == "counter":
-            j += 1
-        runs.append((slice(start, j), slice(dst, dst + j - start)))
-        dst += j - start
-    return tuple(runs)
+def _counter_columns(kinds: tuple[Kind, ...]) -> npt.NDArray[np.uint8]:
+    """The indices of the counter fields, in record order (the columns of the rates)."""
+    columns = np.array([j for j, k in enumerate(kinds) if k == "counter"], dtype=np.uint8)
+    columns.flags.writeable = False
+    return columns

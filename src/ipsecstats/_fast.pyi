@@ -32,3 +32,9 @@ def wnode_fill(
     names: npt.NDArray[np.int64],
     slots: npt.NDArray[np.int64],
 ) -> tuple[int, ...]: ...
+def rate_rows(
+    values: npt.NDArray[np.uint64],
+    columns: npt.NDArray[np.uint8],
+    seconds: npt.NDArray[np.float64],
+    out: npt.NDArray[np.float64],
+) -> None: ...

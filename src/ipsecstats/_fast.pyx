@@ -116,6 +116,41 @@ def delta_rows(prev, cur, counters, str policy, out, resets=None):
     return ndec
 
 
+# --- Rates ------------------------------------------------------------------------------
+
+cdef extern from "_kernel.h" nogil:
+    void ips_rates_run(const uint64_t *values, const uint8_t *cols, int ncols,
+                       const double *seconds, size_t seconds_step, double *out, size_t nrows)
+
+
+def rate_rows(values, columns, seconds, out):
+    """``out[i, j] = values[i, columns[j]] / seconds[i]`` in float64 (``seconds`` of length 1: one
+    interval for every row); the uint64 is rounded once to the nearest float64.
+
+    ``values``: (m, 21) C-contiguous uint64 deltas. ``columns``: (k,) uint8 indices < 21.
+    ``seconds``: (m,) or (1,) C-contiguous float64. ``out``: (m, k) C-contiguous float64.
+    """
+    if values is None or columns is None or seconds is None or out is None:
+        raise TypeError("values, columns, seconds and out must be arrays, not None")
+    cdef const uint64_t[:, ::1] v = values
+    cdef const uint8_t[::1] cols = columns
+    cdef const double[::1] sec = seconds
+    cdef double[:, ::1] o = out
+    cdef Py_ssize_t m = v.shape[0], k = cols.shape[0], j
+    _check_rows("values", v.shape, m, NF)
+    _check_rows("out", o.shape, m, k)
+    if sec.shape[0] != m and sec.shape[0] != 1:
+        raise ValueError(f"seconds must have shape ({m},) or (1,), got ({sec.shape[0]},)")
+    for j in range(k):
+        if cols[j] >= NF:
+            raise ValueError(f"columns must be < {NF}, got {cols[j]}")
+    if m == 0 or k == 0:
+        return
+    with nogil:
+        ips_rates_run(&v[0, 0], &cols[0], <int>k, &sec[0], 1 if sec.shape[0] == m and m > 1 else 0,
+                      &o[0, 0], <size_t>m)
+
+
 # --- Columnar transpose (decode_columns / delta_columns) ------------------------------
 
 

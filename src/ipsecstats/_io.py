@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._alloc import aligned_empty
-from ._deltas import _counter_runs, _seconds_per_row, delta_dtype, deltas, rate_dtype, resolve_kinds
+from ._deltas import _seconds_per_row, delta_dtype, deltas, divide_counters, rate_dtype, resolve_kinds
 from ._checks import check_int
 from ._errors import CounterResetError, report_partial_record
 from ._schema import NFIELDS, RECORD_DTYPE, RECORD_SIZE
@@ -627,7 +627,7 @@ def iter_rates(
     recycler = _Recycler(lambda: (aligned_empty(chunk_records, rdtype),))
     src = _Input(source, "iter_rates()")
     return _iter_rates(src, chunk_records, stride, on_decrease, kinds, allow_partial, mmap,
-                       interval, ts, _counter_runs(kind_tuple), internal, recycler)
+                       interval, ts, kind_tuple, internal, recycler)
 
 
 def _iter_rates(
@@ -640,7 +640,7 @@ def _iter_rates(
     use_mmap: bool,
     interval: float | None,
     ts: npt.NDArray[Any] | None,
-    runs: tuple[tuple[slice, slice], ...],
+    kind_tuple: tuple[Any, ...],
     internal: tuple[npt.NDArray[Any], ...],
     recycler: _Recycler,
 ) -> Iterator[npt.NDArray[np.void]]:
@@ -659,13 +659,11 @@ def _iter_rates(
                 window = ts[first_row : first_row + m + stride]
                 if window.shape[0] != m + stride:
                     raise ValueError(f"{src.name}: timestamps has {ts.shape[0]} entries, but the file has more records")
-                steps = np.asarray(_seconds_per_row(m + stride, stride, None, window))
-                divisor = steps[:, None]
+                divisor = np.asarray(_seconds_per_row(m + stride, stride, None, window))
             out = recycler.get()[0][:m]
             values = d.view(np.uint64).reshape(m, NFIELDS)
             out2d = out.view(np.float64).reshape(m, len(out.dtype.names or ()))
-            for src_cols, dst_cols in runs:  # as rates() does: the same rounding, bit for bit
-                np.divide(values[:, src_cols], divisor, out=out2d[:, dst_cols])
+            divide_counters(values, kind_tuple, divisor, out2d)  # as rates() does, bit for bit
             del d, values, divisor, out2d
             yield out
             del out

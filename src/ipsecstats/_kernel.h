@@ -227,6 +227,24 @@ static inline uint64_t ips_delta_run(const unsigned char *p, const unsigned char
     return ndec;
 }
 
+/* Rates: out[i, j] = (double)values[i, cols[j]] / seconds[i * seconds_step].
+ *
+ * The uint64 to double conversion is the C one (correctly rounded), then one IEEE
+ * division: bit for bit what numpy computes for np.divide(uint64 column, float64).
+ * seconds_step is 0 for one interval for every row, 1 for a time step per row. */
+static inline void ips_rates_run(const uint64_t *values, const uint8_t *cols, int ncols,
+                                 const double *seconds, size_t seconds_step, double *out, size_t nrows)
+{
+    for (size_t i = 0; i < nrows; i++) {
+        const uint64_t *row = values + i * IPS_NFIELDS;
+        double *dst = out + i * (size_t)ncols;
+        const double s = seconds[i * seconds_step];
+        for (int j = 0; j < ncols; j++) {
+            dst[j] = (double)row[cols[j]] / s;
+        }
+    }
+}
+
 /* ==================================================================================
  * Columnar transpose (decode_columns / delta_columns), separate from the delta kernel.
  *

@@ -24,8 +24,9 @@ def _check_rows(name: str, shape: tuple[int, ...], rows: int, width: int) -> Non
         raise ValueError(f"{name} must have shape ({rows}, {width}), got {shape}")
 
 
-def _kernel_buffer(name: str, x: Any, ndim: int, *, layout: str, writeable: bool = False) -> Any:
-    """``x`` as a uint8 array, held to what the compiled kernel's typed memoryview accepts.
+def _kernel_buffer(name: str, x: Any, ndim: int, *, layout: str, writeable: bool = False,
+                   dtype: Any = np.uint8) -> Any:
+    """``x`` as an array of ``dtype``, held to what the compiled kernel's typed memoryview accepts.
 
     ``layout``: "rows" (last axis contiguous, rows of any stride) or "C" (C-contiguous).
     Misuse raises the same exception types as ``_fast``: TypeError for a non-buffer,
@@ -35,8 +36,8 @@ def _kernel_buffer(name: str, x: Any, ndim: int, *, layout: str, writeable: bool
         raise TypeError(f"{name} must be an array, not None")
     memoryview(x)  # TypeError for objects without the buffer protocol, as in Cython
     a = np.asarray(x)
-    if a.dtype != np.uint8 or a.ndim != ndim:
-        raise ValueError(f"{name} must be a {ndim}-D uint8 buffer, got {a.ndim}-D {a.dtype}")
+    if a.dtype != np.dtype(dtype) or a.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-D {np.dtype(dtype)} buffer, got {a.ndim}-D {a.dtype}")
     contiguous = a.flags.c_contiguous if layout == "C" else (a.shape[-1] <= 1 or a.strides[-1] == 1)
     if not contiguous:
         raise ValueError(f"{name} must be {'C-contiguous' if layout == 'C' else 'contiguous along its last axis'}")
@@ -94,6 +95,32 @@ def delta_rows(
     if resets is not None:
         np.copyto(resets, dec, casting="unsafe")
     return ndec
+
+
+def rate_rows(
+    values: npt.NDArray[np.uint64],
+    columns: npt.NDArray[np.uint8],
+    seconds: npt.NDArray[np.float64],
+    out: npt.NDArray[np.float64],
+) -> None:
+    """``out[i, j] = values[i, columns[j]] / seconds[i]`` (``seconds`` of length 1: for every row)."""
+    if values is None or columns is None or seconds is None or out is None:
+        raise TypeError("values, columns, seconds and out must be arrays, not None")
+    values = _kernel_buffer("values", values, 2, layout="C", dtype=np.uint64)
+    columns = _kernel_buffer("columns", columns, 1, layout="C")
+    seconds = _kernel_buffer("seconds", seconds, 1, layout="C", dtype=np.float64)
+    out = _kernel_buffer("out", out, 2, layout="C", writeable=True, dtype=np.float64)
+    m, k = values.shape[0], columns.shape[0]
+    _check_rows("values", values.shape, m, NFIELDS)
+    _check_rows("out", out.shape, m, k)
+    if seconds.shape[0] not in (m, 1):
+        raise ValueError(f"seconds must have shape ({m},) or (1,), got ({seconds.shape[0]},)")
+    if k and int(columns.max()) >= NFIELDS:
+        raise ValueError(f"columns must be < {NFIELDS}, got {int(columns.max())}")
+    if m == 0 or k == 0:
+        return
+    with np.errstate(all="ignore"):  # IEEE results (inf, nan) without warnings, as the C loop
+        np.divide(values[:, columns], seconds[:, None] if seconds.shape[0] == m else seconds[0], out=out)
 
 
 def transpose_rows(src: npt.NDArray[np.uint8], out: npt.NDArray[np.uint64], streaming: bool = False) -> None:
