@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from . import _backend
 from ._alloc import aligned_empty
+from ._checks import check_int
 from ._decode import as_record_array, record_bytes_2d
 from ._errors import CounterResetError
 from ._schema import FIELD_NAMES, FIELDS, NFIELDS, RECORD_SIZE, Kind
@@ -73,11 +74,7 @@ def _check_policy(on_decrease: str) -> None:
 
 
 def _check_stride(stride: Any) -> int:
-    if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)):
-        raise TypeError(f"stride must be a positive integer, not {type(stride).__name__}")
-    if stride < 1:
-        raise ValueError(f"stride must be >= 1, got {stride}")
-    return int(stride)
+    return check_int("stride", stride, 1)
 
 
 def deltas(
