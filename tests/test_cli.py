@@ -305,3 +305,15 @@ def test_progress_goes_to_stderr_only(capsys: pytest.CaptureFixture[str], log: P
 def test_debug_shows_the_traceback(log: Path, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         cli.main(["report", str(tmp_path / "nope.bin"), "--debug"])
+
+
+def test_a_log_read_without_its_stride_gets_a_hint(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "two.bin"
+    path.write_bytes(generate(4000, instances=2, restarts=0, seed=3).tobytes())
+    status, out, err = main(capsys, "report", str(path))
+    assert status == 0 and err == ""
+    restarts = int(out.split(" restarts: ")[0].rsplit("! ", 1)[1].replace(",", ""))
+    assert restarts > 1000  # the true count, not the 1,000 events kept for listing
+    assert "read it with --stride K" in out
+    status, out, _ = main(capsys, "report", str(path), "--stride", "2")
+    assert "--stride K" not in out

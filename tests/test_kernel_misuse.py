@@ -55,3 +55,23 @@ def test_bad_policy(kernel_name):
     args = {name: make(2) for name, make in GOOD.items()}
     with pytest.raises(ValueError, match="policy must be one of"):
         kernel.delta_rows(args["prev"], args["cur"], args["counters"], "raise", args["out"])
+
+
+@pytest.mark.parametrize("kernel_name", ["fast", "slow"])
+def test_policy_of_the_wrong_type(kernel_name):
+    kernel = kernel_of(kernel_name)
+    args = {name: make(2) for name, make in GOOD.items()}
+    with pytest.raises(TypeError):
+        kernel.delta_rows(args["prev"], args["cur"], args["counters"], 1, args["out"])
+
+
+def test_a_bool_mask_is_accepted_by_both():
+    rows = np.zeros((2, 168), np.uint8)
+    rows[0, 16] = 5  # AcquireFailures falls from 5 to 0
+    results = []
+    for name in ("fast", "slow"):
+        mask = np.zeros((1, 21), np.bool_)
+        out = np.zeros((1, 168), np.uint8)
+        kernel_of(name).delta_rows(rows[:1], rows[1:], np.ones(21, np.uint8), "auto", out, mask)
+        results.append((out.tobytes(), mask.tobytes()))
+    assert results[0] == results[1] and results[0][1][2] == 1

@@ -89,6 +89,7 @@ class LogStats:
     wraps: list[int] = field(default_factory=lambda: [0] * len(COUNTERS))
     events: list[Event] = field(default_factory=list)
     event_count: int = 0
+    restart_event_count: int = 0  # intervals in which at least one counter restarted (all, not only kept)
     peak: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(len(COUNTERS)))
     quarters: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros((_QUARTERS, len(COUNTERS))))
     bins: int = 0
@@ -370,6 +371,7 @@ def _record_decreases(stats: LogStats, rows: npt.NDArray[Any], cols: npt.NDArray
             event = by_row[row] = event_of(row)
         (event.wraps if wrap else event.restarts).append(name)
     stats.event_count += len(by_row)
+    stats.restart_event_count += sum(1 for e in by_row.values() if e.restarts)
     room = MAX_EVENTS - len(stats.events)
     stats.events.extend(list(by_row.values())[: max(room, 0)])
 
@@ -587,19 +589,21 @@ def findings(stats: LogStats, report: dict[str, Any], interval: float | None,
 
     restart_events = [e for e in stats.events if e.restarts]
     if restart_events:
-        count = sum(1 for e in stats.events if e.restarts)
-        more = " (and more not listed)" if stats.event_count > len(stats.events) else ""
+        count = stats.restart_event_count
         shown = "; ".join(
             f"instance {stats.instance_label(e.instance)} at {_where(e, start, interval)}, {len(e.restarts)} counters fell"
             for e in restart_events[:5]
         )
-        tail = f"; {count - 5} more" if count > 5 else ""
+        tail = f"; {count - 5:,} more" if count > 5 else ""
         policy = stats.on_decrease
         meaning = ("increases after a restart are counted from zero" if policy in ("auto", "reset") else
                    "a fall counts as 0" if policy == "zero" else "a fall is a modular (wrapped) difference")
         plural = "restart" if count == 1 else "restarts"
-        add("warning", f"{count} {plural}{more}: {shown}{tail}. The service or the HBA restarted; "
+        add("warning", f"{count:,} {plural}: {shown}{tail}. The service or the HBA restarted; "
                        f"{meaning} (--on-decrease {policy}).")
+        if stats.input_format == "raw" and stats.stride == 1 and stats.rows and count > max(2, stats.rows // 100):
+            add("warning", f"Counters fell in {count / stats.rows:.0%} of the intervals: far more than restarts "
+                           "explain. If the log interleaves several instances, read it with --stride K.")
     wrap_events = [e for e in stats.events if e.wraps]
     if wrap_events:
         shown = "; ".join(f"{', '.join(e.wraps)} on instance {stats.instance_label(e.instance)} at "
@@ -674,7 +678,7 @@ def format_report(report: dict[str, Any]) -> str:
     title = "Counters" + (" (all instances)" if k > 1 else "")
     lines.append(f"{title:<26}{'increase':>16}{'mean' + unit:>14}{'peak' + unit:>14}{'restarts':>10}")
     for cname, c in report["counters"].items():
-        restarts = str(c["restarts"]) + (f" +{c['wraps']} wrap" if c["wraps"] else "")
+        restarts = f"{c['restarts']:,}" + (f" +{c['wraps']:,} wrap" if c["wraps"] else "")
         lines.append(f"  {cname:<24}{_fmt_int(c['increase']):>16}{_fmt_rate(c['mean_rate']):>14}"
                      f"{_fmt_rate(c['peak_rate']):>14}{restarts:>10}")
     lines.append("")

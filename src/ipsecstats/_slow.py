@@ -36,7 +36,8 @@ def _kernel_buffer(name: str, x: Any, ndim: int, *, layout: str, writeable: bool
         raise TypeError(f"{name} must be an array, not None")
     memoryview(x)  # TypeError for objects without the buffer protocol, as in Cython
     a = np.asarray(x)
-    if a.dtype != np.dtype(dtype) or a.ndim != ndim:
+    accepted = (np.dtype(dtype), np.dtype(np.bool_)) if np.dtype(dtype) == np.uint8 else (np.dtype(dtype),)
+    if a.dtype not in accepted or a.ndim != ndim:  # Cython takes bool ('?') for uint8_t too
         raise ValueError(f"{name} must be a {ndim}-D {np.dtype(dtype)} buffer, got {a.ndim}-D {a.dtype}")
     contiguous = a.flags.c_contiguous if layout == "C" else (a.shape[-1] <= 1 or a.strides[-1] == 1)
     if not contiguous:
@@ -63,6 +64,8 @@ def delta_rows(
     out = _kernel_buffer("out", out, 2, layout="C", writeable=True)
     if resets is not None:
         resets = _kernel_buffer("resets", resets, 2, layout="C", writeable=True)
+    if not isinstance(policy, str):
+        raise TypeError(f"policy must be a str, not {type(policy).__name__}")
     if policy not in _POLICIES:
         raise ValueError(f"policy must be one of {', '.join(_POLICIES)}, got {policy!r}")
     m = prev.shape[0]
@@ -202,6 +205,9 @@ class _WnodeWalk:
                 link = self._u32(node + _wl.LINKAGE)
                 if link != 0 and link < size:
                     raise _WnodeStop(_wl.LINKAGE_OVERLAP, node + _wl.LINKAGE, link, size)
+                padded = (size + _wl.NODE_ALIGNMENT - 1) & -_wl.NODE_ALIGNMENT  # align8(BufferSize)
+                if link > padded:
+                    raise _WnodeStop(_wl.LINKAGE_GAP, node + _wl.LINKAGE, link, padded)
                 if self.mv[node + _wl.GUID: node + _wl.GUID + 16] == self.guid:
                     self._node(node, size)
                 else:
