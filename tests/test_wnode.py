@@ -132,14 +132,19 @@ def too_small(needed: int, *, linkage: int = 0) -> bytes:
     return header(56, TOO_SMALL, linkage=linkage, ticks=0) + struct.pack("<II", needed, 0)
 
 
-def chain(*nodes: bytes, gap: int = 8) -> bytes:
-    """Link nodes into one buffer: Linkage = own size + gap (junk in the gap), last 0."""
+def align8(size: int) -> int:
+    return (size + 7) // 8 * 8
+
+
+def chain(*nodes: bytes) -> bytes:
+    """Link nodes into one buffer: Linkage = align8(own size) (junk in the padding), last 0."""
     out = bytearray()
     for i, node in enumerate(nodes):
         node = bytearray(node)
         last = i == len(nodes) - 1
+        gap = 0 if last else align8(len(node)) - len(node)
         struct.pack_into("<I", node, 12, 0 if last else len(node) + gap)
-        out += node + (b"" if last else bytes([JUNK]) * gap)
+        out += node + bytes([JUNK]) * gap
     return bytes(out)
 
 
@@ -307,6 +312,7 @@ def _mutate(buf: bytes, offset: int, fmt: str, value: int) -> bytes:
 FIXED1 = all_data_fixed([(A, values(1)), (B, values(2))])
 PAIRS1 = all_data_pairs([(A, values(1)), (B, values(2))])
 SINGLE1 = single_instance(A, values(1))
+UNALIGNED1 = all_data_fixed([(A, values(1))])  # BufferSize 356: 4 bytes of padding to the next WNODE
 NAME_OFFSETS_AT = struct.unpack_from("<I", FIXED1, 56)[0]
 FIRST_NAME = struct.unpack_from("<I", FIXED1, NAME_OFFSETS_AT)[0]
 
@@ -320,6 +326,10 @@ HOSTILE = {
     "Linkage of 1": (_mutate(FIXED1, 12, "<I", 1), 12, "Linkage"),
     "Linkage 'backwards' (as signed)": (_mutate(FIXED1, 12, "<I", 2**32 - 64), 12, "Linkage"),
     "Linkage past end": (_mutate(FIXED1, 12, "<I", len(FIXED1)), 12, "Linkage"),
+    "Linkage skips a whole WNODE": (_mutate(chain(SINGLE1, SINGLE1, SINGLE1), 12, "<I", 2 * align8(len(SINGLE1))),
+                                    12, "Linkage"),
+    "Linkage one past the padding": (_mutate(chain(UNALIGNED1, UNALIGNED1), 12, "<I", align8(len(UNALIGNED1)) + 1),
+                                     12, "Linkage"),
     "no kind flag": (_mutate(FIXED1, 44, "<I", FIXED), 44, "Flags"),
     "both kind flags": (_mutate(FIXED1, 44, "<I", ALL_DATA | SINGLE_INSTANCE | FIXED), 44, "Flags"),
     "FixedInstanceSize 160": (_mutate(FIXED1, 60, "<I", 160), 60, "FixedInstanceSize"),
@@ -378,13 +388,47 @@ def test_errors_are_offset_within_later_buffers(both):
 def test_allow_partial_drops_a_truncated_last_buffer_with_a_warning(both):
     good = all_data_fixed([(A, values(1)), (B, values(2))])
     linked = chain(good, good)
-    for tail in (linked[:-5], good[:30], linked[: len(good) + 8 + 20]):
+    for tail in (linked[:-5], good[:30], linked[: align8(len(good)) + 20]):
         buf = good + tail
         with pytest.raises(WnodeFormatError):
             read_wnode(buf)
         with pytest.warns(WnodeWarning, match=rf"ignored the last {len(tail)} byte\(s\), from byte offset {len(good)}"):
             cap = read_wnode(buf, allow_partial=True)
         expect(cap, [(A, values(1), NS0), (B, values(2), NS0)])
+
+
+def test_linkage_equal_to_buffer_size_needs_no_padding(both):
+    first, second = UNALIGNED1, single_instance(B, values(2), index=1, ticks=TICKS0 + 1)
+    assert len(first) % 8  # the next WNODE starts unaligned, right after this one
+    buf = _mutate(first, 12, "<I", len(first)) + second
+    expect(read_wnode(buf), [(A, values(1), NS0), (B, values(2), NS0 + np.timedelta64(100, "ns"))])
+
+
+def test_linkage_may_skip_the_alignment_padding_whatever_it_holds(both):
+    first, second = UNALIGNED1, single_instance(B, values(2), index=1)
+    pad = align8(len(first)) - len(first)
+    assert pad  # padding to skip, filled with junk by chain()
+    buf = chain(first, second)
+    assert struct.unpack_from("<I", buf, 12)[0] == len(first) + pad
+    assert buf[len(first): len(first) + pad] == bytes([JUNK]) * pad
+    expect(read_wnode(buf), [(A, values(1), NS0), (B, values(2), NS0)])
+
+
+def test_linkage_past_the_padding_is_an_error_not_dropped_data(both):
+    # the audit's case: 4 records in 4 buffers; the first Linkage jumps over the second WNODE
+    recs = np.zeros(4, dtype=ipsecstats.RECORD_DTYPE)
+    raw = write_wnode(recs, None, "x")  # a WNODE of 240 bytes per record
+    assert len(raw) == 960 and len(read_wnode(raw)) == 4
+    with pytest.raises(WnodeFormatError, match=r"Linkage 480 at byte offset 12 .* \(at most 240\)") as err:
+        read_wnode(_mutate(raw, 12, "<I", 480), allow_partial=True)
+    assert (err.value.offset, err.value.field) == (12, "Linkage")
+    # every Linkage beyond align8(BufferSize) fails, in a later buffer too, at that Linkage
+    node = UNALIGNED1
+    good = chain(node, node)
+    for link in (align8(len(node)) + 1, align8(len(node)) + 8, len(good) - 48):
+        with pytest.raises(WnodeFormatError) as err:
+            read_wnode(good + _mutate(good, 12, "<I", link))
+        assert (err.value.offset, err.value.field) == (len(good) + 12, "Linkage")
 
 
 def test_corruption_in_the_middle_is_not_excused_by_allow_partial(both):

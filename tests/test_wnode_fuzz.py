@@ -2,7 +2,8 @@
 
 Each example takes a valid buffer (golden layouts from ``test_wnode`` and ``write_wnode``
 output), applies a few mutations (flipped bytes, header fields set to hostile values,
-Linkage pointing into its own WNODE or far away, truncation, appended junk) and checks:
+Linkage pointing into its own WNODE or far away, Linkage = BufferSize + a gap, truncation,
+appended junk) and checks:
 
 * ``read_wnode`` returns a Capture or raises ``WnodeFormatError``, nothing else, under
   each kernel, and both kernels give the same records/timestamps/names or the same message;
@@ -89,6 +90,7 @@ mutation = st.one_of(
               st.one_of(st.sampled_from(HOSTILE_U32), st.integers(0, 2**32 - 1))),
     st.tuples(st.just("size_relative"), st.integers(0, 15), st.sampled_from(FIELDS), st.integers(-200, 200)),
     st.tuples(st.just("linkage"), st.integers(0, 15), st.integers(0, 2**32 - 1)),
+    st.tuples(st.just("gap"), st.integers(0, 15), st.integers(0, 600)),
     st.tuples(st.just("truncate"), st.floats(0, 1)),
     st.tuples(st.just("append"), st.binary(max_size=80)),
 )
@@ -101,10 +103,12 @@ def mutate(buf: bytes, ops: list[tuple]) -> bytes:
         kind = op[0]
         if kind == "flip" and raw:
             raw[int(op[1] * len(raw))] ^= op[2]
-        elif kind in ("set32", "size_relative", "linkage"):
+        elif kind in ("set32", "size_relative", "linkage", "gap"):
             node = starts[op[1] % len(starts)]
             if kind == "linkage":
                 field, value = 12, op[2]
+            elif kind == "gap":  # Linkage = BufferSize + gap: legal only within the padding to 8
+                field, value = 12, struct.unpack_from("<I", buf, node)[0] + op[2]
             elif kind == "set32":
                 field, value = op[2], op[3]
             else:  # an offset near the WNODE's own size: the edges of every bounds check
@@ -169,6 +173,7 @@ def walk_parity(buf: bytes) -> None:
 @example(base=3, ops=[("linkage", 1, 2**32 - 64)], allow_partial=True)
 @example(base=2, ops=[("set32", 0, 48, 0xFFFFFFFF)], allow_partial=False)
 @example(base=1, ops=[("truncate", 0.5)], allow_partial=True)
+@example(base=6, ops=[("gap", 0, 448)], allow_partial=True)  # skips the whole second WNODE
 def test_mutated_buffers(base, ops, allow_partial):
     buf = mutate(BASES[base], ops)
     walk_parity(buf)
@@ -177,6 +182,24 @@ def test_mutated_buffers(base, ops, allow_partial):
         with using_kernel(KERNELS[name]):
             results.append(outcome(buf, allow_partial))
     assert all(r == results[0] for r in results)
+
+
+@given(base=st.sampled_from(range(len(BASES))), node=st.integers(0, 15), gap=st.integers(1, 600))
+@example(base=6, node=0, gap=448)  # Linkage onto the third WNODE: the second would be dropped
+@example(base=2, node=0, gap=1)
+def test_linkage_past_the_padding_is_always_an_error(base, node, gap):
+    """A Linkage beyond align8(BufferSize) fails at that Linkage, even with allow_partial."""
+    buf = BASES[base]
+    start = node_starts(buf)[node % len(node_starts(buf))]
+    size = struct.unpack_from("<I", buf, start)[0]
+    link = (size + 7) // 8 * 8 + gap
+    raw = bytearray(buf)
+    struct.pack_into("<I", raw, start + 12, link)
+    walk_parity(bytes(raw))
+    for name in sorted(KERNELS):
+        with using_kernel(KERNELS[name]):
+            kind, message, offset, field = outcome(bytes(raw), True)
+            assert (kind, offset, field) == ("error", start + 12, "Linkage"), message
 
 
 @given(data=st.binary(max_size=400), allow_partial=st.booleans())

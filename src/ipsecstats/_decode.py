@@ -102,7 +102,16 @@ def as_record_array(records: Any, what: str = "records") -> npt.NDArray[np.void]
     Accepts a ``RECORD_DTYPE`` array (any stride or alignment), a structured array with
     the same field names (converted), an (n, 21) unsigned integer array, or raw bytes
     (bytes-like, or a 1-D uint8 array such as ``np.fromfile(path, np.uint8)``).
+    A ``Capture`` (told by its attributes: ``_wnode`` imports this module) is a TypeError
+    saying what to call instead.
     """
+    if hasattr(records, "instance_codes") and hasattr(records, "instance_names"):
+        raise TypeError(
+            f"{what}: got a {type(records).__name__} (records with timestamps and instance names): "
+            "use its .deltas() / .rates() for the deltas or rates of each instance name, "
+            "ipsecstats.to_arrow(capture, what='deltas') (or to_pandas / to_polars) for one table "
+            "with timestamp and instance columns, or capture.records for the raw records"
+        )
     if isinstance(records, np.ndarray) and not (records.dtype == np.uint8 and records.ndim == 1):
         dt = records.dtype
         if dt == RECORD_DTYPE:

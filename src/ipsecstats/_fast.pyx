@@ -233,6 +233,7 @@ cdef int64_t WN_SINGLE_MIN = _wl.SINGLE_MIN_SIZE
 cdef int64_t WN_TOO_SMALL_MIN = _wl.TOO_SMALL_MIN_SIZE
 cdef int64_t WN_INSTANCE = _wl.INSTANCE_SIZE
 cdef int64_t WN_ALIGN = _wl.DATA_ALIGNMENT
+cdef int64_t WN_NODE_ALIGN = _wl.NODE_ALIGNMENT
 cdef int64_t WN_TICKS_MIN = _wl.TICKS_MIN
 cdef int64_t WN_TICKS_MAX = _wl.TICKS_MAX
 cdef int64_t F_ALL = _wl.FLAG_ALL_DATA
@@ -246,6 +247,7 @@ cdef int E_LINKAGE_PAST_END = _wl.LINKAGE_PAST_END
 cdef int E_BUFFER_SIZE_SMALL = _wl.BUFFER_SIZE_SMALL
 cdef int E_NODE_TOO_SHORT = _wl.NODE_TOO_SHORT
 cdef int E_LINKAGE_OVERLAP = _wl.LINKAGE_OVERLAP
+cdef int E_LINKAGE_GAP = _wl.LINKAGE_GAP
 cdef int E_FLAGS_KIND = _wl.FLAGS_KIND
 cdef int E_TOO_SMALL = _wl.TOO_SMALL
 cdef int E_TIMESTAMP_RANGE = _wl.TIMESTAMP_RANGE
@@ -476,7 +478,7 @@ cdef int _wn_node(WnCtx *c, int64_t node, int64_t size) noexcept nogil:
 
 cdef int _wn_walk(WnCtx *c) noexcept nogil:
     """Buffers back to back from offset 0; each a chain of WNODEs linked by Linkage."""
-    cdef int64_t n = c.n, pos = 0, node, size, link, nodes = 0
+    cdef int64_t n = c.n, pos = 0, node, size, link, padded, nodes = 0
     cdef int64_t max_nodes = n // WN_HEADER + 1
     cdef int rc
     while pos < n:
@@ -495,6 +497,9 @@ cdef int _wn_walk(WnCtx *c) noexcept nogil:
             link = ips_wn_u32(c.b, n, node + _WN_LINKAGE)
             if link != 0 and link < size:
                 return _wn_fail(c, E_LINKAGE_OVERLAP, node + _WN_LINKAGE, link, size)
+            padded = (size + WN_NODE_ALIGN - 1) & -WN_NODE_ALIGN  # align8(BufferSize)
+            if link > padded:
+                return _wn_fail(c, E_LINKAGE_GAP, node + _WN_LINKAGE, link, padded)
             if ips_wn_match(c.b, n, node + _WN_GUID, c.guid, 16):
                 rc = _wn_node(c, node, size)
                 if rc:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -20,8 +20,9 @@ import numpy.typing as npt
 from ._columns import Columns, input_records, transpose_records
 from ._deltas import delta_dtype, resolve_kinds
 from ._schema import FIELD_NAMES, NFIELDS, RECORD_DTYPE, RECORD_SIZE
+from ._wnode import Capture
 
-__all__ = ["from_arrow", "from_pandas", "from_polars", "table_columns", "to_arrow", "to_pandas", "to_polars"]
+__all__ = ["InstanceCodes", "capture_rows", "from_arrow", "from_pandas", "from_polars", "table_columns", "to_arrow", "to_pandas", "to_polars"]
 
 _DATETIME_UNITS = ("s", "ms", "us", "ns")
 _COARSER_THAN_SECONDS = ("Y", "M", "W", "D", "h", "m")
@@ -132,6 +133,71 @@ def instance_column(instance: Any, n: int) -> npt.NDArray[Any]:
     return arr
 
 
+# ---- a Capture's tables ---------------------------------------------------------------
+
+CaptureTable = Literal["records", "deltas", "rates"]
+
+
+class InstanceCodes(NamedTuple):
+    """Per-row instance names as ``codes`` into ``names``: a dictionary / categorical column."""
+
+    codes: npt.NDArray[np.intp]
+    names: tuple[str, ...]
+
+
+def capture_rows(
+    cap: Capture, what: Any, on_decrease: str, interval: float | None, caller: str
+) -> tuple[npt.NDArray[np.void], npt.NDArray[np.datetime64] | None, InstanceCodes]:
+    """A capture's ``what`` table: its rows, their timestamps (or None), their instances.
+
+    ``"records"``: every record. ``"deltas"`` / ``"rates"``: row ``k`` pairs a record with
+    the previous record of the same instance name, rows in the order of the later record,
+    which gives the row its timestamp and instance (the pairing of ``ipsecstats convert``,
+    ``_log.Log``); rates divide by the time step between the two records, or ``interval``.
+    """
+    if what == "records":
+        return cap.records, cap.timestamps, InstanceCodes(cap.instance_codes, cap.instance_names)
+    if what not in ("deltas", "rates"):
+        raise ValueError(f"{caller}: what must be 'records', 'deltas' or 'rates', got {what!r}")
+    from ._log import Log, instance_pairs  # the CLI's pairing, written once
+
+    earlier, later, sample = instance_pairs(cap.instance_codes)
+    log = Log("<Capture>", "capture", capture=cap, earlier=earlier, later=later, sample=sample)
+    if what == "deltas":
+        rows = log.pair_deltas(on_decrease)
+    else:
+        if interval is None and cap.timestamps is None:
+            raise ValueError(f"{caller}: this capture has no timestamps: pass interval= (seconds per sample)")
+        rows = log.pair_rates(on_decrease, interval)
+    stamps = None if cap.timestamps is None else cap.timestamps[later]
+    return rows, stamps, InstanceCodes(cap.instance_codes[later], cap.instance_names)
+
+
+def _table_inputs(
+    data: Any, timestamps: Any, instance: Any, what: Any, on_decrease: str, interval: float | None, caller: str
+) -> tuple[Mapping[str, npt.NDArray[Any]], npt.NDArray[np.datetime64] | None, Any]:
+    """The field columns, the timestamp column (or None), and the instance column (an array,
+    ``InstanceCodes`` for a Capture, or None) of one ``to_*`` call."""
+    if isinstance(data, Capture):
+        if timestamps is not None or instance is not None:
+            raise TypeError(
+                f"{caller}: a Capture carries its own timestamps and instance names; to label the rows "
+                "otherwise, pass capture.records with timestamps= and instance="
+            )
+        rows, stamps, labels = capture_rows(data, what, on_decrease, interval, caller)
+        columns = table_columns(rows)
+        return columns, None if stamps is None else timestamp_column(stamps, _nrows(columns)), labels
+    if what != "records" or on_decrease != "auto" or interval is not None:
+        raise TypeError(
+            f"{caller}: what=, on_decrease= and interval= choose a Capture's table; for other data "
+            "convert ipsecstats.deltas(records) or ipsecstats.rates(records) directly"
+        )
+    columns = table_columns(data)
+    n = _nrows(columns)
+    stamps = None if timestamps is None else timestamp_column(timestamps, n)
+    return columns, stamps, None if instance is None else instance_column(instance, n)
+
+
 # ---- to_* ----------------------------------------------------------------------------
 
 
@@ -142,7 +208,15 @@ def _arrow_array(pa: ModuleType, col: npt.NDArray[Any]) -> Any:
     return pa.array(col)
 
 
-def to_arrow(data: Any, *, timestamps: Any = None, instance: Any = None) -> Any:
+def to_arrow(
+    data: Any,
+    *,
+    timestamps: Any = None,
+    instance: Any = None,
+    what: CaptureTable = "records",
+    on_decrease: str = "auto",
+    interval: float | None = None,
+) -> Any:
     """A ``pyarrow.Table``: one column per field, zero-copy over the columnar block.
 
     ``data``: records, deltas, rates, raw bytes or ``decode_columns``/``delta_columns``
@@ -150,60 +224,93 @@ def to_arrow(data: Any, *, timestamps: Any = None, instance: Any = None) -> Any:
     ``float64``. ``timestamps`` (datetime64, one per row) adds a leading ``timestamp``
     column; ``instance`` (the number of interleaved instances, or one label per row)
     adds an ``instance`` column.
+
+    ``data`` may be a ``Capture`` (``read_wnode``, ``read_cim_csv``): its timestamps (when
+    it has them) and instance names (dictionary-encoded) come along; ``timestamps=`` or
+    ``instance=`` with a Capture is a TypeError. ``what`` picks the Capture's table:
+    ``"records"``, or ``"deltas"`` / ``"rates"`` of each record against the previous
+    record of the same instance name (rows in capture order, each with the later record's
+    timestamp and instance, as ``ipsecstats convert --what``), ``on_decrease`` as in
+    ``deltas``, ``interval`` (seconds) replacing the time steps. These three apply to a
+    Capture only.
     """
     pa = require("pyarrow", "arrow", "to_arrow()")
-    columns = table_columns(data)
-    n = _nrows(columns)
+    columns, stamps, labels = _table_inputs(data, timestamps, instance, what, on_decrease, interval, "to_arrow()")
     names: list[str] = []
     arrays: list[Any] = []
-    if timestamps is not None:
+    if stamps is not None:
         names.append("timestamp")
-        arrays.append(pa.array(timestamp_column(timestamps, n)))
-    if instance is not None:
+        arrays.append(pa.array(stamps))
+    if isinstance(labels, InstanceCodes):
         names.append("instance")
-        arrays.append(pa.array(instance_column(instance, n)))
+        arrays.append(pa.DictionaryArray.from_arrays(labels.codes.astype(np.int32), pa.array(labels.names, pa.string())))
+    elif labels is not None:
+        names.append("instance")
+        arrays.append(pa.array(labels))
     for name, col in columns.items():
         names.append(name)
         arrays.append(_arrow_array(pa, col))
     return pa.Table.from_arrays(arrays, names=names)
 
 
-def to_pandas(data: Any, *, timestamps: Any = None, instance: Any = None) -> Any:
+def to_pandas(
+    data: Any,
+    *,
+    timestamps: Any = None,
+    instance: Any = None,
+    what: CaptureTable = "records",
+    on_decrease: str = "auto",
+    interval: float | None = None,
+) -> Any:
     """A ``pandas.DataFrame`` whose columns share memory with the columnar block.
 
-    Same ``data`` and dtypes as ``to_arrow`` (numpy-backed uint64 / int64 / float64).
+    Same ``data`` (a Capture too, with ``what``/``on_decrease``/``interval``) and dtypes as
+    ``to_arrow`` (numpy-backed uint64 / int64 / float64).
     With ``timestamps`` the index is a ``DatetimeIndex`` named ``timestamp``; with
     ``instance`` an ``instance`` column comes first. Built with ``copy=False``: the
-    frame wraps the arrays (pandas' copy-on-write protects them from the frame).
+    frame wraps the arrays (pandas' copy-on-write protects them from the frame). A
+    Capture's ``instance`` column is a ``Categorical`` of its instance names.
     """
     pd = require("pandas", "pandas", "to_pandas()")
-    columns = table_columns(data)
-    n = _nrows(columns)
+    columns, stamps, labels = _table_inputs(data, timestamps, instance, what, on_decrease, interval, "to_pandas()")
     frame: dict[str, Any] = {}
-    if instance is not None:
-        frame["instance"] = instance_column(instance, n)
+    if isinstance(labels, InstanceCodes):
+        frame["instance"] = pd.Categorical.from_codes(labels.codes, categories=list(labels.names))
+    elif labels is not None:
+        frame["instance"] = labels
     frame.update(columns)
-    index = None if timestamps is None else pd.DatetimeIndex(timestamp_column(timestamps, n), name="timestamp")
+    index = None if stamps is None else pd.DatetimeIndex(stamps, name="timestamp")
     return pd.DataFrame(frame, index=index, copy=False)
 
 
-def to_polars(data: Any, *, timestamps: Any = None, instance: Any = None) -> Any:
+def to_polars(
+    data: Any,
+    *,
+    timestamps: Any = None,
+    instance: Any = None,
+    what: CaptureTable = "records",
+    on_decrease: str = "auto",
+    interval: float | None = None,
+) -> Any:
     """A ``polars.DataFrame`` over the columnar block (polars wraps numeric numpy buffers).
 
-    Same ``data``, columns and dtypes as ``to_arrow`` (``UInt64`` / ``Int64`` /
-    ``Float64``, ``timestamp`` as ``Datetime``).
+    Same ``data`` (a Capture too, with ``what``/``on_decrease``/``interval``), columns and
+    dtypes as ``to_arrow`` (``UInt64`` / ``Int64`` /
+    ``Float64``, ``timestamp`` as ``Datetime``). A Capture's ``instance`` column is an
+    ``Enum`` of its instance names.
     """
     pl = require("polars", "polars", "to_polars()")
-    columns = table_columns(data)
-    n = _nrows(columns)
+    columns, stamps, labels = _table_inputs(data, timestamps, instance, what, on_decrease, interval, "to_polars()")
     series: list[Any] = []
-    if timestamps is not None:
-        ts = timestamp_column(timestamps, n)
-        if np.datetime_data(ts.dtype)[0] == "s":  # polars has no seconds unit; ms holds them exactly
-            ts = ts.astype("datetime64[ms]")
-        series.append(pl.Series("timestamp", ts))
-    if instance is not None:
-        series.append(pl.Series("instance", instance_column(instance, n)))
+    if stamps is not None:
+        if np.datetime_data(stamps.dtype)[0] == "s":  # polars has no seconds unit; ms holds them exactly
+            stamps = stamps.astype("datetime64[ms]")
+        series.append(pl.Series("timestamp", stamps))
+    if isinstance(labels, InstanceCodes):
+        names = np.array(labels.names, dtype=object)[labels.codes]
+        series.append(pl.Series("instance", names, dtype=pl.Enum(list(labels.names))))
+    elif labels is not None:
+        series.append(pl.Series("instance", labels))
     series.extend(pl.Series(name, col) for name, col in columns.items())
     return pl.DataFrame(series)
 

@@ -78,6 +78,9 @@ _MESSAGES: dict[int, tuple[str, str]] = {
                        "less than the {bound} bytes of its fixed fields"),
     L.LINKAGE_OVERLAP: ("Linkage", "Linkage {value} at byte offset {offset} points inside its own "
                         "WNODE (BufferSize {bound}): the chain would overlap or loop"),
+    L.LINKAGE_GAP: ("Linkage", "Linkage {value} at byte offset {offset} skips more than the "
+                    "8-byte alignment padding after its WNODE (at most {bound}): the bytes in "
+                    "between would be dropped unread"),
     L.FLAGS_KIND: ("Flags", "Flags 0x{value:08x} at byte offset {offset} mark neither a "
                    "WNODE_ALL_DATA nor a WNODE_SINGLE_INSTANCE"),
     L.TOO_SMALL: ("SizeNeeded", "a WNODE_TOO_SMALL (SizeNeeded {value} at byte offset {offset}): the "
@@ -226,17 +229,26 @@ class Capture:
                 out[name] = _rates(sub.records, timestamps=sub.timestamps, **kwargs)
         return out
 
-    def to_arrow(self) -> Any:
-        """A ``pyarrow.Table``: ``timestamp`` (when present), ``instance``, the 21 uint64 fields."""
+    def to_arrow(self, what: str = "records", *, on_decrease: str = "auto", interval: float | None = None) -> Any:
+        """``ipsecstats.to_arrow(self, what=...)``: ``timestamp`` (when present), ``instance``
+        (dictionary), the 21 fields of the records, or of the deltas / rates paired by name."""
         from ._interop import to_arrow
 
-        return to_arrow(self.records, timestamps=self.timestamps, instance=self.instances)
+        return to_arrow(self, what=what, on_decrease=on_decrease, interval=interval)  # type: ignore[arg-type]
 
-    def to_pandas(self) -> Any:
-        """A ``pandas.DataFrame``: index ``timestamp`` (when present), ``instance``, the 21 fields."""
+    def to_pandas(self, what: str = "records", *, on_decrease: str = "auto", interval: float | None = None) -> Any:
+        """``ipsecstats.to_pandas(self, what=...)``: index ``timestamp`` (when present),
+        ``instance`` (categorical), the 21 fields."""
         from ._interop import to_pandas
 
-        return to_pandas(self.records, timestamps=self.timestamps, instance=self.instances)
+        return to_pandas(self, what=what, on_decrease=on_decrease, interval=interval)  # type: ignore[arg-type]
+
+    def to_polars(self, what: str = "records", *, on_decrease: str = "auto", interval: float | None = None) -> Any:
+        """``ipsecstats.to_polars(self, what=...)``: ``timestamp`` (when present), ``instance``
+        (enum), the 21 fields."""
+        from ._interop import to_polars
+
+        return to_polars(self, what=what, on_decrease=on_decrease, interval=interval)  # type: ignore[arg-type]
 
 
 def _as_datetime_ns(timestamps: Any, n: int, what: str) -> npt.NDArray[np.datetime64]:
@@ -307,9 +319,13 @@ def read_wnode(source: Any, *, allow_partial: bool = False) -> Capture:
 
     ``source``: bytes-like, a path, or a binary file: WNODE buffers back to back, each a
     chain of ``WNODE_ALL_DATA`` (fixed instance size or offset/length pairs) or
-    ``WNODE_SINGLE_INSTANCE`` linked by ``Linkage``. Data blocks must be 168 bytes, 8-byte
-    aligned, located by ``DataBlockOffset``/``OffsetInstanceData``. WNODEs of another GUID
-    are skipped with a ``WnodeWarning`` giving their count.
+    ``WNODE_SINGLE_INSTANCE`` linked by ``Linkage``. A ``Linkage`` may only skip the padding
+    that aligns the next WNODE to 8 bytes: ``BufferSize <= Linkage <= align8(BufferSize)``
+    (``write_wnode`` writes ``Linkage = BufferSize``, a multiple of 8; WMI pads chained
+    WNODEs to 8 bytes); a larger one would drop the bytes in between unread, so it is an
+    error (the padding, at most 7 bytes, cannot hold a WNODE and is not read). Data blocks must be
+    168 bytes, 8-byte aligned, located by ``DataBlockOffset``/``OffsetInstanceData``. WNODEs
+    of another GUID are skipped with a ``WnodeWarning`` giving their count.
 
     Timestamps: ``ns = (TimeStamp - 116444736000000000) * 100`` as datetime64[ns] (UTC), exact;
     a TimeStamp of 0 ("not stamped") reads as NaT; one outside 1677..2262 is an error.

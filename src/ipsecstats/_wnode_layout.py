@@ -54,6 +54,9 @@ CLASS_GUID = "36b58ea2-c461-4bb0-ac8e-952f59d251ed"
 GUID_BYTES = bytes.fromhex("a28eb53661c4b04b" "ac8e952f59d251ed")
 INSTANCE_SIZE = 168
 DATA_ALIGNMENT = 8
+# A chained WNODE starts right after the previous one, padded to NODE_ALIGNMENT bytes:
+# BufferSize <= Linkage <= align8(BufferSize). A larger Linkage would skip bytes unread.
+NODE_ALIGNMENT = 8
 
 # FILETIME <-> datetime64[ns]: ns = (ticks - FILETIME_UNIX_EPOCH) * 100, exact in int64 when
 # |ticks - FILETIME_UNIX_EPOCH| <= TICKS_SPAN (so the result never reaches NaT, -2**63).
@@ -91,6 +94,7 @@ NAMES_FULL = 22             # the name table is full (bound = its length); the c
 INSTANCE_DATA_RANGE = 23    # OffsetInstanceData: data outside [header end, BufferSize) (bound = BufferSize)
 INSTANCE_DATA_MISALIGNED = 24  # OffsetInstanceData not a multiple of 8
 INSTANCE_NAME_OFFSET_RANGE = 25  # an entry of the name offsets array outside the WNODE (bound = BufferSize)
+LINKAGE_GAP = 26            # Linkage > align8(BufferSize): skips more than padding (bound = align8(BufferSize))
 
 TRUNCATION = frozenset({HEADER_TRUNCATED, BUFFER_SIZE_PAST_END, LINKAGE_PAST_END})
 

@@ -153,7 +153,8 @@ def _build_parser() -> argparse.ArgumentParser:
     dist = _Parser(add_help=False)
     dist.add_argument("--scheduler", metavar="ADDRESS|threads|processes",
                       help="run over the files with Dask (pip install \"ipsecstats[dask]\"): threads, processes, "
-                           "or the address of a running distributed scheduler such as tcp://host:8786")
+                           "or the address of a running distributed scheduler such as tcp://host:8786 "
+                           "(waits IPSECSTATS_CONNECT_TIMEOUT seconds for it, default 10)")
 
     parser = _Parser(prog=PROG, description="Decode, summarise, convert and plot captured Windows iSCSI "
                                             "MSiSCSI_MMIPSECStats logs (contiguous 168-byte records).")
@@ -328,9 +329,10 @@ def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[s
     if getattr(args, "scheduler", None):  # one Dask task per file; results come back in order
         from .dask import map_files
 
-        remote = map_files(scan_log, list(paths), scheduler=args.scheduler, input_format=args.input_format,
-                           stride=args.stride or 1, on_decrease=args.on_decrease, allow_partial=args.allow_partial,
-                           timestamp_column=args.timestamp_column)
+        with _scheduler_errors(args.scheduler):
+            remote = map_files(scan_log, list(paths), scheduler=args.scheduler, input_format=args.input_format,
+                               stride=args.stride or 1, on_decrease=args.on_decrease,
+                               allow_partial=args.allow_partial, timestamp_column=args.timestamp_column)
     for i, path in enumerate(paths):
         trailing: list[int] = []
         if remote is not None:
@@ -440,14 +442,40 @@ def _convert_dataset(args: argparse.Namespace) -> int:
     if args.start is not None:
         raise UsageError("--start is not supported for a Parquet dataset output; convert one FILE at a time")
     try:
-        names = convert_logs([args.file, *args.more_files], args.output, scheduler=args.scheduler, what=args.what,
-                             stride=args.stride or 1, interval=args.interval if args.what == "rates" else None,
-                             on_decrease=args.on_decrease, allow_partial=args.allow_partial)
+        with _scheduler_errors(args.scheduler):  # inside the try: its UsageError / DataError are neither OSError nor ValueError
+            names = convert_logs([args.file, *args.more_files], args.output, scheduler=args.scheduler,
+                                 what=args.what, stride=args.stride or 1,
+                                 interval=args.interval if args.what == "rates" else None,
+                                 on_decrease=args.on_decrease, allow_partial=args.allow_partial)
     except (OSError, ValueError) as exc:
         _error(args, args.file, exc)
         return EXIT_DATA
     print(f"{PROG} convert: wrote {len(names)} Parquet file(s) to {args.output}", file=sys.stderr)
     return 0
+
+
+@contextlib.contextmanager
+def _scheduler_errors(scheduler: str | None) -> Iterator[None]:
+    """--scheduler failures as one line: a malformed address or a bad IPSECSTATS_CONNECT_TIMEOUT is a
+    UsageError (exit 2), a scheduler that cannot be reached a DataError (exit 1)."""
+    from .dask import (
+        LOCAL_SCHEDULERS,
+        SchedulerAddressError,
+        SchedulerConnectionError,
+        connect_timeout,
+    )
+
+    if scheduler is not None and scheduler not in LOCAL_SCHEDULERS:
+        try:
+            connect_timeout()  # check the environment before any work
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    try:
+        yield
+    except SchedulerAddressError as exc:
+        raise UsageError(str(exc)) from exc
+    except SchedulerConnectionError as exc:
+        raise DataError(str(exc)) from exc
 
 
 def _convert_chunks(args: argparse.Namespace, stride: int, bar: Progress) -> Iterator[tuple[int, Any]]:
@@ -588,6 +616,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"{PROG} {args.command}: error: {exc} (see '{PROG} {args.command} --help')", file=sys.stderr)
         return EXIT_USAGE
+    except DataError as exc:
+        if args.debug:
+            raise
+        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_DATA
     except ImportError as exc:
         if args.debug:
             raise

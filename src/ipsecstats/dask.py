@@ -38,11 +38,14 @@ from ._errors import CounterResetError, PartialRecordWarning
 from ._interop import require, table_columns
 from ._schema import FIELD_NAMES, RECORD_DTYPE, RECORD_SIZE
 
-__all__ = ["FileOutcome", "LogPart", "LogReader", "convert_logs", "map_files", "parquet_options", "read_logs",
+__all__ = ["CONNECT_TIMEOUT_ENV", "FileOutcome", "LogPart", "LogReader", "SchedulerAddressError",
+           "SchedulerConnectionError", "connect_timeout", "convert_logs", "map_files", "parquet_options", "read_logs",
            "read_record_range", "use_scheduler", "write_parquet_dataset"]
 
 WHAT = ("records", "deltas", "rates")
 LOCAL_SCHEDULERS = ("threads", "processes", "synchronous")
+CONNECT_TIMEOUT_ENV = "IPSECSTATS_CONNECT_TIMEOUT"  # seconds to wait for a distributed scheduler
+DEFAULT_CONNECT_TIMEOUT = 10.0
 _READ_RUN_RECORDS = 4096  # records per read when a partition is read straight into columns (672 KB)
 
 
@@ -319,13 +322,60 @@ def read_logs(
 # ---- schedulers and output -----------------------------------------------------------
 
 
+class SchedulerAddressError(ValueError):
+    """A scheduler spec that is neither a local scheduler name nor a valid distributed address."""
+
+
+class SchedulerConnectionError(OSError):
+    """A distributed scheduler address that could not be connected to in time."""
+
+
+def connect_timeout(timeout: float | None = None) -> float:
+    """Seconds to wait for a distributed scheduler: ``timeout``, else the environment
+    variable ``IPSECSTATS_CONNECT_TIMEOUT``, else 10; must be a finite number > 0."""
+    if timeout is None:
+        text = os.environ.get(CONNECT_TIMEOUT_ENV)
+        if text is None:
+            return DEFAULT_CONNECT_TIMEOUT
+        try:
+            timeout = float(text)
+        except ValueError:
+            raise ValueError(f"{CONNECT_TIMEOUT_ENV}={text!r} is not a number of seconds") from None
+        source = f"{CONNECT_TIMEOUT_ENV}={text!r}"
+    else:
+        source = f"timeout={timeout!r}"
+    if not 0 < timeout < float("inf"):
+        raise ValueError(f"{source}: the scheduler connect timeout must be a finite number of seconds > 0")
+    return float(timeout)
+
+
+def _connect(distributed: Any, spec: str, timeout: float) -> Any:
+    """``distributed.Client(spec)``, its failures as SchedulerAddressError / SchedulerConnectionError."""
+    try:
+        return distributed.Client(spec, timeout=timeout)
+    except ValueError as exc:  # unknown scheme, missing or bad port: the address itself is wrong
+        raise SchedulerAddressError(
+            f"scheduler address {spec!r} is not valid: {exc}; give threads, processes, synchronous "
+            f"or an address such as tcp://host:8786"
+        ) from exc
+    except OSError as exc:  # refused, unreachable, timed out (TimeoutError is an OSError)
+        detail = "" if "timed out" in str(exc).lower() else f" ({exc})"  # distributed's "Timed out ..." repeats us
+        raise SchedulerConnectionError(
+            f"cannot connect to the scheduler at {spec} within {timeout:g} s{detail}: is it running? "
+            f"({CONNECT_TIMEOUT_ENV} sets the wait)"
+        ) from exc
+
+
 @contextlib.contextmanager
-def use_scheduler(spec: str | None) -> Iterator[None]:
+def use_scheduler(spec: str | None, *, timeout: float | None = None) -> Iterator[None]:
     """Run dask computations inside the block on ``spec``.
 
     ``None`` keeps dask's default (threads); ``"threads"``, ``"processes"`` or
     ``"synchronous"`` pick a local scheduler; anything else is the address of a running
-    distributed scheduler (``"tcp://host:8786"``), connected to for the block.
+    distributed scheduler (``"tcp://host:8786"``), connected to for the block, waiting at
+    most ``connect_timeout(timeout)`` seconds. A malformed address raises
+    ``SchedulerAddressError`` (a ValueError), one that cannot be reached
+    ``SchedulerConnectionError`` (an OSError).
     """
     dask = require("dask", "dask", "the --scheduler option")
     if spec is None:
@@ -335,7 +385,7 @@ def use_scheduler(spec: str | None) -> Iterator[None]:
             yield
     else:
         distributed = require("distributed", "dask", "a distributed scheduler address")
-        with distributed.Client(spec) as client, dask.config.set(scheduler=client):
+        with _connect(distributed, spec, connect_timeout(timeout)) as client, dask.config.set(scheduler=client):
             yield
 
 
