@@ -233,3 +233,13 @@ def test_public_functions_point_a_capture_at_the_right_call(call, cap):
     message = str(err.value)
     assert "Capture" in message and ".deltas()" in message and "capture.records" in message
     assert "bytes-like" not in message
+
+
+def test_decode_and_decode_columns_point_a_capture_elsewhere():
+    import ipsecstats as ips
+
+    cap = ips.read_wnode(ips.write_wnode(ips.decode(bytes(168 * 2)),
+                                         np.array(["2024-01-01", "2024-01-01T00:01"], "M8[ns]"), ["a", "a"]))
+    for fn in (ips.decode, ips.decode_columns):
+        with pytest.raises(TypeError, match=r"capture\.records for the raw records"):
+            fn(cap)

@@ -37,6 +37,7 @@ def _byte_view(data: BytesLike) -> npt.NDArray[np.uint8]:
         return data
     if isinstance(data, (str, int, float)) or data is None:
         raise TypeError(f"decode() takes bytes-like data, not {type(data).__name__}")
+    _refuse_capture(data, "decode()")
     try:
         view = memoryview(data)
     except TypeError:
@@ -96,22 +97,27 @@ def record_bytes_2d(records: npt.NDArray[np.void]) -> npt.NDArray[np.uint8]:
     return records.view(_ROW_BYTES)
 
 
+def _refuse_capture(data: Any, what: str) -> None:
+    """A ``Capture`` (told by its attributes: ``_wnode`` imports this module) is a TypeError
+    that says what to call instead."""
+    if hasattr(data, "instance_codes") and hasattr(data, "instance_names"):
+        raise TypeError(
+            f"{what}: got a {type(data).__name__} (records with timestamps and instance names): "
+            "use its .deltas() / .rates() for the deltas or rates of each instance name, "
+            "ipsecstats.to_arrow(capture, what='deltas') (or to_pandas / to_polars) for one table "
+            "with timestamp and instance columns, or capture.records for the raw records"
+        )
+
+
 def as_record_array(records: Any, what: str = "records") -> npt.NDArray[np.void]:
     """Coerce ``records`` to a 1-D ``RECORD_DTYPE`` array (a view when possible).
 
     Accepts a ``RECORD_DTYPE`` array (any stride or alignment), a structured array with
     the same field names (converted), an (n, 21) unsigned integer array, or raw bytes
     (bytes-like, or a 1-D uint8 array such as ``np.fromfile(path, np.uint8)``).
-    A ``Capture`` (told by its attributes: ``_wnode`` imports this module) is a TypeError
-    saying what to call instead.
+    A ``Capture`` is a TypeError saying what to call instead.
     """
-    if hasattr(records, "instance_codes") and hasattr(records, "instance_names"):
-        raise TypeError(
-            f"{what}: got a {type(records).__name__} (records with timestamps and instance names): "
-            "use its .deltas() / .rates() for the deltas or rates of each instance name, "
-            "ipsecstats.to_arrow(capture, what='deltas') (or to_pandas / to_polars) for one table "
-            "with timestamp and instance columns, or capture.records for the raw records"
-        )
+    _refuse_capture(records, what)
     if isinstance(records, np.ndarray) and not (records.dtype == np.uint8 and records.ndim == 1):
         dt = records.dtype
         if dt == RECORD_DTYPE:
