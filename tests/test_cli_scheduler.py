@@ -45,7 +45,7 @@ def run(*args: str, timeout: str = TIMEOUT) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("command", ["report", "convert"])
-@pytest.mark.parametrize("address", ["bogus://x", "tcp://127.0.0.1:notaport", "hostwithoutport"])
+@pytest.mark.parametrize("address", ["bogus://x", "tcp://127.0.0.1:notaport", "hostwithoutport", "tls://127.0.0.1:1"])
 def test_a_malformed_address_is_a_usage_error(log: Path, tmp_path: Path, command: str, address: str) -> None:
     output = tmp_path / "out"
     extra = ["-o", f"{output}/"] if command == "convert" else []

@@ -353,7 +353,7 @@ def _connect(distributed: Any, spec: str, timeout: float) -> Any:
     """``distributed.Client(spec)``, its failures as SchedulerAddressError / SchedulerConnectionError."""
     try:
         return distributed.Client(spec, timeout=timeout)
-    except ValueError as exc:  # unknown scheme, missing or bad port: the address itself is wrong
+    except (ValueError, TypeError) as exc:  # unknown scheme, bad port, tls:// without TLS settings
         raise SchedulerAddressError(
             f"scheduler address {spec!r} is not valid: {exc}; give threads, processes, synchronous "
             f"or an address such as tcp://host:8786"
