@@ -436,3 +436,15 @@ def test_partial_record_offsets_count_from_the_start_of_the_file(tmp_path: Path,
     assert info.value.records == 6 and info.value.trailing_bytes == 5
     assert info.value.offset == 168 * 10
     assert "at byte offset 1680" in str(info.value)
+
+
+@pytest.mark.parametrize("reader", ["read", "read_mmap", "iter_records"])
+def test_partial_record_warning_names_the_callers_line(tmp_path: Path, reader: str) -> None:
+    path = tmp_path / "tail.bin"
+    path.write_bytes(bytes(168 * 3 + 7))
+    with pytest.warns(ipsecstats.PartialRecordWarning) as caught:
+        if reader == "iter_records":
+            list(ipsecstats.iter_records(path, allow_partial=True))
+        else:
+            ipsecstats.read(path, allow_partial=True, mmap=reader == "read_mmap")
+    assert [w.filename for w in caught] == [__file__]

@@ -49,13 +49,10 @@ def _byte_view(data: BytesLike) -> npt.NDArray[np.uint8]:
     return np.frombuffer(view, dtype=np.uint8)
 
 
-def whole_records(nbytes: int, allow_partial: bool, source: str, stacklevel: int = 1) -> int:
-    """``nbytes // 168``; a remainder raises or warns (``_errors.report_partial_record``).
-
-    ``stacklevel`` counts from the caller of this function (1: the warning names the caller).
-    """
+def whole_records(nbytes: int, allow_partial: bool, source: str) -> int:
+    """``nbytes // 168``; a remainder raises or warns (``_errors.report_partial_record``)."""
     n, rest = divmod(nbytes, RECORD_SIZE)
-    report_partial_record(n, rest, allow_partial, source, stacklevel + 1)
+    report_partial_record(n, rest, allow_partial, source)
     return n
 
 
@@ -77,7 +74,7 @@ def decode(
     reusing one buffer spares the page faults of fresh memory).
     """
     raw = _byte_view(data)
-    n = whole_records(raw.size, allow_partial, "decode()", stacklevel=2)
+    n = whole_records(raw.size, allow_partial, "decode()")
     raw = raw[: n * RECORD_SIZE]
     if out is not None:
         if not isinstance(out, np.ndarray) or out.dtype != RECORD_DTYPE or out.shape != (n,):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import types
 import warnings
 
 from ._schema import RECORD_SIZE
@@ -55,17 +58,31 @@ class PartialRecordWarning(_PartialRecord, UserWarning):
 
 
 def report_partial_record(records: int, trailing_bytes: int, allow_partial: bool, source: str,
-                          stacklevel: int = 1, start: int = 0) -> None:
+                          start: int = 0) -> None:
     """The partial-record rule: ``trailing_bytes`` after ``records`` whole records raise
     ``TruncatedRecordError``, or with ``allow_partial`` warn ``PartialRecordWarning``; 0 is fine.
 
-    ``stacklevel`` counts from the caller of this function (1: the warning names the caller).
+    The warning names the first caller outside ipsecstats, however deep in readers and
+    generators the tail was found.
     """
     if not trailing_bytes:
         return
     if not allow_partial:
         raise TruncatedRecordError(records, trailing_bytes, RECORD_SIZE, source, start)
-    warnings.warn(PartialRecordWarning(records, trailing_bytes, RECORD_SIZE, source, start), stacklevel=stacklevel + 1)
+    warnings.warn(PartialRecordWarning(records, trailing_bytes, RECORD_SIZE, source, start),
+                  stacklevel=_caller_outside_package())
+
+
+def _caller_outside_package() -> int:
+    """The ``stacklevel`` (as seen by this module's caller of ``warnings.warn``) of the
+    nearest frame whose code is not in the ipsecstats package."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame: types.FrameType | None = sys._getframe(1)  # the caller of warnings.warn: stacklevel 1
+    level = 1
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == package:
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 class CounterResetError(_Picklable, ValueError):

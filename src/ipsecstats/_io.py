@@ -148,7 +148,7 @@ class _Input:
 
 def _report_tail(src: _Input, records: int, trailing: int, allow_partial: bool) -> None:
     """A partial record at the end: raise, or warn when ``allow_partial`` (the shared rule)."""
-    report_partial_record(records, trailing, allow_partial, src.name, stacklevel=3, start=src.start)
+    report_partial_record(records, trailing, allow_partial, src.name, start=src.start)
 
 
 def _map_records(fd: int, offset: int, count: int, populate: bool) -> npt.NDArray[np.void]:

@@ -304,8 +304,8 @@ def read_logs(
 
     paths = expand_paths(paths_or_glob)
     counts = []
-    for path in paths:  # a loop, not a comprehension: the warning's stacklevel reaches the caller
-        counts.append(whole_records(os.stat(path).st_size, allow_partial, path, stacklevel=2))
+    for path in paths:
+        counts.append(whole_records(os.stat(path).st_size, allow_partial, path))
     reader = LogReader(tuple(dict.fromkeys(paths)), what, stride, interval, on_decrease, kind_items)
     if columns is not None:
         columns = list(columns)
