@@ -186,7 +186,7 @@ def test_field_columns_wrap_the_kernel_block_without_a_copy(lib, cap, monkeypatc
 
     monkeypatch.setattr(_interop, "table_columns", spy)
     for what in ("records", "deltas"):
-        table = TO[lib](cap, what=what, on_decrease="wrap")
+        table = TO[lib](cap, what=what, **({"on_decrease": "wrap"} if what == "deltas" else {}))
         cols = seen.pop()
         assert isinstance(cols, ipsecstats.Columns)
         for name in FIELD_NAMES:
@@ -243,3 +243,10 @@ def test_decode_and_decode_columns_point_a_capture_elsewhere():
     for fn in (ips.decode, ips.decode_columns):
         with pytest.raises(TypeError, match=r"capture\.records for the raw records"):
             fn(cap)
+
+
+@pytest.mark.parametrize("lib", sorted(TO))
+def test_delta_options_with_records_are_refused(lib, cap):
+    for options in ({"on_decrease": "wrap"}, {"interval": 10.0}, {"on_decrease": "bogus"}):
+        with pytest.raises(TypeError, match="apply to what='deltas' or 'rates'"):
+            TO[lib](cap, what="records", **options)

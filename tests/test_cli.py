@@ -317,3 +317,11 @@ def test_a_log_read_without_its_stride_gets_a_hint(capsys: pytest.CaptureFixture
     assert "read it with --stride K" in out
     status, out, _ = main(capsys, "report", str(path), "--stride", "2")
     assert "--stride K" not in out
+
+
+def test_a_few_restarts_in_one_instance_get_no_stride_hint(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "one.bin"
+    path.write_bytes(generate(200, instances=1, restarts=3, seed=5).tobytes())
+    status, out, _ = main(capsys, "report", str(path))
+    assert status == 0 and " restarts: " in out
+    assert "--stride K" not in out

@@ -77,3 +77,25 @@ def test_bad_arguments(kernel_name, case, error):
         out.flags.writeable = False
     with pytest.raises(error):
         kernel.rate_rows(values, columns, seconds, out)
+
+
+@pytest.mark.parametrize("kernel_name", ["fast", "slow"])
+def test_bool_columns_are_indices_0_and_1_not_a_mask(kernel_name):
+    kernel = require_fast() if kernel_name == "fast" else _slow
+    values = np.arange(2 * 21, dtype=np.uint64).reshape(2, 21)
+    out = np.zeros((2, 2))
+    kernel.rate_rows(values, np.array([False, True]), np.ones(2), out)
+    assert out.tolist() == [[0.0, 1.0], [21.0, 22.0]]
+
+
+@pytest.mark.parametrize("kernel_name", ["fast", "slow"])
+def test_out_overlapping_values_is_refused(kernel_name):
+    kernel = require_fast() if kernel_name == "fast" else _slow
+    values = np.ones((3, 21), np.uint64)
+    with pytest.raises(ValueError, match="overlap"):
+        kernel.rate_rows(values, np.arange(21, dtype=np.uint8), np.ones(3), values.view(np.float64))
+
+
+def test_runs_of_columns():
+    assert _slow._runs([2, 3, 4, 7, 8, 20, 0]) == [(2, 0, 3), (7, 3, 2), (20, 5, 1), (0, 6, 1)]
+    assert _slow._runs([]) == []

@@ -146,6 +146,9 @@ def rate_rows(values, columns, seconds, out):
             raise ValueError(f"columns must be < {NF}, got {cols[j]}")
     if m == 0 or k == 0:
         return
+    if (<char *>&o[0, 0] < <char *>&v[0, 0] + m * NF * 8 and
+            <char *>&v[0, 0] < <char *>&o[0, 0] + m * k * 8):
+        raise ValueError("out must not overlap values")
     with nogil:
         ips_rates_run(&v[0, 0], &cols[0], <int>k, &sec[0], 1 if sec.shape[0] == m and m > 1 else 0,
                       &o[0, 0], <size_t>m)

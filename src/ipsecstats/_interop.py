@@ -155,10 +155,12 @@ def capture_rows(
     which gives the row its timestamp and instance (the pairing of ``ipsecstats convert``,
     ``_log.Log``); rates divide by the time step between the two records, or ``interval``.
     """
-    if what == "records":
-        return cap.records, cap.timestamps, InstanceCodes(cap.instance_codes, cap.instance_names)
-    if what not in ("deltas", "rates"):
+    if what not in ("records", "deltas", "rates"):
         raise ValueError(f"{caller}: what must be 'records', 'deltas' or 'rates', got {what!r}")
+    if what == "records":
+        if on_decrease != "auto" or interval is not None:
+            raise TypeError(f"{caller}: on_decrease= and interval= apply to what='deltas' or 'rates', not records")
+        return cap.records, cap.timestamps, InstanceCodes(cap.instance_codes, cap.instance_names)
     from ._log import Log, instance_pairs  # the CLI's pairing, written once
 
     earlier, later, sample = instance_pairs(cap.instance_codes)

@@ -601,7 +601,7 @@ def findings(stats: LogStats, report: dict[str, Any], interval: float | None,
         plural = "restart" if count == 1 else "restarts"
         add("warning", f"{count:,} {plural}: {shown}{tail}. The service or the HBA restarted; "
                        f"{meaning} (--on-decrease {policy}).")
-        if stats.input_format == "raw" and stats.stride == 1 and stats.rows and count > max(2, stats.rows // 100):
+        if stats.input_format == "raw" and stats.stride == 1 and count > 2 and 4 * count > stats.rows:
             add("warning", f"Counters fell in {count / stats.rows:.0%} of the intervals: far more than restarts "
                            "explain. If the log interleaves several instances, read it with --stride K.")
     wrap_events = [e for e in stats.events if e.wraps]

@@ -39,6 +39,8 @@ def _kernel_buffer(name: str, x: Any, ndim: int, *, layout: str, writeable: bool
     accepted = (np.dtype(dtype), np.dtype(np.bool_)) if np.dtype(dtype) == np.uint8 else (np.dtype(dtype),)
     if a.dtype not in accepted or a.ndim != ndim:  # Cython takes bool ('?') for uint8_t too
         raise ValueError(f"{name} must be a {ndim}-D {np.dtype(dtype)} buffer, got {a.ndim}-D {a.dtype}")
+    if a.dtype == np.bool_:
+        a = a.view(np.uint8)  # as the compiled kernel reads it: 0 and 1, never a boolean mask
     contiguous = a.flags.c_contiguous if layout == "C" else (a.shape[-1] <= 1 or a.strides[-1] == 1)
     if not contiguous:
         raise ValueError(f"{name} must be {'C-contiguous' if layout == 'C' else 'contiguous along its last axis'}")
@@ -122,8 +124,24 @@ def rate_rows(
         raise ValueError(f"columns must be < {NFIELDS}, got {int(columns.max())}")
     if m == 0 or k == 0:
         return
+    if np.may_share_memory(values, out):
+        raise ValueError("out must not overlap values")
+    divisor = seconds[:, None] if seconds.shape[0] == m else seconds[0]
     with np.errstate(all="ignore"):  # IEEE results (inf, nan) without warnings, as the C loop
-        np.divide(values[:, columns], seconds[:, None] if seconds.shape[0] == m else seconds[0], out=out)
+        for src, dst, width in _runs(columns.tolist()):  # views, no gathered copy of the values
+            np.divide(values[:, src : src + width], divisor, out=out[:, dst : dst + width])
+
+
+def _runs(columns: list[int]) -> list[tuple[int, int, int]]:
+    """``columns`` as runs of consecutive indices: (first source column, first output column, width)."""
+    runs: list[tuple[int, int, int]] = []
+    for dst, src in enumerate(columns):
+        if runs and runs[-1][0] + runs[-1][2] == src:
+            first, at, width = runs[-1]
+            runs[-1] = (first, at, width + 1)
+        else:
+            runs.append((src, dst, 1))
+    return runs
 
 
 def transpose_rows(src: npt.NDArray[np.uint8], out: npt.NDArray[np.uint64], streaming: bool = False) -> None:
