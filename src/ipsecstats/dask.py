@@ -353,7 +353,9 @@ def _connect(distributed: Any, spec: str, timeout: float) -> Any:
     """``distributed.Client(spec)``, its failures as SchedulerAddressError / SchedulerConnectionError."""
     try:
         return distributed.Client(spec, timeout=timeout)
-    except (ValueError, TypeError) as exc:  # unknown scheme, bad port, tls:// without TLS settings
+    except TypeError as exc:  # e.g. tls:// without TLS settings, a transport not installed
+        raise SchedulerAddressError(f"cannot use the scheduler address {spec!r}: {exc}") from exc
+    except ValueError as exc:  # unknown scheme, missing or bad port: the address itself is wrong
         raise SchedulerAddressError(
             f"scheduler address {spec!r} is not valid: {exc}; give threads, processes, synchronous "
             f"or an address such as tcp://host:8786"
