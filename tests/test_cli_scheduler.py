@@ -45,7 +45,7 @@ def run(*args: str, timeout: str = TIMEOUT) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("command", ["report", "convert"])
-@pytest.mark.parametrize("address", ["bogus://x", "tcp://127.0.0.1:notaport", "hostwithoutport", "tls://127.0.0.1:1"])
+@pytest.mark.parametrize("address", ["bogus://x", "tcp://127.0.0.1:notaport", "hostwithoutport"])
 def test_a_malformed_address_is_a_usage_error(log: Path, tmp_path: Path, command: str, address: str) -> None:
     output = tmp_path / "out"
     extra = ["-o", f"{output}/"] if command == "convert" else []
@@ -54,6 +54,13 @@ def test_a_malformed_address_is_a_usage_error(log: Path, tmp_path: Path, command
     assert done.stdout == ""
     one_error_line(done.stderr, f"ipsecstats {command}: error:", repr(address), "not valid")
     assert not output.exists()
+
+
+def test_a_tls_address_without_tls_settings_is_a_usage_error(log: Path) -> None:
+    done = run("report", str(log), "--scheduler", "tls://127.0.0.1:1")
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    one_error_line(done.stderr, "ipsecstats report: error:", "cannot use the scheduler address 'tls://127.0.0.1:1'", "TLS")
 
 
 @pytest.mark.parametrize("command", ["report", "convert"])
