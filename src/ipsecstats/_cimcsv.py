@@ -21,7 +21,7 @@ import numpy as np
 
 from . import _wnode_layout as L
 from ._schema import FIELD_NAMES, NFIELDS, RECORD_DTYPE
-from ._wnode import Capture
+from ._capture import Capture
 
 __all__ = ["CimCsvFormatError", "read_cim_csv"]
 

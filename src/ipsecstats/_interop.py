@@ -20,7 +20,7 @@ import numpy.typing as npt
 from ._columns import Columns, input_records, transpose_records
 from ._deltas import delta_dtype, resolve_kinds
 from ._schema import FIELD_NAMES, NFIELDS, RECORD_DTYPE, RECORD_SIZE
-from ._wnode import Capture
+from ._capture import Capture
 
 __all__ = ["InstanceCodes", "capture_rows", "from_arrow", "from_pandas", "from_polars", "table_columns", "to_arrow", "to_pandas", "to_polars"]
 

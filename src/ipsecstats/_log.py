@@ -31,7 +31,7 @@ from . import _wnode_layout as L
 from ._decode import record_bytes_2d
 from ._deltas import deltas, rates
 from ._schema import FIELD_NAMES, RECORD_DTYPE, RECORD_SIZE
-from ._wnode import Capture
+from ._capture import Capture
 
 __all__ = ["INPUT_FORMATS", "Log", "detect_format", "instance_pairs", "open_log", "scan_log"]
 

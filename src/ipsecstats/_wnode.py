@@ -21,7 +21,6 @@ import struct
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,9 +28,8 @@ import numpy.typing as npt
 
 from . import _backend
 from . import _wnode_layout as L
+from ._capture import Capture, as_datetime_ns
 from ._decode import as_record_array, record_bytes_2d
-from ._deltas import deltas as _deltas
-from ._deltas import rates as _rates
 from ._schema import RECORD_DTYPE, RECORD_SIZE
 
 __all__ = ["Capture", "WnodeFormatError", "WnodeWarning", "read_wnode", "write_wnode"]
@@ -130,141 +128,6 @@ def _error(result: L.WalkResult, what: str) -> WnodeFormatError:
         value &= 2**64 - 1  # shown as the unsigned FILETIME
     message = text.format(offset=result.err_offset, value=value, bound=result.err_bound)
     return WnodeFormatError(f"{what}: {message} [field {field}]", offset=result.err_offset, field=field)
-
-
-@dataclass(frozen=True, eq=False)
-class Capture:
-    """Records with the time and the instance of each: what WNODE buffers and CIM CSV carry.
-
-    ``records``: 1-D ``RECORD_DTYPE``; ``timestamps``: datetime64[ns] UTC per record (NaT where
-    the source had none) or None; ``instance_codes``: per record an index into
-    ``instance_names`` (distinct names in order of first appearance). ``instances`` gives the
-    name of every record. Records keep the order of the source.
-    """
-
-    records: npt.NDArray[np.void]
-    timestamps: npt.NDArray[np.datetime64] | None
-    instance_codes: npt.NDArray[np.intp]
-    instance_names: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        recs, codes, names = self.records, self.instance_codes, self.instance_names
-        if not isinstance(recs, np.ndarray) or recs.dtype != RECORD_DTYPE or recs.ndim != 1:
-            raise TypeError("Capture.records must be a 1-D array of ipsecstats.RECORD_DTYPE")
-        n = recs.shape[0]
-        ts = self.timestamps
-        if ts is not None and (not isinstance(ts, np.ndarray) or ts.dtype != np.dtype("datetime64[ns]")
-                               or ts.shape != (n,)):
-            raise TypeError(f"Capture.timestamps must be None or datetime64[ns] of shape ({n},)")
-        if not isinstance(codes, np.ndarray) or codes.dtype != np.intp or codes.shape != (n,):
-            raise TypeError(f"Capture.instance_codes must be an intp array of shape ({n},)")
-        if not isinstance(names, tuple) or not all(isinstance(s, str) for s in names):
-            raise TypeError("Capture.instance_names must be a tuple of str")
-        if len(set(names)) != len(names):
-            raise ValueError("Capture.instance_names must be distinct")
-        if n and (int(codes.min()) < 0 or int(codes.max()) >= len(names)):
-            raise ValueError(f"Capture.instance_codes must lie in [0, {len(names)})")
-
-    @classmethod
-    def from_instances(cls, records: Any, timestamps: Any, instances: Any) -> Capture:
-        """A Capture from records, timestamps (datetime64 or None) and one name per record."""
-        recs = as_record_array(records, "Capture.from_instances()")
-        n = recs.shape[0]
-        names_in = [instances] * n if isinstance(instances, str) else list(instances)
-        if len(names_in) != n or not all(isinstance(s, str) for s in names_in):
-            raise ValueError(f"instances must hold one str per record ({n})")
-        index: dict[str, int] = {}
-        codes = np.fromiter((index.setdefault(s, len(index)) for s in names_in), dtype=np.intp, count=n)
-        ts = None
-        if timestamps is not None:
-            ts = _as_datetime_ns(timestamps, n, "timestamps")
-        return cls(recs, ts, codes, tuple(index))
-
-    def __len__(self) -> int:
-        return int(self.records.shape[0])
-
-    @property
-    def instances(self) -> npt.NDArray[np.object_]:
-        """The instance name of every record (an object array of str)."""
-        return np.array(self.instance_names, dtype=object)[self.instance_codes]
-
-    def by_instance(self) -> dict[str, Capture]:
-        """One Capture per instance name (first-appearance order), records in source order."""
-        if len(self.instance_names) == 1:
-            return {self.instance_names[0]: self}
-        order = np.argsort(self.instance_codes, kind="stable")
-        bounds = np.cumsum(np.bincount(self.instance_codes, minlength=len(self.instance_names)))
-        rows = record_bytes_2d(self.records)
-        out: dict[str, Capture] = {}
-        start = 0
-        for code, name in enumerate(self.instance_names):
-            idx = order[start: bounds[code]]
-            start = int(bounds[code])
-            recs = rows[idx].view(RECORD_DTYPE).reshape(-1)
-            ts = None if self.timestamps is None else self.timestamps[idx]
-            out[name] = Capture(recs, ts, np.zeros(idx.shape[0], dtype=np.intp), (name,))
-        return out
-
-    def deltas(self, **kwargs: Any) -> dict[str, Any]:
-        """``ipsecstats.deltas`` of each instance's own series: {name: deltas}.
-
-        Row ``i`` of an instance covers its samples ``i`` and ``i + 1`` (``by_instance()``
-        gives the timestamps). Keyword arguments go to ``ipsecstats.deltas``.
-        """
-        return {name: _deltas(sub.records, **kwargs) for name, sub in self.by_instance().items()}
-
-    def rates(self, *, interval: float | None = None, **kwargs: Any) -> dict[str, npt.NDArray[np.void]]:
-        """``ipsecstats.rates`` of each instance: {name: per-second rates}.
-
-        The time step comes from the timestamps (NaT or a step <= 0 gives NaN in that row),
-        or from ``interval`` seconds when given or when the capture has no timestamps.
-        """
-        if interval is None and self.timestamps is None:
-            raise ValueError("this capture has no timestamps: pass interval= (seconds per sample)")
-        out = {}
-        for name, sub in self.by_instance().items():
-            if interval is not None:
-                out[name] = _rates(sub.records, interval=interval, **kwargs)
-            else:
-                out[name] = _rates(sub.records, timestamps=sub.timestamps, **kwargs)
-        return out
-
-    def to_arrow(self, what: str = "records", *, on_decrease: str = "auto", interval: float | None = None) -> Any:
-        """``ipsecstats.to_arrow(self, what=...)``: ``timestamp`` (when present), ``instance``
-        (dictionary), the 21 fields of the records, or of the deltas / rates paired by name."""
-        from ._interop import to_arrow
-
-        return to_arrow(self, what=what, on_decrease=on_decrease, interval=interval)  # type: ignore[arg-type]
-
-    def to_pandas(self, what: str = "records", *, on_decrease: str = "auto", interval: float | None = None) -> Any:
-        """``ipsecstats.to_pandas(self, what=...)``: index ``timestamp`` (when present),
-        ``instance`` (categorical), the 21 fields."""
-        from ._interop import to_pandas
-
-        return to_pandas(self, what=what, on_decrease=on_decrease, interval=interval)  # type: ignore[arg-type]
-
-    def to_polars(self, what: str = "records", *, on_decrease: str = "auto", interval: float | None = None) -> Any:
-        """``ipsecstats.to_polars(self, what=...)``: ``timestamp`` (when present), ``instance``
-        (enum), the 21 fields."""
-        from ._interop import to_polars
-
-        return to_polars(self, what=what, on_decrease=on_decrease, interval=interval)  # type: ignore[arg-type]
-
-
-def _as_datetime_ns(timestamps: Any, n: int, what: str) -> npt.NDArray[np.datetime64]:
-    """``timestamps`` as datetime64[ns] of shape (n,), refusing lossy or overflowing casts."""
-    ts = np.asarray(timestamps)
-    if ts.dtype.kind != "M":
-        raise TypeError(f"{what} must be datetime64 values, got dtype {ts.dtype}")
-    if ts.shape != (n,):
-        raise ValueError(f"{what} must have shape ({n},), got {ts.shape}")
-    ns = ts.astype("datetime64[ns]")
-    nat = np.isnat(ts)
-    exact = (ns.astype(ts.dtype) == ts) & (np.isnat(ns) == nat)
-    if not np.all(exact | nat):
-        i = int(np.argmin(exact | nat))
-        raise ValueError(f"{what}[{i}] = {ts[i]} is not representable as datetime64[ns] exactly")
-    return ns
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -475,7 +338,7 @@ def _filetime_ticks(timestamps: Any, n: int) -> npt.NDArray[np.int64]:
     """datetime64 -> FILETIME ticks, exact: ``ns // 100 + 116444736000000000``; NaT -> 0."""
     if timestamps is None:
         return np.zeros(n, dtype=np.int64)
-    ns = _as_datetime_ns(timestamps, n, "timestamps")
+    ns = as_datetime_ns(timestamps, n, "timestamps")
     nat = np.isnat(ns)
     i = ns.view(np.int64)
     bad = (i % 100 != 0) & ~nat
