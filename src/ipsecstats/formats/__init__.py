@@ -1,0 +1,73 @@
+"""Input formats: one module per format, each a ``FORMAT`` with a sniff test and a chunk reader.
+
+Like Pillow's plugins (``_accept(prefix)``) and xarray's backends (``guess_can_open``),
+every format module defines ``FORMAT = Format(name, title, accept, reader)``:
+
+* ``accept(prefix: bytes) -> bool`` looks at the first ``SNIFF_BYTES`` bytes only;
+* ``reader(source: ByteSource, **options)`` returns a ``Reader``: an iterator of
+  ``Capture`` chunks (records, timestamps, instance codes into a growing name table).
+
+``detect`` peeks at a ``ByteSource`` and asks the formats in ``FORMATS`` order; the
+reader then consumes the same stream from its first byte, so pipes and standard input
+give exactly the file's result. A new format is one new module added to ``FORMATS``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._source import ByteSource
+from ._base import SNIFF_BYTES, Format, FormatError, Reader, is_text
+from . import cimcsv, raw, wnode
+
+__all__ = ["FORMATS", "SNIFF_BYTES", "Format", "FormatError", "Reader", "by_name", "detect", "open_reader"]
+
+#: Asked in this order; ``raw`` accepts any binary prefix, so it comes last.
+FORMATS: tuple[Format, ...] = (wnode.FORMAT, cimcsv.FORMAT, raw.FORMAT)
+NAMES = tuple(f.name for f in FORMATS)
+
+
+def by_name(name: str) -> Format:
+    for fmt in FORMATS:
+        if fmt.name == name:
+            return fmt
+    raise ValueError(f"unknown input format {name!r}; choose one of {', '.join(NAMES)}")
+
+
+def detect(source: ByteSource) -> Format:
+    """The format of ``source``, from its first ``SNIFF_BYTES`` bytes (peeked, not consumed).
+
+    Raises ``FormatError`` for text that no format accepts, and for a prefix that two
+    formats could both read.
+    """
+    prefix = source.peek(SNIFF_BYTES)
+    ask = f"pass --input-format {', '.join(NAMES[:-1])} or {NAMES[-1]}"
+    for fmt in FORMATS:
+        if fmt.accept(prefix):
+            if fmt.name == "raw":
+                doubt = wnode.ambiguity(prefix, source.size)
+                if doubt == "wnode":
+                    return wnode.FORMAT
+                if doubt:
+                    raise FormatError(f"{source.name}: cannot tell the input format: {doubt}; {ask}")
+            return fmt
+    first = next((line for line in is_text(prefix).splitlines() if line.strip()), "")[:60]  # type: ignore[union-attr]
+    raise FormatError(f"{source.name}: cannot tell the input format: it is text, but its first line {first!r} is "
+                      "neither a #TYPE line nor a CSV header naming InstanceName and the 21 MSiSCSI_MMIPSECStats "
+                      f"properties; {ask}")
+
+
+def open_reader(source: Any, input_format: str = "auto", *, what: str = "input", **options: Any) -> Reader:
+    """A ``Reader`` of ``source`` (a path, binary file object, bytes, or a ``ByteSource``).
+
+    ``input_format``: a name from ``NAMES`` or "auto" (``detect``). ``options`` go to the
+    format's reader; an option the format does not take, when set (not None), is a
+    ``TypeError`` naming the format.
+    """
+    src = source if isinstance(source, ByteSource) else ByteSource(source, what)
+    try:
+        fmt = detect(src) if input_format == "auto" else by_name(input_format)
+        return fmt.open(src, detected=input_format == "auto", **options)
+    except BaseException:
+        src.close()
+        raise

@@ -1,0 +1,84 @@
+"""What every input format module shares: ``Format``, the ``Reader`` protocol, text sniffing."""
+
+from __future__ import annotations
+
+import codecs
+import inspect
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .._capture import Capture
+from .._source import ByteSource
+
+__all__ = ["SNIFF_BYTES", "Format", "FormatError", "Reader", "is_text"]
+
+#: Bytes that detection peeks at (and that ``accept`` sees).
+SNIFF_BYTES = 4096
+
+_TEXT_CONTROLS = {c: None for c in [*range(32), 127] if chr(c) not in "\t\n\r\f"}  # binary when present
+
+
+class FormatError(ValueError):
+    """The input's format cannot be told, or an option does not fit it."""
+
+
+class Reader(Protocol):
+    """A stream of ``Capture`` chunks from one source.
+
+    ``format``: the format's name; ``name``: the source, for messages; ``has_timestamps``:
+    whether chunks carry times (known once the reader is open); ``stride``: the instances
+    of a raw log (None for formats whose records carry instance names); ``source``: the
+    ``ByteSource`` (its ``offset`` and ``size`` give progress).
+    """
+
+    format: str
+    name: str
+    has_timestamps: bool
+    stride: int | None
+    source: ByteSource
+
+    def __iter__(self) -> Iterator[Capture]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Format:
+    """An input format: its name (``--input-format``), a title for messages, a sniff test on
+    the first bytes, and a reader factory ``reader(source, **options) -> Reader``."""
+
+    name: str
+    title: str
+    accept: Callable[[bytes], bool]
+    reader: Callable[..., Reader]
+
+    def options(self) -> frozenset[str]:
+        """The keyword options the reader takes."""
+        params = inspect.signature(self.reader).parameters.values()
+        return frozenset(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
+
+    def open(self, source: ByteSource, *, detected: bool = False, **options: Any) -> Reader:
+        """``reader(source, **options)``, refusing set options the format does not take."""
+        taken = self.options()
+        stray = sorted(k for k, v in options.items() if k not in taken and v is not None)
+        if stray:
+            how = " (detected)" if detected else ""
+            raise TypeError(f"{source.name}: {', '.join(stray)} do(es) not apply to {self.title}{how}")
+        return self.reader(source, **{k: v for k, v in options.items() if k in taken})
+
+
+def is_text(prefix: bytes) -> str | None:
+    """``prefix`` as text (UTF-8, or UTF-16 with a BOM), or None when it is binary: not
+    decodable, or holding control characters other than tab, line ends and form feed."""
+    if prefix.startswith((b"\xff\xfe", b"\xfe\xff")):
+        decoder = codecs.getincrementaldecoder("utf-16")()
+    elif b"\0" in prefix:
+        return None
+    else:
+        decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    try:
+        text = decoder.decode(prefix, final=False)
+    except UnicodeDecodeError:
+        return None
+    return None if text.translate(_TEXT_CONTROLS) != text else text
