@@ -19,7 +19,9 @@ from test_cli import PNG_MAGIC, one_error_line, run
 import ipsecstats
 from ipsecstats import FIELDS, read_cim_csv, read_wnode, write_wnode
 from ipsecstats._generate import generate
-from ipsecstats._log import detect_format, instance_pairs, scan_log
+from ipsecstats import formats
+from ipsecstats._source import ByteSource
+from ipsecstats._stats import scan_path
 
 A, B = "ROOT\\ISCSIPRT\\0000_0", "PCI\\VEN_8086&DEV_10FB&SUBSYS_000C8086\\3&1_0"
 START = np.datetime64("2024-06-03T00:00:00", "ns")
@@ -243,6 +245,11 @@ def test_plot_and_info_on_captures(files: dict[str, Path], tmp_path: Path) -> No
 # --------------------------------------------------------------------------- detection and errors
 
 
+def detect_format(path: str) -> str:
+    with ByteSource(path) as src:
+        return formats.detect(src).name
+
+
 def test_detection_in_process(files: dict[str, Path], tmp_path: Path) -> None:
     assert detect_format(str(files["raw"])) == "raw"
     assert detect_format(str(files["wnode"])) == "wnode"
@@ -312,13 +319,18 @@ def test_counter_reset_error_names_record_instance_and_time(files: dict[str, Pat
                    "2024-06-03T01:08:00", "--on-decrease")
 
 
-def test_instance_pairs_follow_each_name() -> None:
+def test_deltas_pair_each_record_with_the_previous_of_its_name() -> None:
+    from ipsecstats._pipeline import CaptureReader, iter_delta_chunks
+
     codes = np.array([0, 1, 1, 0, 2, 1, 0], dtype=np.intp)
-    earlier, later, sample = instance_pairs(codes)
-    assert later.tolist() == [2, 3, 5, 6] and earlier.tolist() == [1, 0, 2, 3]
-    assert sample.tolist() == [0, 0, 1, 1, 0, 2, 2]
-    empty = instance_pairs(np.empty(0, dtype=np.intp))
-    assert all(a.shape == (0,) for a in empty)
+    records = generate(7, instances=1)
+    cap = ipsecstats.Capture(records, None, codes, ("a", "b", "c"))
+    (d,) = iter_delta_chunks(CaptureReader(cap))
+    assert d.later.tolist() == [2, 3, 5, 6]
+    assert d.sample.tolist() == [0, 0, 1, 1, 1, 2, 2]  # a poll ends where the code does not rise
+    earlier = [1, 0, 2, 3]
+    u = records.view("<u8").reshape(7, 21)
+    assert (d.earlier_values(np.arange(4)) == u[earlier]).all()
 
 
 def test_dask_map_files_describes_errors_like_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -329,7 +341,7 @@ def test_dask_map_files_describes_errors_like_the_cli(tmp_path: Path, capsys: py
     values[29:, 9] -= np.uint64(20)  # record 29 is instance 1 of a 2-instance log
     fall = tmp_path / "fall.bin"
     fall.write_bytes(values.astype("<u8").tobytes())
-    outcome, = dask.map_files(scan_log, [str(fall)], scheduler="synchronous", stride=2,
+    outcome, = dask.map_files(scan_path, [str(fall)], scheduler="synchronous", stride=2,
                               on_decrease="raise")
     assert isinstance(outcome.error, ipsecstats.CounterResetError)  # the exception itself, not its text
     lines = []

@@ -12,6 +12,7 @@ from ._decode import decode, encode
 from ._deltas import ON_DECREASE, deltas, rates
 from ._errors import CounterResetError, PartialRecordWarning, TruncatedRecordError
 from ._io import iter_deltas, iter_rates, iter_records, read
+from ._pipeline import TableChunk, iter_capture, read_capture
 from ._interop import from_arrow, from_pandas, from_polars, to_arrow, to_pandas, to_polars
 from ._schema import COUNTERS, FIELDS, GAUGES, RECORD_DTYPE, RECORD_SIZE, Field
 from ._cimcsv import CimCsvFormatError, read_cim_csv
@@ -46,11 +47,14 @@ __all__ = [
     "from_arrow",
     "from_pandas",
     "from_polars",
+    "TableChunk",
+    "iter_capture",
     "iter_deltas",
     "iter_rates",
     "iter_records",
     "rates",
     "read",
+    "read_capture",
     "read_cim_csv",
     "read_wnode",
     "to_arrow",

@@ -62,7 +62,9 @@ class Layout:
     ``time`` is ``start + (record // stride) * interval`` when both are known.
 
     ``columns``: the leading columns given row by row instead (a capture's ``record``,
-    ``timestamp`` (datetime64[ns], NaT for none) and ``instance`` (names)).
+    ``timestamp`` (datetime64[ns], NaT for none) and ``instance`` (names)). A streamed
+    capture gives each chunk's own as the third item of its chunk tuple; ``columns`` then
+    holds empty arrays that name them.
     """
 
     what: str
@@ -169,10 +171,18 @@ def fsync_directory(path: str | os.PathLike[str]) -> None:
 # --------------------------------------------------------------------------- text formats
 
 
-def _text_columns(layout: Layout, first_row: int, arr: npt.NDArray[np.void]) -> list[list[Any]]:
+def _leading(layout: Layout, chunk: tuple[Any, ...]) -> dict[str, npt.NDArray[Any]]:
+    """A chunk's leading columns: its own third item (a streamed capture's), else the layout's."""
+    if len(chunk) > 2 and chunk[2] is not None:
+        return chunk[2]  # type: ignore[no-any-return]
+    return layout.leading(chunk[0], chunk[1].shape[0])
+
+
+def _text_columns(layout: Layout, chunk: tuple[Any, ...]) -> list[list[Any]]:
     """Python-level columns (ints stay exact Python ints) for the text formats."""
+    arr = chunk[1]
     cols: list[list[Any]] = []
-    for name, values in layout.leading(first_row, arr.shape[0]).items():
+    for name, values in _leading(layout, chunk).items():
         if name == "time":
             text = np.datetime_as_string(values, unit=layout.time_unit(), timezone="UTC")  # type: ignore[call-overload]
             cols.append(text.tolist())
@@ -203,12 +213,13 @@ def _csv_float(x: float) -> Any:
 def _write_csv(out: IO[str], layout: Layout, chunks: Iterable[tuple[int, npt.NDArray[np.void]]]) -> None:
     writer = csv.writer(out, lineterminator="\n")
     header_done = False
-    for first_row, arr in chunks:
+    for chunk in chunks:
+        arr = chunk[1]
         names = arr.dtype.names or ()
         if not header_done:
             writer.writerow([*layout.leading(0, 0).keys(), *names])
             header_done = True
-        cols = _text_columns(layout, first_row, arr)
+        cols = _text_columns(layout, chunk)
         if layout.what == "rates":
             lead = len(cols) - len(names)
             cols[lead:] = [[_csv_float(x) for x in c] for c in cols[lead:]]
@@ -226,10 +237,11 @@ def _json_value(x: Any) -> str:
 
 
 def _write_jsonl(out: IO[str], layout: Layout, chunks: Iterable[tuple[int, npt.NDArray[np.void]]]) -> None:
-    for first_row, arr in chunks:
+    for chunk in chunks:
+        arr = chunk[1]
         keys = [*layout.leading(0, 0).keys(), *(arr.dtype.names or ())]
         prefixes = ["{" + json.dumps(keys[0]) + ":"] + ["," + json.dumps(k) + ":" for k in keys[1:]]
-        cols = _text_columns(layout, first_row, arr)
+        cols = _text_columns(layout, chunk)
         lines = []
         for row in zip(*cols):
             lines.append("".join(p + _json_value(v) for p, v in zip(prefixes, row)) + "}\n")
@@ -260,7 +272,8 @@ def _write_npy(f: IO[bytes], chunks: Iterable[tuple[int, npt.NDArray[np.void]]],
     header = _npy_header(dtype, 0)
     f.write(header)
     rows = 0
-    for _, arr in chunks:
+    for chunk in chunks:
+        arr = chunk[1]
         f.write(np.ascontiguousarray(arr).view(np.uint8).data)
         rows += arr.shape[0]
     f.seek(0)
@@ -279,9 +292,10 @@ def _pyarrow() -> tuple[Any, Any]:
     return pa, pq
 
 
-def _arrow_table(pa: Any, layout: Layout, first_row: int, arr: npt.NDArray[np.void]) -> Any:
+def _arrow_table(pa: Any, layout: Layout, chunk: tuple[Any, ...]) -> Any:
+    arr = chunk[1]
     columns: dict[str, Any] = {}
-    for name, values in layout.leading(first_row, arr.shape[0]).items():
+    for name, values in _leading(layout, chunk).items():
         if name in ("time", "timestamp"):
             columns[name] = pa.array(values, type=pa.timestamp("ns", tz="UTC"), mask=np.isnat(values))
         elif values.dtype == object:
@@ -303,8 +317,8 @@ def _write_parquet(f: IO[bytes], layout: Layout, chunks: Iterable[tuple[int, npt
     pa, pq = _pyarrow()
     writer = None
     try:
-        for first_row, arr in chunks:
-            table = _arrow_table(pa, layout, first_row, arr)
+        for chunk in chunks:
+            table = _arrow_table(pa, layout, chunk)
             if writer is None:
                 names = [fld.name for fld in table.schema if pa.types.is_dictionary(fld.type)]
                 encodings = {

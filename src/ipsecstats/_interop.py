@@ -153,7 +153,7 @@ def capture_rows(
     ``"records"``: every record. ``"deltas"`` / ``"rates"``: row ``k`` pairs a record with
     the previous record of the same instance name, rows in the order of the later record,
     which gives the row its timestamp and instance (the pairing of ``ipsecstats convert``,
-    ``_log.Log``); rates divide by the time step between the two records, or ``interval``.
+    ``_pipeline``); rates divide by the time step between the two records, or ``interval``.
     """
     if what not in ("records", "deltas", "rates"):
         raise ValueError(f"{caller}: what must be 'records', 'deltas' or 'rates', got {what!r}")
@@ -161,16 +161,11 @@ def capture_rows(
         if on_decrease != "auto" or interval is not None:
             raise TypeError(f"{caller}: on_decrease= and interval= apply to what='deltas' or 'rates', not records")
         return cap.records, cap.timestamps, InstanceCodes(cap.instance_codes, cap.instance_names)
-    from ._log import Log, instance_pairs  # the CLI's pairing, written once
+    from ._pipeline import capture_table  # the pairing of every command, written once
 
-    earlier, later, sample = instance_pairs(cap.instance_codes)
-    log = Log("<Capture>", "capture", capture=cap, earlier=earlier, later=later, sample=sample)
-    if what == "deltas":
-        rows = log.pair_deltas(on_decrease)
-    else:
-        if interval is None and cap.timestamps is None:
-            raise ValueError(f"{caller}: this capture has no timestamps: pass interval= (seconds per sample)")
-        rows = log.pair_rates(on_decrease, interval)
+    if what == "rates" and interval is None and cap.timestamps is None:
+        raise ValueError(f"{caller}: this capture has no timestamps: pass interval= (seconds per sample)")
+    rows, later = capture_table(cap, what, on_decrease, interval)
     stamps = None if cap.timestamps is None else cap.timestamps[later]
     return rows, stamps, InstanceCodes(cap.instance_codes[later], cap.instance_names)
 

@@ -27,7 +27,7 @@ import numpy as np
 from . import __version__
 from ._deltas import ON_DECREASE, delta_dtype, rate_dtype, resolve_kinds
 from ._errors import PartialRecordWarning, describe_error
-from ._log import INPUT_FORMATS, Log
+from .formats import NAMES as INPUT_FORMATS
 from ._progress import MODES, Progress
 from ._schema import RECORD_DTYPE, RECORD_SIZE
 
@@ -244,35 +244,40 @@ def _warn_line(text: str) -> None:
     print(f"{PROG}: warning: {text}", file=sys.stderr)
 
 
-def _open_log(args: argparse.Namespace, path: str) -> Log:
-    """The ``Log`` of ``path`` under ``--input-format``; options that do not fit the format are usage errors.
+def _open_log(args: argparse.Namespace, path: str) -> Any:
+    """A ``formats.Reader`` of ``path`` (``-``: standard input) under ``--input-format``; options that do
+    not fit the format are usage errors.
 
     Raises OSError/ValueError for an unreadable, undetectable or corrupt file.
     """
-    from ._log import open_log
+    from . import formats
+    from ._source import ByteSource
 
-    fmt = args.input_format
-    if fmt == "auto":
-        from ._log import detect_format
-
-        fmt = detect_format(path)
-    if fmt == "raw":
-        if args.timestamp_column is not None:
-            raise UsageError(f"{path}: --timestamp-column applies to --input-format cim-csv only (this file is raw "
-                             "records)")
-    else:
+    src = ByteSource(sys.stdin.buffer if path == "-" else path)
+    try:
+        fmt = formats.detect(src) if args.input_format == "auto" else formats.by_name(args.input_format)
         how = "" if args.input_format != "auto" else " (detected; see --input-format)"
-        if args.stride is not None:
-            raise UsageError(f"{path}: --stride does not apply to {fmt} input{how}: its records carry instance "
+        if fmt.name == "raw":
+            if args.timestamp_column is not None:
+                raise UsageError(f"{path}: --timestamp-column applies to --input-format cim-csv only (this file is "
+                                 "raw records)")
+        elif args.stride is not None:
+            raise UsageError(f"{path}: --stride does not apply to {fmt.name} input{how}: its records carry instance "
                              "names, and deltas pair the records of each name")
-        if fmt == "wnode" and args.timestamp_column is not None:
+        if fmt.name == "wnode" and args.timestamp_column is not None:
             raise UsageError(f"{path}: --timestamp-column applies to --input-format cim-csv only")
-    log = open_log(path, fmt, stride=args.stride or 1, allow_partial=args.allow_partial,
-                   timestamp_column=args.timestamp_column)
-    if log.has_timestamps and (args.interval is not None or args.start is not None):
-        raise UsageError(f"{path}: --interval and --start do not apply: this {fmt} input carries a time for every "
-                         "record, and rates use the real time steps")
-    return log
+        options: dict[str, Any] = {"stride": args.stride, "timestamp_column": args.timestamp_column}
+        if args.allow_partial and "allow_partial" in fmt.options():
+            options["allow_partial"] = True
+        reader = fmt.open(src, **options)
+    except BaseException:
+        src.close()
+        raise
+    if reader.has_timestamps and (args.interval is not None or args.start is not None):
+        reader.close()
+        raise UsageError(f"{path}: --interval and --start do not apply: this {fmt.name} input carries a time for "
+                         "every record, and rates use the real time steps")
+    return reader
 
 
 def _progress(args: argparse.Namespace, total: int | None, desc: str) -> Progress:
@@ -284,6 +289,7 @@ def _progress(args: argparse.Namespace, total: int | None, desc: str) -> Progres
 
 def cmd_info(args: argparse.Namespace) -> int:
     from ._report import build_info, format_info
+    from ._stats import scan
 
     _check_time_options(args)
     status, results = 0, []
@@ -292,8 +298,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         trailing: list[int] = []
         try:
             with _progress(args, _file_size(path), path) as bar, _trailing_bytes(trailing, show=False):
-                log = _open_log(args, path)
-                stats = log.scan(on_decrease="wrap", allow_partial=True, progress=bar.update)
+                stats = scan(_open_log(args, path), on_decrease="wrap", progress=bar.update)
         except (OSError, ValueError) as exc:
             _error(args, path, exc)
             status = EXIT_DATA
@@ -318,8 +323,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[str, Any] | None) -> int:
-    from ._log import scan_log
     from ._report import build_report, format_report
+    from ._stats import scan, scan_path
 
     status, reports = 0, []
     if sample is not None and args.format == "text":
@@ -330,7 +335,7 @@ def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[s
         from .dask import map_files
 
         with _scheduler_errors(args.scheduler):
-            remote = map_files(scan_log, list(paths), scheduler=args.scheduler, input_format=args.input_format,
+            remote = map_files(scan_path, list(paths), scheduler=args.scheduler, input_format=args.input_format,
                                stride=args.stride or 1, on_decrease=args.on_decrease,
                                allow_partial=args.allow_partial, timestamp_column=args.timestamp_column)
     for i, path in enumerate(paths):
@@ -346,14 +351,11 @@ def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[s
                 continue
             stats = remote[i].result
         else:
-            log = None
             try:
                 with _progress(args, _file_size(path), path) as bar, _trailing_bytes(trailing, show=True):
-                    log = _open_log(args, path)
-                    stats = log.scan(on_decrease=args.on_decrease, allow_partial=args.allow_partial,
-                                     progress=bar.update)
+                    stats = scan(_open_log(args, path), on_decrease=args.on_decrease, progress=bar.update)
             except (OSError, ValueError) as exc:
-                _error(args, path, exc, log)
+                _error(args, path, exc)
                 status = EXIT_DATA
                 continue
         report = build_report(stats, interval=args.interval, start=args.start, trailing_bytes=sum(trailing),
@@ -393,39 +395,47 @@ def cmd_convert(args: argparse.Namespace) -> int:
     kinds = resolve_kinds(None)
     dtype = {"records": RECORD_DTYPE, "deltas": delta_dtype(kinds), "rates": rate_dtype(kinds)}[args.what]
     trailing: list[int] = []
-    log = None
     try:
         with _progress(args, _file_size(args.file), args.file) as bar, _trailing_bytes(trailing, show=True):
-            log = _open_log(args, args.file)
-            if args.what == "rates" and args.interval is None and not log.has_timestamps:
+            reader = _open_log(args, args.file)
+            raw = reader.stride is not None
+            if args.what == "rates" and args.interval is None and not reader.has_timestamps:
+                reader.close()
                 raise UsageError("--what rates needs --interval SECONDS"
-                                 + ("" if log.capture is None else f" ({args.file} has no timestamps"
-                                    + (": name its time column with --timestamp-column)" if log.format == "cim-csv"
+                                 + ("" if raw else f" ({args.file} has no timestamps"
+                                    + (": name its time column with --timestamp-column)" if reader.format == "cim-csv"
                                        else ")")))
-            stride = log.stride
-            metadata = {"what": args.what, "source": os.path.basename(args.file), "input_format": log.format,
-                        "stride": stride if log.capture is None else None,
+            stride = reader.stride or 1
+            metadata = {"what": args.what, "source": os.path.basename(args.file), "input_format": reader.format,
+                        "stride": stride if raw else None,
                         "interval_seconds": args.interval, "start": args.start.isoformat() if args.start else None,
                         "on_decrease": args.on_decrease if args.what != "records" else None, "ipsecstats": __version__}
-            if log.capture is None:
+            if raw:
                 layout = Layout(args.what, stride=stride, first_record=0 if args.what == "records" else stride,
                                 interval=args.interval, start=args.start)
-                chunks = _convert_chunks(args, stride, bar)
             else:
-                layout = Layout(args.what, columns=log.row_columns(args.what))
-                chunks = log.table(args.what, on_decrease=args.on_decrease, interval=args.interval)
+                layout = Layout(args.what, columns=_capture_columns(reader.has_timestamps))
                 if fmt == "npy":
                     _note(f"{args.output}: .npy holds the {args.what} array only (the 21 fields, rows in the order "
                           "of the capture" + ("" if args.what == "records" else ", of the later record of each pair")
                           + "); the record, timestamp and instance of each row go to CSV, JSON Lines or Parquet")
-            write_table(chunks, args.output, fmt, layout, dtype, metadata)
+            write_table(_convert_chunks(args, reader, bar), args.output, fmt, layout, dtype, metadata)
     except BrokenPipeError:
         raise
     except (OSError, ValueError) as exc:
         path = args.output if isinstance(exc, OSError) and exc.filename == args.output else args.file
-        _error(args, path, exc, log)
+        _error(args, path, exc)
         return EXIT_DATA
     return 0
+
+
+def _capture_columns(timestamps: bool) -> dict[str, Any]:
+    """The leading columns of a capture's export, as empty arrays that name them."""
+    cols: dict[str, Any] = {"record": np.empty(0, np.uint64)}
+    if timestamps:
+        cols["timestamp"] = np.empty(0, "datetime64[ns]")
+    cols["instance"] = np.empty(0, object)
+    return cols
 
 
 def _convert_dataset(args: argparse.Namespace) -> int:
@@ -478,26 +488,44 @@ def _scheduler_errors(scheduler: str | None) -> Iterator[None]:
         raise DataError(str(exc)) from exc
 
 
-def _convert_chunks(args: argparse.Namespace, stride: int, bar: Progress) -> Iterator[tuple[int, Any]]:
-    from ._io import iter_deltas, iter_rates, iter_records
+def _convert_chunks(args: argparse.Namespace, reader: Any, bar: Progress) -> Iterator[tuple[Any, ...]]:
+    """``(first_row, array, leading columns)`` of the records, deltas or rates, chunk by chunk.
 
+    A raw log's leading columns come from the ``Layout`` (None here); a capture's from its chunks.
+    """
+    from ._deltas import divide_counters
+    from ._pipeline import iter_delta_chunks, row_columns
+
+    raw = reader.stride is not None
+    src = reader.source
+    done = src.offset
     if args.what == "records":
-        chunks: Iterator[Any] = iter_records(args.file, allow_partial=args.allow_partial)
-    elif args.what == "deltas":
-        chunks = iter_deltas(args.file, stride=stride, on_decrease=args.on_decrease, allow_partial=args.allow_partial)
-    else:
-        chunks = iter_rates(args.file, stride=stride, interval=args.interval, on_decrease=args.on_decrease,
-                            allow_partial=args.allow_partial)
-    first = 0
-    for chunk in chunks:
-        yield first, chunk
-        first += chunk.shape[0]
-        bar.update(chunk.shape[0] * RECORD_SIZE)
+        for chunk in reader:
+            index = np.arange(len(chunk), dtype=np.intp)
+            yield chunk.start, chunk.records, None if raw else row_columns(chunk, index)
+            bar.update(src.offset - done)
+            done = src.offset
+        return
+    kinds = resolve_kinds(None)
+    interval = args.interval if args.what == "rates" else None
+    for d in iter_delta_chunks(reader, on_decrease=args.on_decrease, interval=interval):
+        values: Any = d.values
+        if args.what == "rates":
+            m = len(d)
+            steps = d.steps.copy()
+            steps[~(steps > 0)] = np.nan
+            values = np.empty(m, rate_dtype(kinds))
+            divide_counters(d.values.view(np.uint64).reshape(m, -1), kinds, steps,
+                            values.view(np.float64).reshape(m, -1))
+        yield d.first_row, values, None if raw else d.leading_columns()
+        bar.update(src.offset - done)
+        done = src.offset
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from ._export import atomic_output
     from ._plot import _matplotlib, render
+    from ._stats import scan
 
     _check_time_options(args)
     _matplotlib()  # a missing extra fails before any work
@@ -507,15 +535,12 @@ def cmd_plot(args: argparse.Namespace) -> int:
             path, notes = stack.enter_context(sample_log())
             _sample_settings(args, notes)
         size = _file_size(path) or 0
-        log = None
         try:
             with _progress(args, size, path) as bar, _trailing_bytes([], show=True):
-                log = _open_log(args, path)
-                bins = max(1, min(args.bins, log.samples()))
-                stats = log.scan(on_decrease=args.on_decrease, allow_partial=args.allow_partial, bins=bins,
-                                 progress=bar.update)
+                stats = scan(_open_log(args, path), on_decrease=args.on_decrease, bins=args.bins,
+                             progress=bar.update)
         except (OSError, ValueError) as exc:
-            _error(args, path, exc, log)
+            _error(args, path, exc)
             return EXIT_DATA
         try:
             with atomic_output(args.output) as f:
@@ -592,11 +617,12 @@ def _note(text: str) -> None:
     print(f"{PROG}: note: {text}", file=sys.stderr)
 
 
-def _error(args: argparse.Namespace, path: str, exc: BaseException, log: Log | None = None) -> None:
+def _error(args: argparse.Namespace, path: str, exc: BaseException) -> None:
     if getattr(args, "debug", False):
         raise exc
     stride = getattr(args, "stride", None) or 1
-    where = log.where if log is not None else None
+    place = getattr(exc, "place", None)
+    where = (lambda row: place) if place is not None else None
     print(f"{PROG} {args.command}: error: {describe_error(path, exc, stride, where)}", file=sys.stderr)
 
 

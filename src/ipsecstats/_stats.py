@@ -1,0 +1,431 @@
+"""The statistics of one streaming pass over a capture: ``scan`` accumulates ``LogStats``.
+
+``scan`` consumes the ``DeltaChunk``s of ``_pipeline`` (any input format) and keeps,
+exactly and in memory that does not grow with the capture:
+
+* per counter: the total increase (the sum of its deltas under the chosen
+  ``on_decrease`` policy, an exact Python int), and how often it fell, split into
+  restarts (a fall of less than 2**63) and wraps (a fall of 2**63 or more);
+* per field: min, max and the exact sum of the raw values (gauge statistics);
+* per poll (``_pipeline``'s sample, all instances added, float64): the peak of each
+  counter's increase over one interval (or, with timestamps, of its per-second rate),
+  the increases per quarter of the log and binned series for plots.
+
+Quarters and plot bins need the number of polls, which a stream only knows at its end:
+per-poll sums go into ``_Bins``, at most 4096 bins of ``width`` polls each, the width
+doubling as the stream grows. With up to 4096 polls every bin is one poll and quarters
+and plot bins are exact; beyond, a quarter boundary falls on a bin edge, at most
+1/2048 of the log away from the exact one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ._schema import COUNTERS, FIELD_NAMES, GAUGES, NFIELDS, RECORD_SIZE
+
+__all__ = ["Event", "LogStats", "scan", "utc_datetime"]
+
+_COUNTER_COLS = [FIELD_NAMES.index(n) for n in COUNTERS]
+_GAUGE_COLS = [FIELD_NAMES.index(n) for n in GAUGES]
+_HALF = np.uint64(1 << 63)
+_LOW32 = np.uint64(0xFFFFFFFF)
+_QUARTERS = 4
+MAX_EVENTS = 1000  # restart events kept for the report (all are counted)
+FINE_BINS = 4096
+_STEP_KEYS = 50_000  # distinct step values kept for the median before rounding coarser
+
+
+def utc_datetime(value: np.datetime64) -> dt.datetime | None:
+    """A datetime64[ns] as an aware UTC datetime (microseconds: what ``datetime`` holds); NaT -> None."""
+    if np.isnat(value):
+        return None
+    ns = int(value.astype("datetime64[ns]").astype(np.int64))
+    return dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=ns // 1000)
+
+
+def exact_column_sums(u: npt.NDArray[np.uint64]) -> list[int]:
+    """Exact sums of the columns of an (m, k) uint64 array, m < 2**32, as Python ints."""
+    hi = (u >> np.uint64(32)).sum(axis=0, dtype=np.uint64)
+    lo = (u & _LOW32).sum(axis=0, dtype=np.uint64)
+    return [(int(h) << 32) + int(v) for h, v in zip(hi.tolist(), lo.tolist())]
+
+
+@dataclass
+class Event:
+    """A delta row in which at least one counter fell."""
+
+    record: int
+    instance: int
+    sample: int
+    restarts: list[str]
+    wraps: list[str]
+    time: dt.datetime | None = None  # from a capture's timestamps
+
+
+@dataclass
+class LogStats:
+    """What one pass over a log found (see the module docstring)."""
+
+    path: str
+    stride: int
+    on_decrease: str
+    bytes_at_start: int
+    records: int = 0
+    rows: int = 0
+    field_min: list[int] = field(default_factory=lambda: [0] * NFIELDS)
+    field_max: list[int] = field(default_factory=lambda: [0] * NFIELDS)
+    field_sum: list[int] = field(default_factory=lambda: [0] * NFIELDS)
+    increase: list[int] = field(default_factory=lambda: [0] * len(COUNTERS))
+    restarts: list[int] = field(default_factory=lambda: [0] * len(COUNTERS))
+    wraps: list[int] = field(default_factory=lambda: [0] * len(COUNTERS))
+    events: list[Event] = field(default_factory=list)
+    event_count: int = 0
+    restart_event_count: int = 0  # intervals in which at least one counter restarted (all, not only kept)
+    peak: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(len(COUNTERS)))
+    quarters: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros((_QUARTERS, len(COUNTERS))))
+    bins: int = 0
+    bin_counter_sums: npt.NDArray[np.float64] | None = None  # (bins, 16): counter increases
+    bin_samples: npt.NDArray[np.float64] | None = None  # (bins,): delta samples per bin
+    bin_gauge_sums: npt.NDArray[np.float64] | None = None  # (bins, 5): gauge values, all instances
+    bin_gauge_samples: npt.NDArray[np.float64] | None = None  # (bins,): record samples per bin
+    # a capture (WNODE, CIM CSV): stride is then the number of instance names
+    input_format: str = "raw"
+    instance_names: tuple[str, ...] | None = None
+    sample_count: int | None = None  # polls in the log
+    seconds: float | None = None  # with timestamps: seconds the deltas span, per instance
+    first_time: dt.datetime | None = None
+    last_time: dt.datetime | None = None
+    median_step: float | None = None  # seconds between samples of one instance
+    bin_seconds: npt.NDArray[np.float64] | None = None  # (bins,): seconds spanned per instance
+    bin_times: npt.NDArray[np.datetime64] | None = None  # (bins,): mean time of the records
+
+    @property
+    def expected_samples(self) -> int:
+        if self.sample_count is not None:
+            return max(self.sample_count, 1)
+        return max(-(-(self.bytes_at_start // RECORD_SIZE) // self.stride), 1)
+
+    @property
+    def samples(self) -> int:
+        if self.sample_count is not None:
+            return self.sample_count
+        return -(-self.records // self.stride)
+
+    def instance_label(self, instance: int) -> str:
+        return self.instance_names[instance] if self.instance_names is not None else str(instance)
+
+    @property
+    def intervals(self) -> float:
+        """Sampling intervals covered by the deltas (per instance)."""
+        return self.rows / self.stride
+
+
+class _Bins:
+    """Column sums per poll, in at most ``FINE_BINS`` bins of ``width`` polls (a power of 2)."""
+
+    def __init__(self, columns: int):
+        self.width = 1
+        self.sums = np.zeros((FINE_BINS, columns))
+
+    def add(self, polls: npt.NDArray[np.int64], values: npt.NDArray[np.float64]) -> None:
+        if polls.shape[0] == 0:
+            return
+        while int(polls[-1]) >= FINE_BINS * self.width:  # polls ascend: the last is the largest
+            half = self.sums.reshape(FINE_BINS // 2, 2, -1).sum(axis=1)
+            self.sums[: FINE_BINS // 2] = half
+            self.sums[FINE_BINS // 2:] = 0
+            self.width *= 2
+        b = polls // self.width
+        for j in range(values.shape[1]):
+            self.sums[:, j] += np.bincount(b, weights=values[:, j], minlength=FINE_BINS)
+
+    def rebin(self, polls: int, bins: int) -> npt.NDArray[np.float64]:
+        """Sums over ``bins`` equal parts of ``polls`` polls: bin ``j`` goes to part
+        ``first_poll(j) * bins // polls``."""
+        out = np.zeros((bins, self.sums.shape[1]))
+        first = np.arange(FINE_BINS, dtype=np.int64) * self.width
+        used = first < max(polls, 1)
+        part = np.minimum(first[used] * bins // max(polls, 1), bins - 1)
+        np.add.at(out, part, self.sums[used])
+        return out
+
+
+class _PollSums:
+    """Adds rows of the same poll (ascending), across chunk boundaries; yields completed polls."""
+
+    def __init__(self, width: int):
+        self.pending_poll = -1
+        self.pending = np.zeros(width)
+
+    def feed(self, polls: npt.NDArray[np.int64], values: npt.NDArray[np.float64]
+             ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        if polls.shape[0] == 0:
+            return np.empty(0, np.int64), np.empty((0, self.pending.shape[0]))
+        starts = np.flatnonzero(np.r_[True, polls[1:] != polls[:-1]])
+        ids, sums = polls[starts], np.add.reduceat(values, starts, axis=0)
+        if ids[0] == self.pending_poll:
+            sums[0] += self.pending
+        elif self.pending_poll >= 0:
+            ids = np.r_[self.pending_poll, ids]
+            sums = np.vstack([self.pending, sums])
+        self.pending_poll, self.pending = int(ids[-1]), sums[-1].copy()
+        return ids[:-1], sums[:-1]
+
+    def finish(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        if self.pending_poll < 0:
+            return np.empty(0, np.int64), np.empty((0, self.pending.shape[0]))
+        return np.array([self.pending_poll]), self.pending[None, :]
+
+
+class _Steps:
+    """Counts of the time steps between the samples of one instance, for their median."""
+
+    def __init__(self) -> None:
+        self.decimals = 6
+        self.counts: dict[float, int] = {}
+
+    def add(self, steps: npt.NDArray[np.float64]) -> None:
+        if steps.shape[0] == 0:
+            return
+        keys, counts = np.unique(np.round(steps, self.decimals), return_counts=True)
+        for k, c in zip(keys.tolist(), counts.tolist()):
+            self.counts[k] = self.counts.get(k, 0) + c
+        while len(self.counts) > _STEP_KEYS:
+            self.decimals -= 3
+            merged: dict[float, int] = {}
+            for k, c in self.counts.items():
+                key = round(k, self.decimals)
+                merged[key] = merged.get(key, 0) + c
+            self.counts = merged
+
+    def median(self) -> float | None:
+        """The median step (of ``np.median``: the mean of the two middle values for an even count)."""
+        if not self.counts:
+            return None
+        keys = sorted(self.counts)
+        total = sum(self.counts.values())
+        cum = np.cumsum([self.counts[k] for k in keys])
+        lo = keys[int(np.searchsorted(cum, (total - 1) // 2, side="right"))]
+        hi = keys[int(np.searchsorted(cum, total // 2, side="right"))]
+        return (lo + hi) / 2
+
+
+class _Scan:
+    """The accumulators of one pass; ``finish`` writes them into the ``LogStats``."""
+
+    def __init__(self, stats: LogStats, timed: bool):
+        self.stats = stats
+        self.timed = timed
+        self.poll_sums = _PollSums(2 * len(COUNTERS) if timed else len(COUNTERS))
+        self.counter_bins = _Bins(len(COUNTERS) + 1)  # increases, then the polls counted
+        self.gauge_bins = _Bins(len(GAUGES) + 1)  # gauge sums, then the records counted
+        self.time_bins = _Bins(2)  # ns past the first time, stamped records
+        self.second_bins = _Bins(1)
+        self.steps = _Steps()
+        self.seconds = 0.0
+        self.first_ns: int | None = None
+        self.min_ns: int | None = None
+        self.max_ns: int | None = None
+
+    def records(self, u: npt.NDArray[np.uint64], polls: npt.NDArray[np.int64],
+                timestamps: npt.NDArray[np.datetime64] | None) -> None:
+        stats = self.stats
+        n = u.shape[0]
+        if n == 0:
+            return
+        lo, hi = u.min(axis=0).tolist(), u.max(axis=0).tolist()
+        if stats.records == 0:
+            stats.field_min, stats.field_max = lo, hi
+        else:
+            stats.field_min = [min(a, b) for a, b in zip(stats.field_min, lo)]
+            stats.field_max = [max(a, b) for a, b in zip(stats.field_max, hi)]
+        stats.field_sum = [a + b for a, b in zip(stats.field_sum, exact_column_sums(u))]
+        if stats.bins:
+            gauges = np.empty((n, len(GAUGES) + 1))
+            gauges[:, :-1] = u[:, _GAUGE_COLS]
+            gauges[:, -1] = 1.0
+            self.gauge_bins.add(polls, gauges)
+        if timestamps is not None:
+            ns = timestamps.view(np.int64)
+            stamped = ns != np.iinfo(np.int64).min
+            if stamped.any():
+                s = ns[stamped]
+                lo_ns, hi_ns = int(s.min()), int(s.max())
+                self.min_ns = lo_ns if self.min_ns is None else min(self.min_ns, lo_ns)
+                self.max_ns = hi_ns if self.max_ns is None else max(self.max_ns, hi_ns)
+                if stats.bins:
+                    if self.first_ns is None:
+                        self.first_ns = int(s[0])
+                    offsets = np.empty((s.shape[0], 2))
+                    offsets[:, 0] = s - self.first_ns
+                    offsets[:, 1] = 1.0
+                    self.time_bins.add(polls[stamped], offsets)
+        stats.records += n
+
+    def deltas(self, d: Any) -> None:
+        stats = self.stats
+        m = len(d)
+        if m == 0:
+            return
+        u = d.values.view("<u8").reshape(m, NFIELDS)
+        counters = u[:, _COUNTER_COLS]
+        stats.increase = [a + b for a, b in zip(stats.increase, exact_column_sums(counters))]
+        if d.resets is not None and d.resets.any():
+            self._decreases(d, u)
+        polls = d.sample[d.later]
+        increases = counters.astype(np.float64)
+        if self.timed:
+            steps = d.steps
+            valid = steps > 0
+            self.seconds += float(steps[valid].sum())
+            self.steps.add(steps[valid])
+            rates = np.zeros_like(increases)
+            np.divide(increases, steps[:, None], out=rates, where=valid[:, None])
+            values = np.concatenate([increases, rates], axis=1)
+            if stats.bins:
+                self.second_bins.add(polls[valid], steps[valid, None])
+        else:
+            values = increases
+        self._polls(*self.poll_sums.feed(polls, values))
+        stats.rows += m
+
+    def _polls(self, ids: npt.NDArray[np.int64], sums: npt.NDArray[np.float64]) -> None:
+        if ids.shape[0] == 0:
+            return
+        k = len(COUNTERS)
+        peaks = sums[:, k:] if self.timed else sums
+        np.maximum(self.stats.peak, peaks.max(axis=0), out=self.stats.peak)
+        binned = np.empty((ids.shape[0], k + 1))
+        binned[:, :k] = sums[:, :k]
+        binned[:, k] = 1.0
+        self.counter_bins.add(ids, binned)
+
+    def _decreases(self, d: Any, u: npt.NDArray[np.uint64]) -> None:
+        rows, cols = np.nonzero(d.resets)
+        chunk = d.chunk
+        cur = chunk.records.view("<u8").reshape(-1, NFIELDS)[d.later[rows], cols]
+        prev = d.earlier_values(rows)[np.arange(rows.shape[0]), cols]
+        ts = chunk.timestamps
+
+        def event(row: int) -> Event:
+            i = int(d.later[row])
+            return Event(chunk.start + i, int(chunk.instance_codes[i]), int(d.sample[i]), [], [],
+                         None if ts is None else utc_datetime(ts[i]))
+
+        record_decreases(self.stats, rows, cols, prev, cur, event)
+
+    def finish(self, polls: int, instances: int) -> None:
+        stats = self.stats
+        self._polls(*self.poll_sums.finish())
+        if stats.bins:
+            stats.bins = max(1, min(stats.bins, polls))
+        stats.sample_count = polls
+        k = max(instances, 1)
+        stats.stride = k
+        q = self.counter_bins.rebin(polls, _QUARTERS)
+        stats.quarters = q[:, :-1]
+        if self.timed:
+            stats.seconds = self.seconds / k
+            stats.median_step = self.steps.median()
+        if self.min_ns is not None and self.max_ns is not None:
+            stats.first_time = utc_datetime(np.datetime64(self.min_ns, "ns"))
+            stats.last_time = utc_datetime(np.datetime64(self.max_ns, "ns"))
+        if stats.bins:
+            c = self.counter_bins.rebin(polls, stats.bins)
+            stats.bin_counter_sums, stats.bin_samples = c[:, :-1], c[:, -1]
+            g = self.gauge_bins.rebin(polls, stats.bins)
+            stats.bin_gauge_sums, stats.bin_gauge_samples = g[:, :-1], g[:, -1] / k
+            if self.timed:
+                stats.bin_seconds = self.second_bins.rebin(polls, stats.bins)[:, 0] / k
+            if self.first_ns is not None:
+                t = self.time_bins.rebin(polls, stats.bins)
+                if t[:, 1].all():
+                    offsets = np.round(t[:, 0] / t[:, 1]).astype(np.int64)
+                    stats.bin_times = (np.int64(self.first_ns) + offsets).view("datetime64[ns]")
+
+
+def record_decreases(stats: LogStats, rows: npt.NDArray[Any], cols: npt.NDArray[Any], prev: npt.NDArray[np.uint64],
+                     cur: npt.NDArray[np.uint64], event_of: Callable[[int], Event]) -> None:
+    """Count the falls ``prev -> cur`` at (row, column) as restarts or wraps, and keep one event per row."""
+    is_wrap = (prev - cur) >= _HALF
+    names = [FIELD_NAMES[c] for c in cols.tolist()]
+    by_row: dict[int, Event] = {}
+    for row, name, wrap in zip(rows.tolist(), names, is_wrap.tolist()):
+        k = COUNTERS.index(name)
+        if wrap:
+            stats.wraps[k] += 1
+        else:
+            stats.restarts[k] += 1
+        event = by_row.get(row)
+        if event is None:
+            event = by_row[row] = event_of(row)
+        (event.wraps if wrap else event.restarts).append(name)
+    stats.event_count += len(by_row)
+    stats.restart_event_count += sum(1 for e in by_row.values() if e.restarts)
+    room = MAX_EVENTS - len(stats.events)
+    stats.events.extend(list(by_row.values())[: max(room, 0)])
+
+
+def scan(reader: Any, *, on_decrease: str = "auto", bins: int = 0,
+         progress: Callable[[int], None] | None = None) -> LogStats:
+    """One pass over ``reader`` (a ``formats.Reader``); ``bins`` > 0 also keeps series for a plot.
+
+    ``progress`` is called with the bytes read since its last call.
+    """
+    from ._pipeline import iter_delta_chunks
+
+    src = reader.source
+    capture = reader.stride is None
+    stats = LogStats(path=reader.name, stride=reader.stride or 1, on_decrease=on_decrease,
+                     bytes_at_start=src.size or 0, bins=bins, input_format=reader.format)
+    timed = capture and reader.has_timestamps
+    acc = _Scan(stats, timed)
+    done = src.offset
+    polls, names = 0, ()
+    for d in _chunks(iter_delta_chunks(reader, on_decrease=on_decrease)):
+        chunk = d.chunk
+        n = len(chunk)
+        if n:
+            acc.records(chunk.records.view("<u8").reshape(n, NFIELDS), d.sample, chunk.timestamps)
+            polls = int(d.sample[-1]) + 1
+        acc.deltas(d)
+        names = chunk.instance_names
+        if progress is not None:
+            progress(src.offset - done)
+            done = src.offset
+    if src.size is None:
+        stats.bytes_at_start = src.offset - src.start
+    acc.finish(polls, len(names) if capture else stats.stride)
+    if capture:
+        stats.instance_names = names
+    return stats
+
+
+def _chunks(chunks: Iterable[Any]) -> Iterable[Any]:
+    yield from chunks
+
+
+def scan_path(path: str, *, input_format: str = "auto", stride: int | None = None, on_decrease: str = "auto",
+              allow_partial: bool = False, timestamp_column: str | None = None) -> LogStats:
+    """``scan`` of the file at ``path``: a module-level function, so Dask workers can run it."""
+    from . import formats
+    from ._source import ByteSource
+
+    src = ByteSource(path)
+    try:
+        fmt = formats.detect(src) if input_format == "auto" else formats.by_name(input_format)
+        options: dict[str, Any] = {"stride": stride, "timestamp_column": timestamp_column}
+        if allow_partial and "allow_partial" in fmt.options():
+            options["allow_partial"] = True
+        reader = fmt.open(src, **options)
+    except BaseException:
+        src.close()
+        raise
+    return scan(reader, on_decrease=on_decrease)
