@@ -11,6 +11,7 @@ from ._columns import Columns, decode_columns, delta_columns
 from ._decode import decode, encode
 from ._deltas import ON_DECREASE, deltas, rates
 from ._errors import CounterResetError, PartialRecordWarning, TruncatedRecordError
+from ._keyed import InstanceState, KeyedDeltas, keyed_deltas
 from ._io import iter_deltas, iter_rates, iter_records, read
 from ._interop import from_arrow, from_pandas, from_polars, to_arrow, to_pandas, to_polars
 from ._schema import COUNTERS, FIELDS, GAUGES, RECORD_DTYPE, RECORD_SIZE, Field
@@ -30,6 +31,8 @@ __all__ = [
     "FIELDS",
     "Field",
     "GAUGES",
+    "InstanceState",
+    "KeyedDeltas",
     "ON_DECREASE",
     "PartialRecordWarning",
     "RECORD_DTYPE",
@@ -46,6 +49,7 @@ __all__ = [
     "from_pandas",
     "from_polars",
     "iter_deltas",
+    "keyed_deltas",
     "iter_rates",
     "iter_records",
     "rates",
