@@ -291,3 +291,94 @@ def test_kernel_shape_errors_agree(fast: ModuleType) -> None:
     assert not out.any() and not mask.any()
     for kernel in (fast, _slow):
         assert kernel.delta_rows(rows[:0], rows[:0], counters, "auto", out[:0], mask[:0]) == 0
+
+
+# --- the keyed kernel called directly (issue 8) --------------------------------------------
+
+def run_keyed(kernel: ModuleType, cur: np.ndarray, codes: np.ndarray, ticks: np.ndarray | None,
+              state: tuple[np.ndarray, ...], counters: np.ndarray, policy: str, out_offset: int,
+              mask_offset: int | None) -> tuple[Any, ...]:
+    """One call in guard areas; everything it wrote (the whole output buffers) and the state after."""
+    n = cur.shape[0]
+    rows, sticks, seen = (a.copy() for a in state)
+    out_raw, out, out_inner = guarded(n, RECORD_SIZE, out_offset)
+    mask_raw = mask = mask_inner = None
+    if mask_offset is not None:
+        mask_raw, mask, mask_inner = guarded(n, 21, mask_offset)
+    idx_raw, idx, idx_inner = guarded(3, 8 * n, 0)
+    earlier, later, eticks = idx[0].view(np.intp), idx[1].view(np.intp), idx[2].view(np.int64)
+    cur_before = cur.tobytes()
+    m, ndec = kernel.keyed_delta_rows(cur, codes, ticks, rows, sticks, seen, counters, policy, out, mask,
+                                      earlier, later, eticks if ticks is not None else None)
+    assert cur.tobytes() == cur_before
+    for raw, inner in ((out_raw, out_inner), (mask_raw, mask_inner), (idx_raw, idx_inner)):
+        if raw is not None:
+            assert_guards_intact(raw, inner)
+    if mask is not None:
+        assert ndec == int(mask[:m].sum())
+    return (m, ndec, out.tobytes(), None if mask is None else mask.tobytes(), idx.tobytes(),
+            rows.tobytes(), sticks.tobytes(), seen.tobytes())
+
+
+@pytest.mark.parametrize("avx2", [True, False], ids=["avx2", "portable"])
+@pytest.mark.parametrize("streaming", [False, True], ids=["regular", "nontemporal"])
+def test_keyed_kernels_agree_directly(fast: ModuleType, monkeypatch: pytest.MonkeyPatch, avx2: bool,
+                                      streaming: bool) -> None:
+    fast._set_vector_path(avx2)
+    if streaming:
+        monkeypatch.setattr(fast, "STREAMING_THRESHOLD", 0)
+    rng = np.random.default_rng(40 + 2 * avx2 + streaming)
+    default_counters = np.array([f.kind == "counter" for f in ipsecstats.FIELDS], dtype=np.uint8)
+    for n in (0, 1, 2, 5, 33, 70, 131):
+        for nstates in (1, 3, 8):
+            values = random_values(rng, n, fall_fraction=0.3)[:n]  # n = 0 still gives one row
+            codes = rng.integers(0, nstates, n).astype(np.intp)
+            state = (rng.integers(0, 256, (nstates, RECORD_SIZE), dtype=np.uint8),
+                     rng.integers(-(2**63), 2**63 - 1, nstates, dtype=np.int64),
+                     (rng.random(nstates) < 0.5).astype(np.uint8))
+            ticks = rng.integers(-(2**63), 2**63 - 1, n, dtype=np.int64) if n % 2 else None
+            counters = default_counters if nstates != 3 else rng.integers(0, 3, 21).astype(np.uint8)
+            cur = rows_at(values, n % 8, read_only=bool(nstates % 2))
+            if nstates == 8 and n:
+                cur = cur[::-1]
+            for policy in POLICIES:
+                for out_offset, mask_offset in ((0, 0), (0, None), (8, 1), (32, 32), (16, 16)):
+                    want = run_keyed(_slow, cur, codes, ticks, state, counters, policy, out_offset, mask_offset)
+                    got = run_keyed(fast, cur, codes, ticks, state, counters, policy, out_offset, mask_offset)
+                    assert got == want, (n, nstates, policy, out_offset, mask_offset)
+
+
+def test_keyed_public_api_parity(fast: ModuleType) -> None:
+    values = edge_pairs_values()
+    recs = records_from(values)
+    rng = np.random.default_rng(7)
+    codes = rng.integers(0, 5, len(recs))
+    ticks = rng.integers(-(2**63), 2**63 - 1, len(recs), dtype=np.int64)
+    for policy in (*POLICIES, "raise"):
+        for kernel_state in ({}, {"timestamps": ticks}):
+            results = []
+            for kernel in (fast, _slow):
+                state = ipsecstats.InstanceState()
+                with using_kernel(kernel):
+                    first = call_outcome(ipsecstats.keyed_deltas, recs[:100], codes[:100], state=state,
+                                         on_decrease=policy, return_resets=True,
+                                         **{k: v[:100] for k, v in kernel_state.items()})
+                    second = call_outcome(ipsecstats.keyed_deltas, recs[100:], codes[100:], state=state,
+                                          on_decrease=policy, return_resets=True,
+                                          **{k: v[100:] for k, v in kernel_state.items()})
+                outcome = []
+                for o in (first, second):
+                    if o[0] == "ok":
+                        r = o[1]
+                        o = ("ok", (r.values, r.resets, r.later, r.earlier,
+                                    r.steps if r.steps is not None else np.zeros(0)))
+                    outcome.append(o)
+                results.append((outcome, state.rows.tobytes(), state.ticks.tobytes(), state.seen.tobytes()))
+            (a, *sa), (b, *sb) = results
+            assert sa == sb
+            for x, y in zip(a, b):
+                assert x[0] == y[0], (x, y)
+                if x[0] == "ok":
+                    assert_same_result(x[1], y[1])
+                else:
+                    assert x[1:] == y[1:]

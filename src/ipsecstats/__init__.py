@@ -11,6 +11,7 @@ from ._columns import Columns, decode_columns, delta_columns
 from ._decode import decode, encode
 from ._deltas import ON_DECREASE, deltas, rates
 from ._errors import CounterResetError, PartialRecordWarning, TruncatedRecordError
+from ._keyed import InstanceState, KeyedDeltas, keyed_deltas
 from ._io import iter_deltas, iter_rates, iter_records, read
 from ._pipeline import TableChunk, iter_capture, read_capture
 from ._interop import from_arrow, from_pandas, from_polars, to_arrow, to_pandas, to_polars
@@ -32,6 +33,8 @@ __all__ = [
     "FIELDS",
     "Field",
     "GAUGES",
+    "InstanceState",
+    "KeyedDeltas",
     "ON_DECREASE",
     "PartialRecordWarning",
     "RECORD_DTYPE",
@@ -50,6 +53,7 @@ __all__ = [
     "TableChunk",
     "iter_capture",
     "iter_deltas",
+    "keyed_deltas",
     "iter_rates",
     "iter_records",
     "rates",

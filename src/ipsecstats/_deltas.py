@@ -86,6 +86,7 @@ def deltas(
     kinds: Mapping[str, str] | None = None,
     return_resets: bool = False,
     out: Any = None,
+    instances: Any = None,
 ) -> Any:
     """Change per interval of every field, exact in uint64.
 
@@ -110,7 +111,18 @@ def deltas(
     ``out``: write into preallocated, C-contiguous arrays instead of fresh ones (a
     values array, or ``(values, resets)`` with ``return_resets=True``), which spares the
     page faults of new memory when a loop processes batches of the same size.
+
+    ``instances``: one instance per record (integer codes >= 0, or hashable labels such
+    as names) instead of ``stride``: each record is compared with the previous record of
+    its instance, and records without one give no row (see ``keyed_deltas``, which also
+    says which records each row compares). ``previous`` is then an ``InstanceState``
+    (updated in place) or None; ``out`` needs at least ``len(records)`` rows and the
+    result is its first rows.
     """
+    if instances is not None:
+        return _instance_deltas(records, instances, stride, on_decrease, previous, kinds, return_resets, out)
+    if _is_instance_state(previous):
+        raise TypeError("previous=InstanceState goes with instances= (the instance of every record)")
     _check_policy(on_decrease)
     stride = _check_stride(stride)
     kind_tuple = resolve_kinds(kinds)
@@ -170,6 +182,28 @@ def deltas(
     if return_resets:
         return values, resets
     return values
+
+
+def _is_instance_state(obj: Any) -> bool:
+    from ._keyed import InstanceState  # _keyed imports this module
+
+    return isinstance(obj, InstanceState)
+
+
+def _instance_deltas(records: Any, instances: Any, stride: Any, on_decrease: Any, previous: Any, kinds: Any,
+                     return_resets: bool, out: Any) -> Any:
+    """``deltas(records, instances=...)``: the rows of ``keyed_deltas``."""
+    from ._keyed import keyed_deltas
+
+    if isinstance(stride, bool) or stride != 1:
+        raise TypeError("deltas() takes stride= or instances=, not both: instances pair the records by themselves")
+    if previous is not None and not _is_instance_state(previous):
+        raise TypeError(f"with instances=, previous must be an InstanceState or None, not {type(previous).__name__}")
+    result = keyed_deltas(records, instances, state=previous, on_decrease=on_decrease, kinds=kinds,
+                          return_resets=return_resets, out=out)
+    if return_resets:
+        return result.values, result.resets
+    return result.values
 
 
 def _outputs(out: Any, nrows: int, dtype: np.dtype[np.void], return_resets: bool) -> tuple[Any, Any]:

@@ -116,6 +116,140 @@ def delta_rows(prev, cur, counters, str policy, out, resets=None):
     return ndec
 
 
+# --- Instance-keyed deltas -------------------------------------------------------------
+
+from libc.stdint cimport int64_t as _i64
+from libc.stdlib cimport free, malloc
+
+cdef extern from "_kernel.h" nogil:
+    ctypedef struct ips_keyed_args:
+        const unsigned char *cur
+        Py_ssize_t stride
+        size_t n
+        const Py_ssize_t *codes
+        const _i64 *ticks
+        const unsigned char *state_rows
+        const _i64 *state_ticks
+        size_t nstates
+        Py_ssize_t *last
+        unsigned char *out
+        uint8_t *mask
+        Py_ssize_t *earlier
+        Py_ssize_t *later
+        _i64 *earlier_ticks
+        const uint64_t *counter
+        int policy
+        size_t m
+        uint64_t ndec
+        Py_ssize_t bad
+    void ips_keyed_init(Py_ssize_t *last, const uint8_t *state_seen, size_t nstates)
+    void ips_keyed_run(ips_keyed_args *a, int streaming, int use_avx2)
+    void ips_keyed_commit(const unsigned char *cur, Py_ssize_t stride, const _i64 *ticks,
+                          const Py_ssize_t *last, size_t nstates, unsigned char *state_rows,
+                          _i64 *state_ticks, uint8_t *state_seen)
+
+
+cdef _check_len(name, Py_ssize_t got, Py_ssize_t want):
+    if got != want:
+        raise ValueError(f"{name} must have shape ({want},), got ({got},)")
+
+
+def keyed_delta_rows(cur, codes, ticks, state_rows, state_ticks, state_seen, counters, str policy,
+                     out, resets, earlier, later, earlier_ticks):
+    """Each record against the previous record of its instance; return ``(m, ndec)``.
+
+    ``cur``: (n, 168) uint8 rows (any row stride). ``codes``: (n,) intp instance codes,
+    each checked to be in [0, K). ``ticks``: (n,) int64 timestamps or None.
+    ``state_rows`` (K, 168) uint8, ``state_ticks`` (K,) int64, ``state_seen`` (K,) uint8:
+    the last record of every instance so far, updated in place after a successful pass.
+    ``counters``, ``policy``: as in ``delta_rows``. Outputs, one row per record that has a
+    previous record of its instance, in the order of the later record (the first ``m``
+    rows of each): ``out`` (n, 168) uint8 C-contiguous, ``resets`` (n, 21) uint8 or None,
+    ``earlier``/``later`` (n,) intp (``earlier`` -1: the state row), ``earlier_ticks``
+    (n,) int64 (required with ``ticks``; untouched without). ``ndec``: counters that fell.
+    """
+    if (cur is None or codes is None or state_rows is None or state_ticks is None or state_seen is None
+            or counters is None or out is None or earlier is None or later is None):
+        raise TypeError("cur, codes, state_rows, state_ticks, state_seen, counters, out, earlier "
+                        "and later must be arrays, not None")
+    if ticks is not None and earlier_ticks is None:
+        raise TypeError("earlier_ticks must be an array when ticks are given")
+    cdef const uint8_t[:, ::view.contiguous] c = cur
+    cdef const Py_ssize_t[::1] cd = codes
+    cdef const _i64[::1] tk
+    cdef uint8_t[:, ::1] srows = state_rows
+    cdef _i64[::1] sticks = state_ticks
+    cdef uint8_t[::1] sseen = state_seen
+    cdef const uint8_t[::1] kinds = counters
+    cdef uint8_t[:, ::1] o = out
+    cdef uint8_t[:, ::1] r
+    cdef Py_ssize_t[::1] ea = earlier
+    cdef Py_ssize_t[::1] la = later
+    cdef _i64[::1] et
+    if ticks is not None:
+        tk = ticks
+        et = earlier_ticks
+    if resets is not None:
+        r = resets
+    if policy not in _POLICIES:
+        raise ValueError(f"policy must be one of {', '.join(_POLICIES)}, got {policy!r}")
+    cdef Py_ssize_t n = c.shape[0], nstates = srows.shape[0], j
+    _check_rows("cur", c.shape, n, RECORD_BYTES)
+    _check_len("codes", cd.shape[0], n)
+    if ticks is not None:
+        _check_len("ticks", tk.shape[0], n)
+    _check_rows("state_rows", srows.shape, nstates, RECORD_BYTES)
+    _check_len("state_ticks", sticks.shape[0], nstates)
+    _check_len("state_seen", sseen.shape[0], nstates)
+    if kinds.shape[0] != NF:
+        raise ValueError(f"counters must have shape ({NF},), got ({kinds.shape[0]},)")
+    _check_rows("out", o.shape, n, RECORD_BYTES)
+    if resets is not None:
+        _check_rows("resets", r.shape, n, NF)
+    _check_len("earlier", ea.shape[0], n)
+    _check_len("later", la.shape[0], n)
+    if ticks is not None:
+        _check_len("earlier_ticks", et.shape[0], n)
+    if n == 0:
+        return 0, 0
+    cdef uint64_t counter[NF]
+    for j in range(NF):
+        counter[j] = 0xFFFFFFFFFFFFFFFFULL if kinds[j] else 0
+    cdef ips_keyed_args a
+    a.cur = &c[0, 0]
+    a.stride = c.strides[0]
+    a.n = <size_t>n
+    a.codes = &cd[0]
+    a.ticks = &tk[0] if ticks is not None else NULL
+    a.state_rows = &srows[0, 0] if nstates else NULL
+    a.state_ticks = &sticks[0] if nstates else NULL
+    a.nstates = <size_t>nstates
+    a.out = &o[0, 0]
+    a.mask = &r[0, 0] if resets is not None else NULL
+    a.earlier = &ea[0]
+    a.later = &la[0]
+    a.earlier_ticks = &et[0] if ticks is not None else NULL
+    a.counter = counter
+    a.policy = _POLICIES[policy]
+    cdef int streaming = n * RECORD_BYTES > STREAMING_THRESHOLD
+    a.last = <Py_ssize_t *>malloc((nstates + 1) * sizeof(Py_ssize_t))
+    if a.last == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            if nstates:
+                ips_keyed_init(a.last, &sseen[0], <size_t>nstates)
+            ips_keyed_run(&a, streaming, _use_avx2)
+            if a.bad < 0 and nstates:
+                ips_keyed_commit(a.cur, a.stride, a.ticks, a.last, <size_t>nstates,
+                                 &srows[0, 0], &sticks[0], &sseen[0])
+    finally:
+        free(a.last)
+    if a.bad >= 0:
+        raise ValueError(f"codes[{a.bad}] = {cd[a.bad]} is out of range: the state holds {nstates} instance(s)")
+    return <Py_ssize_t>a.m, a.ndec
+
+
 # --- Rates ------------------------------------------------------------------------------
 
 cdef extern from "_kernel.h" nogil:

@@ -346,4 +346,224 @@ static inline void ips_transpose_run(const unsigned char *src, ptrdiff_t stride,
     ips_transpose_scalar(src, stride, done, nrows, out, ld);
 }
 
+/* ==================================================================================
+ * Instance-keyed deltas (keyed_delta_rows). Record i (row cur + i * stride, instance
+ * codes[i]) pairs with the previous record of the same instance: an earlier record of
+ * this chunk, or the state row of that instance (the last record of an earlier chunk,
+ * when state_seen), or nothing. A paired record gives output row m (in the order of the
+ * later records) with the arithmetic of ips_delta_items, and
+ *
+ *     later[m] = i,  earlier[m] = index of the earlier record, or -1 (the state row),
+ *     earlier_ticks[m] = its timestamp (if ticks != NULL).
+ *
+ * One pass; per instance only an index is kept (`last`: IPS_KEY_NONE, IPS_KEY_STATE or
+ * the index of its last record), and the state is written back once at the end
+ * (ips_keyed_commit), so no record is copied during the pass. Every code is checked
+ * against nstates before it indexes anything: the first one out of range stops the
+ * pass (its index is returned) and the state is then left alone.
+ * ================================================================================== */
+
+#define IPS_KEY_NONE ((ptrdiff_t)-2)
+#define IPS_KEY_STATE ((ptrdiff_t)-1)
+#define IPS_NAT INT64_MIN
+
+/* last[k] for the pass: the state row when instance k has one, else none. */
+static inline void ips_keyed_init(ptrdiff_t *last, const uint8_t *state_seen, size_t nstates)
+{
+    for (size_t k = 0; k < nstates; k++) last[k] = state_seen[k] ? IPS_KEY_STATE : IPS_KEY_NONE;
+}
+
+/* After a whole pass: the last record of every instance seen in the chunk becomes its state.
+ * memmove: harmless even if a caller passed rows that alias the state. */
+static inline void ips_keyed_commit(const unsigned char *cur, ptrdiff_t stride, const int64_t *ticks,
+                                    const ptrdiff_t *last, size_t nstates, unsigned char *state_rows,
+                                    int64_t *state_ticks, uint8_t *state_seen)
+{
+    for (size_t k = 0; k < nstates; k++) {
+        ptrdiff_t i = last[k];
+        if (i < 0) continue;
+        memmove(state_rows + k * IPS_ROW_BYTES, cur + i * stride, IPS_ROW_BYTES);
+        state_ticks[k] = ticks ? ticks[i] : IPS_NAT;
+        state_seen[k] = 1;
+    }
+}
+
+/* Arguments of one keyed pass; m and ndec accumulate, bad is -1 or the first bad index. */
+typedef struct {
+    const unsigned char *cur;
+    ptrdiff_t stride;
+    size_t n;
+    const ptrdiff_t *codes;
+    const int64_t *ticks;            /* n, or NULL */
+    const unsigned char *state_rows; /* nstates rows of 168 bytes */
+    const int64_t *state_ticks;
+    size_t nstates;
+    ptrdiff_t *last;                 /* nstates, from ips_keyed_init */
+    unsigned char *out;              /* n rows of 168 bytes */
+    uint8_t *mask;                   /* n rows of 21, or NULL */
+    ptrdiff_t *earlier;
+    ptrdiff_t *later;
+    int64_t *earlier_ticks;          /* n, or NULL; set only together with ticks */
+    const uint64_t *counter;         /* 21 lanes: all ones where the item is a counter */
+    int policy;
+    size_t m;
+    uint64_t ndec;
+    ptrdiff_t bad;
+} ips_keyed_args;
+
+/* The pairing step of record i: the earlier row, or NULL (no pair, or a bad code). */
+static inline __attribute__((always_inline)) const unsigned char *ips_keyed_pair(ips_keyed_args *a, size_t i)
+{
+    const ptrdiff_t code = a->codes[i];
+    if ((size_t)code >= a->nstates) {  /* negative codes too */
+        a->bad = (ptrdiff_t)i;
+        return NULL;
+    }
+    const ptrdiff_t e = a->last[code];
+    a->last[code] = (ptrdiff_t)i;
+    if (e == IPS_KEY_NONE) return NULL;
+    a->earlier[a->m] = e;
+    a->later[a->m] = (ptrdiff_t)i;
+    if (a->earlier_ticks) a->earlier_ticks[a->m] = e >= 0 ? a->ticks[e] : a->state_ticks[code];
+    return e >= 0 ? a->cur + e * a->stride : a->state_rows + (size_t)code * IPS_ROW_BYTES;
+}
+
+static void ips_keyed_portable(ips_keyed_args *a)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        const unsigned char *p = ips_keyed_pair(a, i);
+        if (a->bad >= 0) return;
+        if (!p) continue;
+        a->ndec += ips_delta_items(p, a->cur + (ptrdiff_t)i * a->stride, a->out + a->m * IPS_ROW_BYTES,
+                                   a->mask ? a->mask + a->m * IPS_NFIELDS : NULL, 0, IPS_NFIELDS,
+                                   a->policy, a->counter);
+        a->m++;
+    }
+}
+
+#if IPS_HAVE_AVX2_PATH
+#define IPS_KEY_STAGE 32  /* rows staged for streaming: 32 x 168 and 32 x 21 bytes, both x 32 */
+
+/* Items 0..19 of a row as 5 vectors, item 20 by ips_delta_items; the ips_delta_blocks
+ * arithmetic. Outputs rows go through an L1 staging area when streaming: a compacted row
+ * is 168 bytes (not a multiple of 32), 32 rows are, so they leave in aligned
+ * non-temporal stores that skip the read-for-ownership of every output line. */
+__attribute__((target("avx2"), always_inline))
+static inline void ips_keyed_avx2_t(ips_keyed_args *a, const int policy, const int streaming,
+                                    const int want_mask)
+{
+    static const uint32_t bytes_of_bits[16] = {
+        0x00000000, 0x00000001, 0x00000100, 0x00000101, 0x00010000, 0x00010001, 0x00010100, 0x00010101,
+        0x01000000, 0x01000001, 0x01000100, 0x01000101, 0x01010000, 0x01010001, 0x01010100, 0x01010101};
+    _Alignas(32) unsigned char staged[IPS_KEY_STAGE * IPS_ROW_BYTES];
+    _Alignas(32) uint8_t staged_mask[IPS_KEY_STAGE * IPS_NFIELDS];
+    const __m256i sign = _mm256_set1_epi64x((long long)0x8000000000000000ULL);
+    __m256i lanes[5];
+    for (int v = 0; v < 5; v++) lanes[v] = _mm256_loadu_si256((const __m256i *)(a->counter + 4 * v));
+    __m256i acc = _mm256_setzero_si256();
+    uint64_t ndec = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        const unsigned char *p = ips_keyed_pair(a, i);
+        if (a->bad >= 0) break;
+        if (!p) continue;
+        const unsigned char *c = a->cur + (ptrdiff_t)i * a->stride;
+        const size_t slot = a->m % IPS_KEY_STAGE;
+        unsigned char *dst = streaming ? staged + slot * IPS_ROW_BYTES : a->out + a->m * IPS_ROW_BYTES;
+        uint8_t *mdst = !want_mask ? NULL
+                      : streaming ? staged_mask + slot * IPS_NFIELDS : a->mask + a->m * IPS_NFIELDS;
+        for (int v = 0; v < 5; v++) {
+            __m256i pv = _mm256_loadu_si256((const __m256i *)(p + 32 * v));
+            __m256i cv = _mm256_loadu_si256((const __m256i *)(c + 32 * v));
+            __m256i d = _mm256_sub_epi64(cv, pv);
+            __m256i lt = _mm256_cmpgt_epi64(_mm256_xor_si256(pv, sign), _mm256_xor_si256(cv, sign));
+            __m256i dec = _mm256_and_si256(lt, lanes[v]);
+            __m256i r;
+            if (policy == IPS_RESET) {
+                r = _mm256_blendv_epi8(d, cv, dec);
+            } else if (policy == IPS_AUTO) {
+                __m256i big = _mm256_cmpgt_epi64(_mm256_xor_si256(d, sign), _mm256_setzero_si256());
+                r = _mm256_blendv_epi8(d, cv, _mm256_and_si256(dec, big));
+            } else if (policy == IPS_ZERO) {
+                r = _mm256_andnot_si256(dec, d);
+            } else {
+                r = d;
+            }
+            _mm256_storeu_si256((__m256i *)(dst + 32 * v), r);
+            if (want_mask) {
+                uint32_t bytes = bytes_of_bits[_mm256_movemask_pd(_mm256_castsi256_pd(dec))];
+                memcpy(mdst + 4 * v, &bytes, 4);
+            }
+            acc = _mm256_sub_epi64(acc, dec);
+        }
+        ndec += ips_delta_items(p, c, dst, mdst, IPS_NFIELDS - 1, IPS_NFIELDS, policy, a->counter);
+        a->m++;
+        if (streaming && slot == IPS_KEY_STAGE - 1) {
+            unsigned char *o = a->out + (a->m - IPS_KEY_STAGE) * IPS_ROW_BYTES;
+            for (int q = 0; q < IPS_KEY_STAGE * IPS_ROW_BYTES; q += 32) {
+                ips_stream_32(o + q, _mm256_load_si256((const __m256i *)(staged + q)), streaming);
+            }
+            if (want_mask) {
+                uint8_t *mo = a->mask + (a->m - IPS_KEY_STAGE) * IPS_NFIELDS;
+                for (int q = 0; q < IPS_KEY_STAGE * IPS_NFIELDS; q += 32) {
+                    ips_stream_32(mo + q, _mm256_load_si256((const __m256i *)(staged_mask + q)), streaming);
+                }
+            }
+        }
+    }
+    if (streaming) {
+        const size_t rest = a->m % IPS_KEY_STAGE;
+        memcpy(a->out + (a->m - rest) * IPS_ROW_BYTES, staged, rest * IPS_ROW_BYTES);
+        if (want_mask) memcpy(a->mask + (a->m - rest) * IPS_NFIELDS, staged_mask, rest * IPS_NFIELDS);
+        _mm_sfence();
+    }
+    uint64_t lanes_sum[4];
+    _mm256_storeu_si256((__m256i *)lanes_sum, acc);
+    a->ndec += ndec + lanes_sum[0] + lanes_sum[1] + lanes_sum[2] + lanes_sum[3];
+}
+
+/* One specialised copy of the loop per (policy, streaming, mask) combination. */
+__attribute__((target("avx2")))
+static void ips_keyed_avx2(ips_keyed_args *a, int streaming)
+{
+#define IPS_KCASE(POL)                                                                           \
+    case POL:                                                                                    \
+        if (streaming == 1) {                                                                    \
+            if (a->mask) ips_keyed_avx2_t(a, POL, 1, 1); else ips_keyed_avx2_t(a, POL, 1, 0);    \
+        } else if (streaming == 2) {                                                             \
+            if (a->mask) ips_keyed_avx2_t(a, POL, 2, 1); else ips_keyed_avx2_t(a, POL, 2, 0);    \
+        } else {                                                                                 \
+            if (a->mask) ips_keyed_avx2_t(a, POL, 0, 1); else ips_keyed_avx2_t(a, POL, 0, 0);    \
+        }                                                                                        \
+        return;
+    switch (a->policy) {
+        IPS_KCASE(IPS_RESET)
+        IPS_KCASE(IPS_ZERO)
+        IPS_KCASE(IPS_AUTO)
+        default:
+        IPS_KCASE(IPS_WRAP)
+    }
+#undef IPS_KCASE
+}
+#endif
+
+/* The whole keyed pass (after ips_keyed_init). streaming / use_avx2 as in ips_delta_run. */
+static inline void ips_keyed_run(ips_keyed_args *a, int streaming, int use_avx2)
+{
+    a->m = 0;
+    a->ndec = 0;
+    a->bad = -1;
+#if IPS_HAVE_AVX2_PATH
+    if (use_avx2) {
+        uintptr_t misalign = ((uintptr_t)a->out | (uintptr_t)a->mask) & 31;
+        streaming = !streaming ? 0 : misalign == 0 ? 1 : (misalign & 15) == 0 ? 2 : 0;
+        ips_keyed_avx2(a, streaming);
+        return;
+    }
+#else
+    (void)use_avx2;
+#endif
+    (void)streaming;
+    ips_keyed_portable(a);
+}
+
 #endif

@@ -41,7 +41,8 @@ def _kernel_buffer(name: str, x: Any, ndim: int, *, layout: str, writeable: bool
         raise ValueError(f"{name} must be a {ndim}-D {np.dtype(dtype)} buffer, got {a.ndim}-D {a.dtype}")
     if a.dtype == np.bool_:
         a = a.view(np.uint8)  # as the compiled kernel reads it: 0 and 1, never a boolean mask
-    contiguous = a.flags.c_contiguous if layout == "C" else (a.shape[-1] <= 1 or a.strides[-1] == 1)
+    # an empty array passes as Cython passes it (numpy 2 gives empty arrays zero strides)
+    contiguous = a.flags.c_contiguous if layout == "C" else (a.size == 0 or a.shape[-1] <= 1 or a.strides[-1] == 1)
     if not contiguous:
         raise ValueError(f"{name} must be {'C-contiguous' if layout == 'C' else 'contiguous along its last axis'}")
     if writeable and not a.flags.writeable:
@@ -101,6 +102,113 @@ def delta_rows(
         np.copyto(resets, dec, casting="unsafe")
     return ndec
 
+
+
+def _check_len(name: str, got: int, want: int) -> None:
+    if got != want:
+        raise ValueError(f"{name} must have shape ({want},), got ({got},)")
+
+
+_NAT = np.iinfo(np.int64).min
+
+
+def keyed_delta_rows(
+    cur: npt.NDArray[np.uint8],
+    codes: npt.NDArray[np.intp],
+    ticks: npt.NDArray[np.int64] | None,
+    state_rows: npt.NDArray[np.uint8],
+    state_ticks: npt.NDArray[np.int64],
+    state_seen: npt.NDArray[np.uint8],
+    counters: npt.NDArray[np.uint8],
+    policy: str,
+    out: npt.NDArray[np.uint8],
+    resets: npt.NDArray[np.uint8] | None,
+    earlier: npt.NDArray[np.intp],
+    later: npt.NDArray[np.intp],
+    earlier_ticks: npt.NDArray[np.int64] | None,
+) -> tuple[int, int]:
+    """Each record against the previous record of its instance; return ``(m, ndec)``.
+
+    A stable sort by code puts each instance's records side by side: every record but
+    the first of its run pairs with its predecessor there, the first with the state row
+    (when seen). The pairs, in the order of the later record, go through ``delta_rows``.
+    """
+    if (cur is None or codes is None or state_rows is None or state_ticks is None or state_seen is None
+            or counters is None or out is None or earlier is None or later is None):
+        raise TypeError("cur, codes, state_rows, state_ticks, state_seen, counters, out, earlier "
+                        "and later must be arrays, not None")
+    if ticks is not None and earlier_ticks is None:
+        raise TypeError("earlier_ticks must be an array when ticks are given")
+    if not isinstance(policy, str):
+        raise TypeError(f"policy must be a str, not {type(policy).__name__}")
+    cur = _kernel_buffer("cur", cur, 2, layout="rows")
+    codes = _kernel_buffer("codes", codes, 1, layout="C", dtype=np.intp)
+    state_rows = _kernel_buffer("state_rows", state_rows, 2, layout="C", writeable=True)
+    state_ticks = _kernel_buffer("state_ticks", state_ticks, 1, layout="C", writeable=True, dtype=np.int64)
+    state_seen = _kernel_buffer("state_seen", state_seen, 1, layout="C", writeable=True)
+    counters = _kernel_buffer("counters", counters, 1, layout="C")
+    out = _kernel_buffer("out", out, 2, layout="C", writeable=True)
+    earlier = _kernel_buffer("earlier", earlier, 1, layout="C", writeable=True, dtype=np.intp)
+    later = _kernel_buffer("later", later, 1, layout="C", writeable=True, dtype=np.intp)
+    if ticks is not None:
+        ticks = _kernel_buffer("ticks", ticks, 1, layout="C", dtype=np.int64)
+        earlier_ticks = _kernel_buffer("earlier_ticks", earlier_ticks, 1, layout="C", writeable=True,
+                                       dtype=np.int64)
+    if resets is not None:
+        resets = _kernel_buffer("resets", resets, 2, layout="C", writeable=True)
+    if policy not in _POLICIES:
+        raise ValueError(f"policy must be one of {', '.join(_POLICIES)}, got {policy!r}")
+    n, nstates = cur.shape[0], state_rows.shape[0]
+    _check_rows("cur", cur.shape, n, RECORD_SIZE)
+    _check_len("codes", codes.shape[0], n)
+    if ticks is not None:
+        _check_len("ticks", ticks.shape[0], n)
+    _check_rows("state_rows", state_rows.shape, nstates, RECORD_SIZE)
+    _check_len("state_ticks", state_ticks.shape[0], nstates)
+    _check_len("state_seen", state_seen.shape[0], nstates)
+    if counters.shape != (NFIELDS,):
+        raise ValueError(f"counters must have shape ({NFIELDS},), got {counters.shape}")
+    _check_rows("out", out.shape, n, RECORD_SIZE)
+    if resets is not None:
+        _check_rows("resets", resets.shape, n, NFIELDS)
+    _check_len("earlier", earlier.shape[0], n)
+    _check_len("later", later.shape[0], n)
+    if ticks is not None:
+        assert earlier_ticks is not None
+        _check_len("earlier_ticks", earlier_ticks.shape[0], n)
+    if n == 0:
+        return 0, 0
+    bad = np.flatnonzero((codes < 0) | (codes >= nstates))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"codes[{i}] = {int(codes[i])} is out of range: the state holds {nstates} instance(s)")
+
+    order = np.argsort(codes, kind="stable")
+    by_code = codes[order]
+    first = np.ones(n, dtype=bool)  # the first record of its instance in this chunk
+    np.not_equal(by_code[1:], by_code[:-1], out=first[1:])
+    prev_of = np.empty(n, dtype=np.intp)  # -2: no earlier record, -1: the state row
+    prev_of[order[1:]] = order[:-1]
+    prev_of[order[first]] = np.where(state_seen[by_code[first]] != 0, -1, -2)
+    pos = np.flatnonzero(prev_of != -2)
+    m = pos.size
+    e = prev_of[pos]
+    later[:m] = pos
+    earlier[:m] = e
+    from_state = e < 0
+    prev = np.empty((m, RECORD_SIZE), dtype=np.uint8)
+    prev[~from_state] = cur[e[~from_state]]
+    prev[from_state] = state_rows[codes[pos[from_state]]]
+    ndec = delta_rows(prev, cur[pos], counters, policy, out[:m], None if resets is None else resets[:m]) if m else 0
+    if ticks is not None:
+        assert earlier_ticks is not None
+        earlier_ticks[:m] = np.where(from_state, state_ticks[codes[pos]], ticks[np.maximum(e, 0)])
+
+    last = order[np.append(first[1:], True)]  # the last record of each instance in this chunk
+    state_rows[codes[last]] = cur[last]
+    state_ticks[codes[last]] = _NAT if ticks is None else ticks[last]
+    state_seen[codes[last]] = 1
+    return m, ndec
 
 def rate_rows(
     values: npt.NDArray[np.uint64],
