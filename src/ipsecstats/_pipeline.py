@@ -11,9 +11,9 @@ record with the previous record of its instance, across chunk boundaries, and yi
   may appear, disappear and come back, and samples may be missing.
 
 Delta rows come in the order of their later record. Every record also gets a *sample*:
-the index of its poll, counted over the whole stream. A new poll starts at a record whose
-instance code is not above the previous record's, or whose time differs from it: for a
-raw log that is ``r // stride``; for a WNODE capture, one WNODE per poll.
+the index of its poll, counted over the whole stream. With timestamps a new poll starts
+where the time changes (a WNODE capture: one WNODE per poll); without, at a record whose
+instance code is not above the previous record's (a raw log: ``r // stride``).
 Concatenating the chunks gives exactly the whole-capture result, whatever the chunk size.
 """
 
@@ -91,7 +91,8 @@ def record_place(chunk: Capture, i: int) -> str:
 
 
 class _Polls:
-    """Numbers the polls of a stream: a new poll where the instance code does not rise or the time changes."""
+    """Numbers the polls of a stream: a new poll where the time changes, or without times where the
+    instance code does not rise."""
 
     def __init__(self) -> None:
         self.count = 0  # polls started so far
@@ -104,13 +105,14 @@ class _Polls:
             return np.empty(0, np.int64)
         codes = chunk.instance_codes
         new = np.empty(n, dtype=np.bool_)
-        new[0] = codes[0] <= self.last_code
-        np.less_equal(codes[1:], codes[:-1], out=new[1:])
         if chunk.timestamps is not None:
             ts = chunk.timestamps.view(np.int64)
-            new[0] |= ts[0] != self.last_time
-            new[1:] |= ts[1:] != ts[:-1]
+            new[0] = ts[0] != self.last_time
+            np.not_equal(ts[1:], ts[:-1], out=new[1:])
             self.last_time = int(ts[-1])
+        else:
+            new[0] = codes[0] <= self.last_code
+            np.less_equal(codes[1:], codes[:-1], out=new[1:])
         if self.count == 0:
             new[0] = True  # the first record opens poll 0
         sample = np.cumsum(new, dtype=np.int64)
