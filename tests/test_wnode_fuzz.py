@@ -8,6 +8,8 @@ appended junk) and checks:
 * ``read_wnode`` returns a Capture or raises ``WnodeFormatError``, nothing else, under
   each kernel, and both kernels give the same records/timestamps/names or the same message;
 * the Cython and pure walkers return identical ``WalkResult`` tuples and fill outputs;
+* the streaming reader (``formats.wnode.WnodeReader``) over windows of a few bytes gives
+  the same Capture or the same error as ``read_wnode``;
 * a Capture is consistent: lengths agree, codes index the names, every record's 168
   bytes occur in the input, timestamps are NaT or inside datetime64[ns].
 
@@ -41,6 +43,9 @@ from test_wnode import (
 import ipsecstats
 from ipsecstats import WnodeFormatError, WnodeWarning, _slow, read_wnode, write_wnode
 from ipsecstats import _wnode_layout as layout
+from ipsecstats._capture import concat
+from ipsecstats._source import ByteSource
+from ipsecstats.formats import wnode
 
 GUID = np.frombuffer(layout.GUID_BYTES, np.uint8)
 
@@ -124,10 +129,34 @@ def mutate(buf: bytes, ops: list[tuple]) -> bytes:
 
 
 def outcome(buf: bytes, allow_partial: bool):
+    """read_wnode's result, checked equal to the streaming reader's over tiny windows."""
+    whole = _outcome(buf, allow_partial, None)
+    for window, chunk_records in STREAMS:
+        assert _outcome(buf, allow_partial, (window, chunk_records)) == whole, (window, chunk_records)
+    return whole
+
+
+STREAMS = [(1, 1), (64, 3), (200, 16384)]  # (window bytes, chunk records)
+
+
+def _outcome(buf: bytes, allow_partial: bool, stream: tuple[int, int] | None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", WnodeWarning)
         try:
-            cap = read_wnode(buf, allow_partial=allow_partial)
+            if stream is None:
+                cap = read_wnode(buf, allow_partial=allow_partial)
+            else:
+                saved = wnode.WINDOW_BYTES
+                wnode.WINDOW_BYTES = stream[0]
+                try:
+                    reader = wnode.WnodeReader(ByteSource(buf, "read_wnode()"), chunk_records=stream[1],
+                                               allow_partial=allow_partial)
+                    chunks = list(reader)
+                finally:
+                    wnode.WINDOW_BYTES = saved
+                for c in chunks:
+                    assert 0 < len(c) <= stream[1]
+                cap = concat(chunks) if chunks else read_wnode(b"")
         except WnodeFormatError as exc:
             assert 0 <= exc.offset <= len(buf) and exc.field, str(exc)
             return ("error", str(exc), exc.offset, exc.field)

@@ -18,7 +18,7 @@ from ._interop import from_arrow, from_pandas, from_polars, to_arrow, to_pandas,
 from ._schema import COUNTERS, FIELDS, GAUGES, RECORD_DTYPE, RECORD_SIZE, Field
 from ._cimcsv import CimCsvFormatError, read_cim_csv
 from ._capture import Capture
-from ._wnode import WnodeFormatError, WnodeWarning, read_wnode, write_wnode
+from .formats.wnode import WnodeFormatError, WnodeWarning, read_wnode, write_wnode
 
 __version__ = "0.1.0"
 

@@ -31,6 +31,7 @@ def wnode_fill(
     name_ids: npt.NDArray[np.int64],
     names: npt.NDArray[np.int64],
     slots: npt.NDArray[np.int64],
+    seed: int = ...,
 ) -> tuple[int, ...]: ...
 def rate_rows(
     values: npt.NDArray[np.uint64],

@@ -345,10 +345,11 @@ cdef extern from "_wnode_load.h":
     int ips_wn_same(const uint8_t *b, int64_t n, int64_t o1, int64_t o2, int64_t k) noexcept nogil
     int ips_wn_match(const uint8_t *b, int64_t n, int64_t o, const uint8_t *other, int64_t k) noexcept nogil
     int64_t ips_wn_strip(const uint8_t *b, int64_t n, int64_t o, int64_t k, int64_t unit) noexcept nogil
-    uint64_t ips_wn_hash(const uint8_t *b, int64_t n, int64_t o, int64_t k, int64_t seed) noexcept nogil
+    uint64_t ips_wn_hash(const uint8_t *b, int64_t n, int64_t o, int64_t k, uint64_t k0, uint64_t k1) noexcept nogil
 
 cdef enum:
     WN_HINTS = 64        # instance positions whose last name id is remembered (a fast path only)
+    WN_MEMO = 64         # _wl.NAME_MEMO: name offsets remembered (bounds the name work, see _wnode_layout)
 
 cdef int64_t _WN_BUFFER_SIZE = _wl.BUFFER_SIZE
 cdef int64_t _WN_LINKAGE = _wl.LINKAGE
@@ -404,6 +405,12 @@ cdef int E_NAMES_FULL = _wl.NAMES_FULL
 cdef int E_INSTANCE_DATA_RANGE = _wl.INSTANCE_DATA_RANGE
 cdef int E_INSTANCE_DATA_MISALIGNED = _wl.INSTANCE_DATA_MISALIGNED
 cdef int E_INSTANCE_NAME_OFFSET_RANGE = _wl.INSTANCE_NAME_OFFSET_RANGE
+cdef int E_NAMES_OVERLAP = _wl.NAMES_OVERLAP
+cdef int E_NAMES_PROBES = _wl.NAMES_PROBES
+cdef int WN_MEMO_SHIFT = 64 - _wl.NAME_MEMO_BITS
+cdef uint64_t WN_MEMO_MUL = _wl.NAME_MEMO_MUL
+cdef int64_t WN_MAX_PROBES = _wl.NAME_MAX_PROBES
+assert _wl.NAME_MEMO == WN_MEMO
 
 
 cdef struct WnCounts:
@@ -430,7 +437,12 @@ cdef struct WnCtx:
     int64_t names_cap
     int64_t *slots            # fill: hash slots (entry + 1, 0 = empty), a power of two > names_cap
     int64_t slot_mask
+    uint64_t key0             # fill: the SipHash key of the name table
+    uint64_t key1
     int64_t hint[WN_HINTS]
+    int64_t memo_at[WN_MEMO]  # name offsets looked up (-1 = none) and their ids
+    int64_t memo_id[WN_MEMO]
+    int64_t charged           # name bytes read in the current WNODE (at most its BufferSize)
     WnCounts run              # counts so far
     WnCounts done             # counts up to the last complete buffer
     int64_t good_end          # end of the last complete buffer
@@ -458,9 +470,10 @@ cdef int _wn_intern(WnCtx *c, int64_t text, int64_t length, int64_t ansi, int64_
                 and ips_wn_same(c.b, c.n, c.names[3 * h], text, length)):
             out_id[0] = h
             return 0
-    slot = <int64_t>(ips_wn_hash(c.b, c.n, text, length, ansi) & <uint64_t>c.slot_mask)
+    slot = <int64_t>(ips_wn_hash(c.b, c.n, text, length, c.key0, c.key1 ^ <uint64_t>ansi)
+                     & <uint64_t>c.slot_mask)
     probes = 0
-    while probes <= c.slot_mask:
+    while True:
         e = c.slots[slot]
         if e == 0:
             break
@@ -471,9 +484,11 @@ cdef int _wn_intern(WnCtx *c, int64_t text, int64_t length, int64_t ansi, int64_
             if position < WN_HINTS:
                 c.hint[position] = k
             return 0
-        slot = (slot + 1) & c.slot_mask
         probes += 1
-    if c.run.nnames >= c.names_cap or probes > c.slot_mask:
+        if probes >= WN_MAX_PROBES or probes > c.slot_mask:
+            return _wn_fail(c, E_NAMES_PROBES, name_field, probes, WN_MAX_PROBES)
+        slot = (slot + 1) & c.slot_mask
+    if c.run.nnames >= c.names_cap:
         return _wn_fail(c, E_NAMES_FULL, name_field, c.names_cap, c.names_cap)
     k = c.run.nnames
     c.run.nnames += 1
@@ -492,24 +507,37 @@ cdef int _wn_instance(WnCtx *c, int64_t node, int64_t size, int64_t header_end, 
                       int64_t position) noexcept nogil:
     """Check one instance's name (its data block is checked by the caller); emit the record."""
     cdef int64_t name_off = ips_wn_u32(c.b, c.n, name_field)
-    cdef int64_t length, text, unit, name_id
+    cdef int64_t length, text, unit, at, name_id = 0
+    cdef int memo
     if name_off < header_end or name_off > size or size - name_off < 2:
         return _wn_fail(c, name_code, name_field, name_off, size)
-    length = ips_wn_u16(c.b, c.n, node + name_off)
+    at = node + name_off
+    length = ips_wn_u16(c.b, c.n, at)
     if length > size - name_off - 2:
-        return _wn_fail(c, E_NAME_LENGTH_RANGE, node + name_off, length, size - name_off - 2)
+        return _wn_fail(c, E_NAME_LENGTH_RANGE, at, length, size - name_off - 2)
     if not ansi and (length & 1):
-        return _wn_fail(c, E_NAME_ODD_LENGTH, node + name_off, length, 0)
+        return _wn_fail(c, E_NAME_ODD_LENGTH, at, length, 0)
+    memo = <int>((<uint64_t>at * WN_MEMO_MUL) >> WN_MEMO_SHIFT)
+    if c.memo_at[memo] != at:  # a name offset not read lately: its bytes count against the WNODE
+        c.charged += 2 + length
+        if c.charged > size:
+            return _wn_fail(c, E_NAMES_OVERLAP, at, c.charged, size)
     if not c.fill:
+        c.memo_at[memo] = at
         c.run.nrecords += 1
         return 0
-    text = node + name_off + 2
-    unit = 1 if ansi else 2
-    length = ips_wn_strip(c.b, c.n, text, length, unit)
     if c.run.nrecords >= c.cap:
         return _wn_fail(c, E_CAPACITY, node, c.cap, c.cap)
-    if _wn_intern(c, text, length, ansi, position, node + name_off, &name_id):
-        return c.status
+    if c.memo_at[memo] == at:
+        name_id = c.memo_id[memo]
+    else:
+        text = at + 2
+        unit = 1 if ansi else 2
+        length = ips_wn_strip(c.b, c.n, text, length, unit)
+        if _wn_intern(c, text, length, ansi, position, at, &name_id):
+            return c.status
+        c.memo_at[memo] = at
+        c.memo_id[memo] = name_id
     ips_wn_copy(c.records + c.run.nrecords * WN_INSTANCE, c.b, c.n, src, WN_INSTANCE)
     c.ticks[c.run.nrecords] = ticks
     c.name_ids[c.run.nrecords] = name_id
@@ -586,6 +614,7 @@ cdef int _wn_node(WnCtx *c, int64_t node, int64_t size) noexcept nogil:
     """One WNODE of the class GUID: TOO_SMALL, ALL_DATA or SINGLE_INSTANCE."""
     cdef int64_t flags = ips_wn_u32(c.b, c.n, node + _WN_FLAGS)
     cdef int64_t kind, ticks, needed
+    c.charged = 0
     if flags & F_TOO_SMALL:
         if size < WN_TOO_SMALL_MIN:
             return _wn_fail(c, E_NODE_TOO_SHORT, node, size, WN_TOO_SMALL_MIN)
@@ -680,6 +709,8 @@ cdef void _wn_init(WnCtx *c, const uint8_t[::1] buf, const uint8_t[::1] guid, bi
     c.done = c.run
     for i in range(WN_HINTS):
         c.hint[i] = -1
+    for i in range(WN_MEMO):
+        c.memo_at[i] = -1
 
 
 def wnode_count(const uint8_t[::1] buf, const uint8_t[::1] guid, bint skip_too_small):
@@ -697,7 +728,7 @@ def wnode_count(const uint8_t[::1] buf, const uint8_t[::1] guid, bint skip_too_s
 
 def wnode_fill(const uint8_t[::1] buf, const uint8_t[::1] guid, bint skip_too_small,
                uint8_t[:, ::1] records, int64_t[::1] ticks, int64_t[::1] name_ids,
-               int64_t[:, ::1] names, int64_t[::1] slots):
+               int64_t[:, ::1] names, int64_t[::1] slots, uint64_t seed=0):
     """Walk as ``wnode_count`` and write the records out; a ``WalkResult`` tuple.
 
     ``records``: (cap, 168) uint8, receives each instance's data block in order.
@@ -705,6 +736,8 @@ def wnode_fill(const uint8_t[::1] buf, const uint8_t[::1] guid, bint skip_too_sm
     ``names``: (K, 3) int64, receives (byte offset, byte count, ansi) of each distinct name
     (trailing NULs stripped), ids in order of first appearance; a full table stops the walk
     with NAMES_FULL. ``slots``: (S,) int64 scratch, S a power of two larger than K.
+    ``seed``: the key of the name table's hash (pass a random one: ``secrets.randbits(64)``);
+    results do not depend on it. A lookup that probes too long stops with NAMES_PROBES.
     """
     cdef WnCtx c
     cdef Py_ssize_t cap = records.shape[0]
@@ -728,6 +761,8 @@ def wnode_fill(const uint8_t[::1] buf, const uint8_t[::1] guid, bint skip_too_sm
     c.names = &names[0, 0] if names.shape[0] else NULL
     c.slots = &slots[0]
     c.slot_mask = nslots - 1
+    c.key0 = seed
+    c.key1 = (seed ^ 0x9E3779B97F4A7C15ULL) * 0xBF58476D1CE4E5B9ULL
     memset(c.slots, 0, nslots * sizeof(int64_t))
     with nogil:
         _wn_walk(&c)

@@ -277,6 +277,7 @@ def transpose_rows(src: npt.NDArray[np.uint8], out: npt.NDArray[np.uint64], stre
 _U16 = struct.Struct("<H").unpack_from
 _U32 = struct.Struct("<I").unpack_from
 _I64 = struct.Struct("<q").unpack_from
+_M64 = 2**64 - 1
 
 
 class _WnodeStop(Exception):
@@ -294,7 +295,10 @@ class _WnodeWalk:
         self.out = out
         self.nrecords = self.nforeign = self.ntoo_small = self.too_small_needed = 0
         self.foreign_first = self.too_small_first = -1
-        self.ids: dict[tuple[int, bytes], int] = {}
+        self.ids: dict[tuple[int, bytes], int] = {}  # a Python dict: keyed SipHash, no flooding
+        self.memo_at = [-1] * _wl.NAME_MEMO  # see _wnode_layout: the name work is bounded by the input
+        self.memo_id = [0] * _wl.NAME_MEMO
+        self.charged = 0
         self.done = self._counts()
         self.good_end = 0
 
@@ -351,6 +355,7 @@ class _WnodeWalk:
 
     def _node(self, node: int, size: int) -> None:
         flags = self._u32(node + _wl.FLAGS)
+        self.charged = 0
         if flags & _wl.FLAG_TOO_SMALL:
             if size < _wl.TOO_SMALL_MIN_SIZE:
                 raise _WnodeStop(_wl.NODE_TOO_SHORT, node, size, _wl.TOO_SMALL_MIN_SIZE)
@@ -442,31 +447,45 @@ class _WnodeWalk:
         name_off = self._u32(name_field)
         if name_off < header_end or name_off > size or size - name_off < 2:
             raise _WnodeStop(name_code, name_field, name_off, size)
-        length = int(_U16(self.mv, node + name_off)[0])
+        at = node + name_off
+        length = int(_U16(self.mv, at)[0])
         if length > size - name_off - 2:
-            raise _WnodeStop(_wl.NAME_LENGTH_RANGE, node + name_off, length, size - name_off - 2)
+            raise _WnodeStop(_wl.NAME_LENGTH_RANGE, at, length, size - name_off - 2)
         if not ansi and length & 1:
-            raise _WnodeStop(_wl.NAME_ODD_LENGTH, node + name_off, length, 0)
+            raise _WnodeStop(_wl.NAME_ODD_LENGTH, at, length, 0)
+        memo = ((at * _wl.NAME_MEMO_MUL) & _M64) >> (64 - _wl.NAME_MEMO_BITS)
+        hit = self.memo_at[memo] == at
+        if not hit:  # a name offset not read lately: its bytes count against the WNODE
+            self.charged += 2 + length
+            if self.charged > size:
+                raise _WnodeStop(_wl.NAMES_OVERLAP, at, self.charged, size)
         if self.out is None:
+            self.memo_at[memo] = at
             self.nrecords += 1
             return
         records, ticks_out, name_ids, names = self.out
-        text = node + name_off + 2
-        raw = bytes(self.mv[text: text + length])
-        nul = b"\0" if ansi else b"\0\0"
-        while len(raw) >= len(nul) and raw.endswith(nul):
-            raw = raw[: -len(nul)]
         cap = records.shape[0]
         if self.nrecords >= cap:
             raise _WnodeStop(_wl.CAPACITY, node, cap, cap)
-        key = (ansi, raw)
-        name_id = self.ids.get(key)
-        if name_id is None:
-            if len(self.ids) >= names.shape[0]:
-                raise _WnodeStop(_wl.NAMES_FULL, node + name_off, names.shape[0], names.shape[0])
-            name_id = len(self.ids)
-            self.ids[key] = name_id
-            names[name_id] = (text, len(raw), ansi)
+        if hit:
+            name_id = self.memo_id[memo]
+        else:
+            text = at + 2
+            raw = bytes(self.mv[text: text + length])
+            if ansi:
+                raw = raw.rstrip(b"\0")
+            else:  # whole NUL code units only: the last nonzero byte keeps its unit
+                raw = raw[: (len(raw.rstrip(b"\0")) + 1) // 2 * 2]
+            key = (ansi, raw)
+            name_id = self.ids.get(key)
+            if name_id is None:
+                if len(self.ids) >= names.shape[0]:
+                    raise _WnodeStop(_wl.NAMES_FULL, at, names.shape[0], names.shape[0])
+                name_id = len(self.ids)
+                self.ids[key] = name_id
+                names[name_id] = (text, len(raw), ansi)
+            self.memo_at[memo] = at
+            self.memo_id[memo] = name_id
         records[self.nrecords] = np.frombuffer(self.mv, np.uint8, _wl.INSTANCE_SIZE, src)
         ticks_out[self.nrecords] = ticks
         name_ids[self.nrecords] = name_id
@@ -498,8 +517,13 @@ def wnode_fill(
     name_ids: npt.NDArray[np.int64],
     names: npt.NDArray[np.int64],
     slots: npt.NDArray[np.int64],
+    seed: int = 0,
 ) -> tuple[int, ...]:
-    """Walk as ``wnode_count`` and write the records out; a ``WalkResult`` tuple."""
+    """Walk as ``wnode_count`` and write the records out; a ``WalkResult`` tuple.
+
+    ``seed`` keys the Cython name table's hash; here names go through a Python dict (keyed
+    by the interpreter), so it is only checked. ``slots`` is checked and not used.
+    """
     mv = _byte_buffer(buf, "buf")
     g = bytes(_byte_buffer(guid, "guid"))
     if len(g) != 16:
@@ -511,6 +535,8 @@ def wnode_fill(
         raise ValueError(f"ticks and name_ids must have shape ({cap},), got {ticks.shape} and {name_ids.shape}")
     if names.ndim != 2 or names.shape[1] != 3:
         raise ValueError(f"names must have shape (K, 3), got {names.shape}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
+        raise OverflowError(f"seed must be an int in [0, 2**64), got {seed!r}")
     nslots = slots.shape[0]
     if nslots < 1 or nslots & (nslots - 1) or nslots <= names.shape[0]:
         raise ValueError(f"slots must have a power-of-two length larger than {names.shape[0]}, got {nslots}")

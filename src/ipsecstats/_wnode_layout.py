@@ -95,6 +95,24 @@ INSTANCE_DATA_RANGE = 23    # OffsetInstanceData: data outside [header end, Buff
 INSTANCE_DATA_MISALIGNED = 24  # OffsetInstanceData not a multiple of 8
 INSTANCE_NAME_OFFSET_RANGE = 25  # an entry of the name offsets array outside the WNODE (bound = BufferSize)
 LINKAGE_GAP = 26            # Linkage > align8(BufferSize): skips more than padding (bound = align8(BufferSize))
+NAMES_OVERLAP = 27          # the names read in one WNODE exceed its BufferSize (value = bytes, bound = BufferSize)
+NAMES_PROBES = 28           # fill: a name-table lookup probed NAME_MAX_PROBES slots; the caller retries
+
+# Resource statuses of ``wnode_fill``: not a fault of the data. The walk stopped at a
+# buffer boundary (``good_end``); the caller keeps what it got and walks on, with a larger
+# output (CAPACITY), a larger name table (NAMES_FULL) or a fresh hash key (NAMES_PROBES).
+RESOURCE = frozenset({CAPACITY, NAMES_FULL, NAMES_PROBES})
+
+# The name work of a walk is bounded by the input: every instance name is looked up through a
+# memo of NAME_MEMO slots keyed by its byte offset (slot = the top bits of offset * NAME_MEMO_MUL
+# mod 2**64). A memo hit costs nothing; a miss reads (hashes, compares, strips) the 2-byte count
+# and the text and charges them to its WNODE, whose charges may not exceed its BufferSize (names
+# that do not overlap never do). So 100,000 instances naming one long name read it once, and
+# names packed into each other's bytes fail with NAMES_OVERLAP instead of costing quadratic time.
+NAME_MEMO_BITS = 6
+NAME_MEMO = 1 << NAME_MEMO_BITS
+NAME_MEMO_MUL = 0x9E3779B97F4A7C15
+NAME_MAX_PROBES = 64  # linear probes per name-table lookup (keyed hash, load <= 1/2: never in practice)
 
 TRUNCATION = frozenset({HEADER_TRUNCATED, BUFFER_SIZE_PAST_END, LINKAGE_PAST_END})
 

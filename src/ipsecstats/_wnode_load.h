@@ -50,12 +50,28 @@ static inline int64_t ips_wn_strip(const uint8_t *b, int64_t n, int64_t o, int64
     while (k >= unit && b[o + k - 1] == 0 && b[o + k - unit] == 0) k -= unit;
     return k;
 }
-/* FNV-1a over b[o:o+k], seeded with the name encoding. */
-static inline uint64_t ips_wn_hash(const uint8_t *b, int64_t n, int64_t o, int64_t k, int64_t seed) {
-    uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)seed;
+/* SipHash-1-3 over b[o:o+k] keyed by (k0, k1): a fresh random key per walk, so crafted
+ * names cannot be made to collide in the name table (the unkeyed FNV-1a could). */
+#define IPS_WN_ROTL(x, r) (uint64_t)(((x) << (r)) | ((x) >> (64 - (r))))
+#define IPS_WN_SIPROUND do { \
+    v0 += v1; v1 = IPS_WN_ROTL(v1, 13); v1 ^= v0; v0 = IPS_WN_ROTL(v0, 32); \
+    v2 += v3; v3 = IPS_WN_ROTL(v3, 16); v3 ^= v2; \
+    v0 += v3; v3 = IPS_WN_ROTL(v3, 21); v3 ^= v0; \
+    v2 += v1; v1 = IPS_WN_ROTL(v1, 17); v1 ^= v2; v2 = IPS_WN_ROTL(v2, 32); } while (0)
+static inline uint64_t ips_wn_hash(const uint8_t *b, int64_t n, int64_t o, int64_t k, uint64_t k0, uint64_t k1) {
+    uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
+    uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
+    uint64_t m, last = (uint64_t)k << 56;
+    int64_t i = 0;
     IPS_WN_CHECK(n, o, k);
-    for (int64_t i = 0; i < k; i++) { h ^= b[o + i]; h *= 0x100000001b3ULL; }
-    return h;
+    for (; i + 8 <= k; i += 8) {
+        memcpy(&m, b + o + i, 8);
+        v3 ^= m; IPS_WN_SIPROUND; v0 ^= m;
+    }
+    for (int j = 0; i + j < k; j++) last |= (uint64_t)b[o + i + j] << (8 * j);
+    v3 ^= last; IPS_WN_SIPROUND; v0 ^= last;
+    v2 ^= 0xff; IPS_WN_SIPROUND; IPS_WN_SIPROUND; IPS_WN_SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
 }
 
 #endif
