@@ -16,7 +16,7 @@ from ._io import iter_deltas, iter_rates, iter_records, read
 from ._pipeline import TableChunk, iter_capture, read_capture
 from ._interop import from_arrow, from_pandas, from_polars, to_arrow, to_pandas, to_polars
 from ._schema import COUNTERS, FIELDS, GAUGES, RECORD_DTYPE, RECORD_SIZE, Field
-from ._cimcsv import CimCsvFormatError, read_cim_csv
+from .formats.cimcsv import CimCsvFormatError, read_cim_csv
 from ._capture import Capture
 from .formats.wnode import WnodeFormatError, WnodeWarning, read_wnode, write_wnode
 

@@ -767,3 +767,428 @@ def wnode_fill(const uint8_t[::1] buf, const uint8_t[::1] guid, bint skip_too_sm
     with nogil:
         _wn_walk(&c)
     return _wn_result(&c)
+
+
+# ---------------------------------------------------------------------------------------
+# CIM CSV rows (PowerShell Export-Csv). The codes and limits come from ``_csv_layout``
+# (shared with the ``_slow`` twin); ``formats.cimcsv`` reads the header, validates the
+# arguments, keeps the unfinished tail of a block for the next one, and turns a code into
+# one message. Each row is found first (its terminating LF: memchr, the quote parity
+# counted between LFs, at most max_row + 1 bytes looked at), then split into fields inside
+# those bounds, so every byte is looked at a bounded number of times and nothing is read
+# outside [0, len(buf)).
+
+from libc.string cimport memchr, memcmp
+
+from . import _csv_layout as _cl
+
+cdef int C_OK = _cl.OK
+cdef int C_ROW_TOO_LONG = _cl.ROW_TOO_LONG
+cdef int C_UNCLOSED_QUOTE = _cl.UNCLOSED_QUOTE
+cdef int C_BAD_QUOTE = _cl.BAD_QUOTE
+cdef int C_BARE_CR = _cl.BARE_CR
+cdef int C_FIELD_COUNT = _cl.FIELD_COUNT
+cdef int C_NOT_UINT64 = _cl.NOT_UINT64
+cdef int C_UINT64_RANGE = _cl.UINT64_RANGE
+cdef int C_TS_SYNTAX = _cl.TS_SYNTAX
+cdef int C_TS_TICKS_RANGE = _cl.TS_TICKS_RANGE
+cdef int C_TS_DATE = _cl.TS_DATE
+cdef int C_TS_TIME = _cl.TS_TIME
+cdef int C_TS_OFFSET = _cl.TS_OFFSET
+cdef int C_TS_RANGE = _cl.TS_RANGE
+cdef int64_t C_ROLE_TS = _cl.ROLE_TIMESTAMP
+cdef int64_t C_WINDOW = _cl.NAME_WINDOW
+cdef int64_t C_MAX_OFFSET = _cl.MAX_OFFSET_MINUTES
+cdef int64_t C_NAT = _cl.NAT
+cdef int64_t C_TICKS_MIN = _wl.TICKS_MIN
+cdef int64_t C_TICKS_MAX = _wl.TICKS_MAX
+cdef int64_t C_FILETIME_EPOCH = _wl.FILETIME_UNIX_EPOCH
+
+cdef enum:
+    CSV_MAX_WANTED = 64   # _cl.MAX_WANTED: the per-row field table lives on the stack
+    CSV_STR_FIELDS = 4    # _cl.STR_FIELDS
+
+assert CSV_MAX_WANTED == _cl.MAX_WANTED and CSV_STR_FIELDS == _cl.STR_FIELDS
+
+
+cdef inline int _csv_digits(const uint8_t *t, int64_t k, uint64_t *out) noexcept nogil:
+    """1..20 ASCII digits -> 0 and the value; else -1 (not a uint64) or -2 (above 2**64 - 1)."""
+    cdef uint64_t v = 0, d
+    cdef int64_t i
+    if k < 1 or k > 20:
+        return -1
+    for i in range(k):
+        if t[i] < 48 or t[i] > 57:
+            return -1
+    for i in range(k):
+        d = t[i] - 48
+        if v > 1844674407370955161ULL or (v == 1844674407370955161ULL and d > 5):
+            return -2
+        v = v * 10 + d
+    out[0] = v
+    return 0
+
+
+cdef inline int _csv_two(const uint8_t *t, int64_t *out) noexcept nogil:
+    if t[0] < 48 or t[0] > 57 or t[1] < 48 or t[1] > 57:
+        return -1
+    out[0] = (t[0] - 48) * 10 + (t[1] - 48)
+    return 0
+
+
+cdef int _csv_timestamp(const uint8_t *t, int64_t k, int64_t *out) noexcept nogil:
+    """ISO 8601 with Z or +-hh[:]mm (up to 9 fraction digits) or FILETIME ticks -> ns; 0 or a code."""
+    cdef uint64_t ticks
+    cdef int64_t y, y2, mo, d, h, mi, s, oh, om, off, frac, nfrac, i, dim, era, yoe, doy, doe, days, secs
+    cdef int r
+    if k == 0:
+        out[0] = C_NAT
+        return 0
+    r = _csv_digits(t, k, &ticks)
+    if r == 0 or (r == -2):
+        if r == -2 or ticks < <uint64_t>C_TICKS_MIN or ticks > <uint64_t>C_TICKS_MAX:
+            return C_TS_TICKS_RANGE
+        out[0] = (<int64_t>ticks - C_FILETIME_EPOCH) * 100
+        return 0
+    # YYYY-MM-DD[T ]hh:mm:ss[.f{1,9}](Z|[+-]hh[:]mm)
+    if k < 20:
+        return C_TS_SYNTAX
+    if (_csv_two(t, &y) or _csv_two(t + 2, &y2) or t[4] != 45 or _csv_two(t + 5, &mo) or t[7] != 45
+            or _csv_two(t + 8, &d) or (t[10] != 84 and t[10] != 32) or _csv_two(t + 11, &h) or t[13] != 58
+            or _csv_two(t + 14, &mi) or t[16] != 58 or _csv_two(t + 17, &s)):
+        return C_TS_SYNTAX
+    y = y * 100 + y2
+    i = 19
+    frac = 0
+    if t[i] == 46:  # '.'
+        i += 1
+        nfrac = 0
+        while i < k and t[i] >= 48 and t[i] <= 57 and nfrac < 10:
+            frac = frac * 10 + (t[i] - 48)
+            nfrac += 1
+            i += 1
+        if nfrac == 0 or nfrac > 9:
+            return C_TS_SYNTAX
+        while nfrac < 9:
+            frac *= 10
+            nfrac += 1
+    off = 0
+    oh = 0
+    om = 0
+    if i < k and t[i] == 90 and i + 1 == k:  # 'Z'
+        pass
+    elif i < k and (t[i] == 43 or t[i] == 45):  # '+' '-'
+        if k - i == 6 and t[i + 3] == 58:
+            if _csv_two(t + i + 1, &oh) or _csv_two(t + i + 4, &om):
+                return C_TS_SYNTAX
+        elif k - i == 5:
+            if _csv_two(t + i + 1, &oh) or _csv_two(t + i + 3, &om):
+                return C_TS_SYNTAX
+        else:
+            return C_TS_SYNTAX
+        off = oh * 60 + om
+        if t[i] == 45:
+            off = -off
+    else:
+        return C_TS_SYNTAX
+    if mo == 2:
+        dim = 29 if (y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)) else 28
+    elif mo == 4 or mo == 6 or mo == 9 or mo == 11:
+        dim = 30
+    else:
+        dim = 31
+    if y < 1 or mo < 1 or mo > 12 or d < 1 or d > dim:
+        return C_TS_DATE
+    if h > 23 or mi > 59 or s > 59:
+        return C_TS_TIME
+    if om > 59 or oh * 60 + om > C_MAX_OFFSET:
+        return C_TS_OFFSET
+    y2 = y - (1 if mo <= 2 else 0)   # days from civil (H. Hinnant); y2 >= 0 here
+    era = y2 // 400
+    yoe = y2 - era * 400
+    doy = (153 * (mo + (-3 if mo > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    days = era * 146097 + doe - 719468
+    secs = ((days * 24 + h) * 60 + mi - off) * 60 + s
+    # ns = secs * 10**9 + frac must lie in [-(2**63 - 1), 2**63 - 1], computed without overflow
+    if secs >= 0:
+        if secs > 9223372036LL or (secs == 9223372036LL and frac > 854775807):
+            return C_TS_RANGE
+        out[0] = secs * 1000000000LL + frac
+    else:
+        if secs < -9223372037LL or (secs == -9223372037LL and frac < 145224193):
+            return C_TS_RANGE
+        out[0] = (secs + 1) * 1000000000LL - (1000000000LL - frac)
+    return 0
+
+
+cdef struct CsvCtx:
+    const uint8_t *b
+    int64_t n
+    int final
+    uint8_t delim
+    const int64_t *roles
+    int64_t ncols
+    int64_t nprops
+    int64_t nstrs
+    int64_t cap
+    int64_t rec_stride
+    uint8_t *records
+    int64_t *strs
+    int64_t *stamps
+    int64_t *lines
+    int64_t line
+    int64_t max_row
+    int64_t slot_col[CSV_MAX_WANTED]
+    int64_t ts_col
+    # result
+    int64_t nrows
+    int64_t consumed
+    int err_code
+    int64_t err_column
+    int64_t err_offset
+    int64_t err_length
+    int64_t err_value
+
+
+cdef inline int _csv_fail(CsvCtx *c, int code, int64_t row_start, int64_t column, int64_t offset,
+                          int64_t length, int64_t value) noexcept nogil:
+    c.consumed = row_start
+    c.err_code = code
+    c.err_column = column
+    c.err_offset = offset
+    c.err_length = length
+    c.err_value = value
+    return code
+
+
+cdef int _csv_run(CsvCtx *c) noexcept nogil:
+    cdef const uint8_t *b = c.b
+    cdef const uint8_t *hit
+    cdef int64_t n = c.n, p = 0, s, limit, q, seg, e, ce, nl, parity, f, k, after, j, role, off, ln
+    cdef int64_t ts_off = 0, ts_len = 0, ts_esc = 0, slot, back, ref, o2, lastrow
+    cdef int64_t fo[CSV_MAX_WANTED]
+    cdef int64_t fl[CSV_MAX_WANTED]
+    cdef int64_t fe[CSV_MAX_WANTED]
+    cdef int esc, last, r
+    cdef uint8_t ch, delim = c.delim
+    cdef uint64_t v
+    cdef uint8_t *row
+    cdef int64_t *sp
+    cdef int64_t *prev
+    cdef int64_t width = c.nprops + c.nstrs
+    for k in range(width):
+        fo[k] = 0
+        fl[k] = 0
+        fe[k] = 0
+    c.nrows = 0
+    c.err_code = C_OK
+    c.err_column = 0
+    c.err_offset = 0
+    c.err_length = 0
+    c.err_value = 0
+    while True:
+        if c.nrows == c.cap or p == n:
+            c.consumed = p
+            return C_OK
+        s = p
+        # 1. the row's end: the first LF with an even number of quotes before it
+        limit = n if n - s <= c.max_row + 1 else s + c.max_row + 1
+        q = s
+        parity = 0
+        nl = 0
+        e = -1
+        while True:
+            hit = <const uint8_t *>memchr(b + q, 10, <size_t>(limit - q))
+            seg = limit if hit == NULL else hit - b
+            for k in range(q, seg):
+                parity ^= (b[k] == 34)
+            if hit == NULL:
+                break
+            nl += 1
+            if parity == 0:
+                e = seg
+                break
+            q = seg + 1
+        if e < 0:
+            if n - s > c.max_row:
+                return _csv_fail(c, C_ROW_TOO_LONG, s, 0, s, 0, 0)
+            if not c.final:
+                c.consumed = s
+                return C_OK
+            if parity:
+                return _csv_fail(c, C_UNCLOSED_QUOTE, s, 0, s, 0, 0)
+            e = n
+        ce = e - 1 if (e > s and b[e - 1] == 13) else e
+        if ce == s:  # a blank line
+            c.line += nl
+            p = e + 1 if e < n else n
+            continue
+        # 2. the fields, inside [s, ce)
+        j = 0
+        f = s
+        while True:
+            if f < ce and b[f] == 34:
+                k = f + 1
+                esc = 0
+                while True:
+                    hit = <const uint8_t *>memchr(b + k, 34, <size_t>(ce - k))
+                    if hit == NULL:
+                        return _csv_fail(c, C_UNCLOSED_QUOTE, s, j + 1, f, 0, 0)
+                    k = hit - b
+                    if k + 1 < ce and b[k + 1] == 34:
+                        esc = 1
+                        k += 2
+                        continue
+                    break
+                off = f + 1
+                ln = k - f - 1
+                after = k + 1
+                if after == ce:
+                    last = 1
+                elif b[after] == delim:
+                    last = 0
+                else:
+                    return _csv_fail(c, C_BAD_QUOTE, s, j + 1, after, 0, 0)
+            else:
+                k = f
+                while k < ce:
+                    ch = b[k]
+                    if ch == delim:
+                        break
+                    if ch == 34:
+                        return _csv_fail(c, C_BAD_QUOTE, s, j + 1, k, 0, 0)
+                    if ch == 13:
+                        return _csv_fail(c, C_BARE_CR, s, j + 1, k, 0, 0)
+                    k += 1
+                off = f
+                ln = k - f
+                esc = 0
+                after = k
+                last = k == ce
+            if j < c.ncols:
+                role = c.roles[j]
+                if role >= 0:
+                    fo[role] = off
+                    fl[role] = ln
+                    fe[role] = esc
+                elif role == C_ROLE_TS:
+                    ts_off = off
+                    ts_len = ln
+                    ts_esc = esc
+            j += 1
+            if last:
+                break
+            f = after + 1
+        if j != c.ncols:
+            return _csv_fail(c, C_FIELD_COUNT, s, 0, s, 0, j)
+        # 3. the values
+        row = c.records + c.nrows * c.rec_stride
+        for k in range(c.nprops):
+            r = _csv_digits(b + fo[k], fl[k], &v)
+            if r:
+                return _csv_fail(c, C_NOT_UINT64 if r == -1 else C_UINT64_RANGE, s, c.slot_col[k] + 1, fo[k],
+                                 fl[k], fe[k])
+            for j in range(8):  # little-endian whatever the host
+                row[8 * k + j] = <uint8_t>(v >> (8 * j))
+        if c.ts_col >= 0:
+            r = _csv_timestamp(b + ts_off, ts_len, c.stamps + c.nrows)
+            if r:
+                return _csv_fail(c, r, s, c.ts_col + 1, ts_off, ts_len, ts_esc)
+        for k in range(c.nstrs):
+            slot = c.nprops + k
+            off = fo[slot]
+            ln = fl[slot]
+            ref = c.nrows
+            lastrow = c.nrows - C_WINDOW if c.nrows > C_WINDOW else 0
+            back = c.nrows - 1
+            while back >= lastrow:
+                prev = c.strs + (back * c.nstrs + k) * CSV_STR_FIELDS
+                if prev[1] == ln and memcmp(b + prev[0], b + off, <size_t>ln) == 0:
+                    ref = prev[3]
+                    break
+                back -= 1
+            sp = c.strs + (c.nrows * c.nstrs + k) * CSV_STR_FIELDS
+            sp[0] = off
+            sp[1] = ln
+            sp[2] = fe[slot]
+            sp[3] = ref
+        c.lines[c.nrows] = c.line
+        c.nrows += 1
+        c.line += nl
+        p = e + 1 if e < n else n
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def csv_rows(const uint8_t[::1] buf, bint final, int delimiter, const int64_t[::1] roles, Py_ssize_t nprops,
+             uint8_t[:, ::1] records, int64_t[:, :, ::1] strs, int64_t[::1] stamps, int64_t[::1] lines,
+             int64_t line, int64_t max_row):
+    """Parse the whole CSV rows at the start of ``buf``: a tuple (code, nrows, consumed, line,
+    column, offset, length, value), codes from ``_csv_layout``.
+
+    ``roles[j]`` says what column j is: -1 ignored, -2 the timestamp, k in [0, nprops) the
+    uint64 written little-endian at byte 8k of each ``records`` row, k in [nprops, nprops + S)
+    string slot k - nprops of ``strs`` (cap, S, 4): offset, length, has-"" flag, reference row
+    (an earlier row of this call with the same bytes, or the row itself). ``len(roles)`` is
+    the header's field count. ``stamps``: ns per row (NaT for an empty field). ``lines``: the
+    line each row starts on. Stops after ``records.shape[0]`` rows, at the end of the data,
+    before an unfinished row (unless ``final``) or at an error; ``consumed`` is where it
+    stopped (an erroneous row's start), ``line`` the line there.
+    """
+    cdef CsvCtx c
+    cdef Py_ssize_t cap = records.shape[0]
+    cdef Py_ssize_t ncols = roles.shape[0]
+    cdef Py_ssize_t nstrs = strs.shape[1]
+    cdef Py_ssize_t j, want = nprops + nstrs, nts = 0
+    cdef int64_t role
+    if delimiter < 0 or delimiter > 255 or delimiter == 34 or delimiter == 10 or delimiter == 13:
+        raise ValueError(f"delimiter must be a byte other than '\"', CR and LF, got {delimiter}")
+    if nprops < 0 or want > CSV_MAX_WANTED:
+        raise ValueError(f"nprops + strs.shape[1] must lie in [0, {CSV_MAX_WANTED}], got {nprops} + {nstrs}")
+    if records.shape[1] < 8 * nprops:
+        raise ValueError(f"records must have at least {8 * nprops} columns, got {records.shape[1]}")
+    if strs.shape[0] != cap or strs.shape[2] != CSV_STR_FIELDS or lines.shape[0] != cap:
+        raise ValueError(f"strs must have shape ({cap}, S, {CSV_STR_FIELDS}) and lines ({cap},)")
+    if max_row < 1:
+        raise ValueError(f"max_row must be >= 1, got {max_row}")
+    for j in range(want):
+        c.slot_col[j] = -1
+    c.ts_col = -1
+    for j in range(ncols):
+        role = roles[j]
+        if role >= want or role < C_ROLE_TS or (role >= 0 and c.slot_col[role] != -1) or (
+                role == C_ROLE_TS and c.ts_col != -1):
+            c.ts_col = -3
+            break
+        if role >= 0:
+            c.slot_col[role] = j
+        elif role == C_ROLE_TS:
+            c.ts_col = j
+    for j in range(want):
+        if c.slot_col[j] == -1:
+            c.ts_col = -3
+    if c.ts_col == -3:
+        raise ValueError("roles must name each slot 0 .. nprops + S - 1 once, the timestamp (-2) at most once, "
+                         "and -1 elsewhere")
+    if c.ts_col >= 0 and stamps.shape[0] < cap:
+        raise ValueError(f"stamps must have at least {cap} entries")
+    c.b = &buf[0] if buf.shape[0] else <const uint8_t *>b""
+    c.n = buf.shape[0]
+    c.final = final
+    c.delim = <uint8_t>delimiter
+    c.roles = &roles[0] if ncols else NULL
+    c.ncols = ncols
+    c.nprops = nprops
+    c.nstrs = nstrs
+    c.cap = cap
+    c.rec_stride = records.shape[1]
+    c.records = &records[0, 0] if cap and records.shape[1] else NULL
+    c.strs = &strs[0, 0, 0] if cap and nstrs else NULL
+    c.stamps = &stamps[0] if stamps.shape[0] else NULL
+    c.lines = &lines[0] if cap else NULL
+    c.line = line
+    c.max_row = max_row
+    with nogil:
+        _csv_run(&c)
+    return (c.err_code, c.nrows, c.consumed, c.line, c.err_column, c.err_offset, c.err_length, c.err_value)

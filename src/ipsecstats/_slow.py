@@ -541,3 +541,251 @@ def wnode_fill(
     if nslots < 1 or nslots & (nslots - 1) or nslots <= names.shape[0]:
         raise ValueError(f"slots must have a power-of-two length larger than {names.shape[0]}, got {nslots}")
     return _WnodeWalk(mv, g, skip_too_small, (records, ticks, name_ids, names)).run()
+
+
+# --- CIM CSV rows: the twin of ``_fast.csv_rows`` --------------------------------------------
+
+import re  # noqa: E402 - this section is self-contained
+
+from . import _csv_layout as _cl  # noqa: E402
+
+_U64_DIGITS = 20
+_TS_ISO = re.compile(
+    rb"([0-9]{4})-([0-9]{2})-([0-9]{2})[T ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?"
+    rb"(Z|[+-][0-9]{2}:?[0-9]{2})\Z")
+_DIGITS = re.compile(rb"[0-9]+\Z")
+_NS_MAX = 2**63 - 1
+_BLANK = re.compile(rb"(?:\r?\n)+")
+_UNQUOTED_BAD = re.compile(rb'["\r]')
+
+
+class _CsvStop(Exception):
+    def __init__(self, code: int, column: int = 0, offset: int = 0, length: int = 0, value: int = 0):
+        self.err = (code, column, offset, length, value)
+
+
+def _csv_uint64(b: bytes, o: int, k: int) -> int:
+    text = b[o: o + k]
+    if not 1 <= k <= _U64_DIGITS or _DIGITS.match(text) is None:
+        return -1
+    v = int(text)
+    return -2 if v > 2**64 - 1 else v
+
+
+def _csv_timestamp(b: bytes, o: int, k: int) -> int:
+    """ns since 1970 UTC, or NAT for an empty field; raises _CsvStop(code) (column filled in later)."""
+    if k == 0:
+        return _cl.NAT
+    text = b[o: o + k]
+    if k <= _U64_DIGITS and _DIGITS.match(text):
+        ticks = int(text)
+        if not _wl.TICKS_MIN <= ticks <= _wl.TICKS_MAX:
+            raise _CsvStop(_cl.TS_TICKS_RANGE)
+        return (ticks - _wl.FILETIME_UNIX_EPOCH) * 100
+    m = _TS_ISO.match(text)
+    if m is None:
+        raise _CsvStop(_cl.TS_SYNTAX)
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    if year < 1 or not 1 <= month <= 12 or not 1 <= day <= _month_days(year, month):
+        raise _CsvStop(_cl.TS_DATE)
+    if hour > 23 or minute > 59 or second > 59:
+        raise _CsvStop(_cl.TS_TIME)
+    zone = m.group(8)
+    offset = 0
+    if zone != b"Z":
+        digits = zone[1:].replace(b":", b"")
+        oh, om = int(digits[:2]), int(digits[2:])
+        offset = oh * 60 + om
+        if om > 59 or offset > _cl.MAX_OFFSET_MINUTES:
+            raise _CsvStop(_cl.TS_OFFSET)
+        if zone[:1] == b"-":
+            offset = -offset
+    days = _days_from_civil(year, month, day)
+    secs = ((days * 24 + hour) * 60 + minute - offset) * 60 + second
+    ns = secs * 10**9 + int((m.group(7) or b"").ljust(9, b"0"))
+    if not -_NS_MAX <= ns <= _NS_MAX:
+        raise _CsvStop(_cl.TS_RANGE)
+    return ns
+
+
+def _month_days(year: int, month: int) -> int:
+    if month == 2:
+        return 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+def _days_from_civil(y: int, m: int, d: int) -> int:
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+def _csv_check(buf: Any, delimiter: int, roles: Any, nprops: int, records: Any, strs: Any, stamps: Any,
+               lines: Any, max_row: int) -> tuple[Any, ...]:
+    mv = _byte_buffer(buf, "buf")
+    roles = _kernel_buffer("roles", roles, 1, layout="C", dtype=np.int64)
+    records = _kernel_buffer("records", records, 2, layout="C", writeable=True)
+    strs = _kernel_buffer("strs", strs, 3, layout="C", writeable=True, dtype=np.int64)
+    stamps = _kernel_buffer("stamps", stamps, 1, layout="C", writeable=True, dtype=np.int64)
+    lines = _kernel_buffer("lines", lines, 1, layout="C", writeable=True, dtype=np.int64)
+    cap = records.shape[0]
+    nstrs = strs.shape[1]
+    if not 0 <= delimiter <= 255 or delimiter in (0x22, 0x0A, 0x0D):
+        raise ValueError(f"delimiter must be a byte other than '\"', CR and LF, got {delimiter}")
+    if nprops < 0 or nprops + nstrs > _cl.MAX_WANTED:
+        raise ValueError(f"nprops + strs.shape[1] must lie in [0, {_cl.MAX_WANTED}], got {nprops} + {nstrs}")
+    if records.shape[1] < 8 * nprops:
+        raise ValueError(f"records must have at least {8 * nprops} columns, got {records.shape[1]}")
+    if strs.shape[0] != cap or strs.shape[2] != _cl.STR_FIELDS or lines.shape[0] != cap:
+        raise ValueError(f"strs must have shape ({cap}, S, {_cl.STR_FIELDS}) and lines ({cap},)")
+    if max_row < 1:
+        raise ValueError(f"max_row must be >= 1, got {max_row}")
+    r = roles.tolist()
+    want = nprops + nstrs
+    slots = sorted(x for x in r if x >= 0)
+    if slots != list(range(want)) or any(x < _cl.ROLE_TIMESTAMP or x >= want for x in r) \
+            or r.count(_cl.ROLE_TIMESTAMP) > 1:
+        raise ValueError("roles must name each slot 0 .. nprops + S - 1 once, the timestamp (-2) at most once, "
+                         "and -1 elsewhere")
+    if _cl.ROLE_TIMESTAMP in r and stamps.shape[0] < cap:
+        raise ValueError(f"stamps must have at least {cap} entries")
+    return mv, r, records, strs, stamps, lines
+
+
+def csv_rows(buf: Any, final: bool, delimiter: int, roles: Any, nprops: int, records: Any, strs: Any,
+             stamps: Any, lines: Any, line: int, max_row: int) -> tuple[int, ...]:
+    """Parse whole CSV rows of ``buf``; see ``_fast.csv_rows``."""
+    mv, r, records, strs, stamps, lines = _csv_check(buf, delimiter, roles, nprops, records, strs, stamps,
+                                                     lines, max_row)
+    b = bytes(mv)
+    n = len(b)
+    ncols = len(r)
+    cap = records.shape[0]
+    nstrs = strs.shape[1]
+    slot_col = {x: j for j, x in enumerate(r) if x >= 0}
+    ts_col = r.index(_cl.ROLE_TIMESTAMP) if _cl.ROLE_TIMESTAMP in r else -1
+    delim = bytes([delimiter])
+    p = 0
+    nrows = 0
+    while True:
+        if nrows == cap or p == n:
+            return (_cl.OK, nrows, p, line, 0, 0, 0, 0)
+        m = _BLANK.match(b, p)
+        if m is not None:  # blank lines, many at a time
+            line += b.count(b"\n", p, m.end())
+            p = m.end()
+            continue
+        s = p
+        limit = min(n, s + max_row + 1)
+        q = s
+        parity = 0
+        nl = 0
+        e = -1
+        while True:
+            lf = b.find(b"\n", q, limit)
+            seg = limit if lf < 0 else lf
+            parity ^= b.count(b'"', q, seg) & 1
+            if lf < 0:
+                break
+            nl += 1
+            if parity == 0:
+                e = lf
+                break
+            q = lf + 1
+        if e < 0:
+            if n - s > max_row:
+                return (_cl.ROW_TOO_LONG, nrows, s, line, 0, s, 0, 0)
+            if not final:
+                return (_cl.OK, nrows, s, line, 0, 0, 0, 0)
+            if parity:
+                return (_cl.UNCLOSED_QUOTE, nrows, s, line, 0, s, 0, 0)
+            e = n
+        ce = e - 1 if e > s and b[e - 1] == 0x0D else e
+        after_row = min(e + 1, n)
+        if ce == s:  # a line holding only CR, at the end of the data
+            line += nl
+            p = after_row
+            continue
+        try:
+            fo = [0] * (nprops + nstrs)
+            fl = [0] * (nprops + nstrs)
+            fe = [0] * (nprops + nstrs)
+            ts = (0, 0, 0)
+            j = 0
+            f = s
+            while True:
+                if f < ce and b[f] == 0x22:
+                    k = f + 1
+                    esc = 0
+                    while True:
+                        k = b.find(b'"', k, ce)
+                        if k < 0:
+                            raise _CsvStop(_cl.UNCLOSED_QUOTE, j + 1, f)
+                        if k + 1 < ce and b[k + 1] == 0x22:
+                            esc = 1
+                            k += 2
+                            continue
+                        break
+                    off, ln = f + 1, k - f - 1
+                    after = k + 1
+                    if after == ce:
+                        last = True
+                    elif b[after] == delimiter:
+                        last = False
+                    else:
+                        raise _CsvStop(_cl.BAD_QUOTE, j + 1, after)
+                else:
+                    k = b.find(delim, f, ce)
+                    if k < 0:
+                        k = ce
+                    bad = _UNQUOTED_BAD.search(b, f, k)
+                    if bad is not None:
+                        at = bad.start()
+                        raise _CsvStop(_cl.BAD_QUOTE if b[at] == 0x22 else _cl.BARE_CR, j + 1, at)
+                    off, ln, esc = f, k - f, 0
+                    after = k
+                    last = k == ce
+                if j < ncols:
+                    role = r[j]
+                    if role >= 0:
+                        fo[role], fl[role], fe[role] = off, ln, esc
+                    elif role == _cl.ROLE_TIMESTAMP:
+                        ts = (off, ln, esc)
+                j += 1
+                if last:
+                    break
+                f = after + 1
+            if j != ncols:
+                raise _CsvStop(_cl.FIELD_COUNT, 0, s, 0, j)
+            row = records[nrows]
+            for k in range(nprops):
+                v = _csv_uint64(b, fo[k], fl[k])
+                if v < 0:
+                    raise _CsvStop(_cl.NOT_UINT64 if v == -1 else _cl.UINT64_RANGE, slot_col[k] + 1, fo[k], fl[k],
+                                   fe[k])
+                row[8 * k: 8 * k + 8] = np.frombuffer(v.to_bytes(8, "little"), np.uint8)
+            if ts_col >= 0:
+                try:
+                    stamps[nrows] = _csv_timestamp(b, ts[0], ts[1])
+                except _CsvStop as stop:
+                    raise _CsvStop(stop.err[0], ts_col + 1, ts[0], ts[1], ts[2]) from None
+        except _CsvStop as stop:
+            return (stop.err[0], nrows, s, line, *stop.err[1:])
+        for k in range(nstrs):
+            slot = nprops + k
+            off, ln = fo[slot], fl[slot]
+            ref = nrows
+            text = b[off: off + ln]
+            for back in range(1, min(_cl.NAME_WINDOW, nrows) + 1):
+                o2, l2 = int(strs[nrows - back, k, 0]), int(strs[nrows - back, k, 1])
+                if l2 == ln and b[o2: o2 + l2] == text:
+                    ref = int(strs[nrows - back, k, 3])
+                    break
+            strs[nrows, k] = (off, ln, fe[slot], ref)
+        lines[nrows] = line
+        nrows += 1
+        line += nl
+        p = after_row
