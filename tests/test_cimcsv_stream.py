@@ -368,6 +368,4 @@ def test_block_size_does_not_make_long_rows_quadratic(kernel):
 
 def test_the_reader_is_the_format_reader():
     assert ipsecstats.formats.by_name("cim-csv").reader is CimCsvReader
-    from ipsecstats import _cimcsv  # the shim _log imports
-
-    assert _cimcsv.read_cim_csv is read_cim_csv and fmt.CimCsvFormatError is CimCsvFormatError
+    assert ipsecstats.read_cim_csv is read_cim_csv and fmt.CimCsvFormatError is CimCsvFormatError

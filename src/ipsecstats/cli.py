@@ -584,7 +584,7 @@ def _wnode_encoder(args: argparse.Namespace) -> Any:
     Sample ``k`` is stamped ``start + k * interval`` (exact 100 ns FILETIME ticks); instance
     ``j`` is named ``ROOT\\ISCSIPRT\\{j:04d}_0``.
     """
-    from ._wnode import write_wnode
+    from .formats.wnode import write_wnode
 
     step = round(args.interval * 10**7)  # FILETIME ticks of 100 ns
     if step < 1 or abs(step * 100 - args.interval * 1e9) > 1e-6 * args.interval * 1e9:
