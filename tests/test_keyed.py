@@ -198,7 +198,7 @@ def test_deltas_hook_refuses_mixtures() -> None:
         deltas(recs, previous=InstanceState())
     with pytest.raises(ValueError, match="one entry per record"):
         deltas(recs, instances=[0, 1, 0])
-    with pytest.raises(ValueError, match=r"instances\[2\] = -1"):
+    with pytest.raises(ValueError, match=r"codes\[2\] = -1 is out of range"):
         deltas(recs, instances=[0, 1, -1, 1])
     with pytest.raises(TypeError, match="booleans"):
         deltas(recs, instances=[True, False, True, False])

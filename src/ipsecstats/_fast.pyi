@@ -14,6 +14,21 @@ def delta_rows(
     out: npt.NDArray[np.uint8],
     resets: npt.NDArray[np.uint8] | None = None,
 ) -> int: ...
+def keyed_delta_rows(
+    cur: npt.NDArray[np.uint8],
+    codes: npt.NDArray[np.intp],
+    ticks: npt.NDArray[np.int64] | None,
+    state_rows: npt.NDArray[np.uint8],
+    state_ticks: npt.NDArray[np.int64],
+    state_seen: npt.NDArray[np.uint8],
+    counters: npt.NDArray[np.uint8],
+    policy: str,
+    out: npt.NDArray[np.uint8],
+    resets: npt.NDArray[np.uint8] | None,
+    earlier: npt.NDArray[np.intp],
+    later: npt.NDArray[np.intp],
+    earlier_ticks: npt.NDArray[np.int64] | None,
+) -> tuple[int, int]: ...
 def transpose_rows(
     src: npt.NDArray[np.uint8],
     out: npt.NDArray[np.uint64],

@@ -463,6 +463,11 @@ static inline void ips_keyed_avx2_t(ips_keyed_args *a, const int policy, const i
     __m256i acc = _mm256_setzero_si256();
     uint64_t ndec = 0;
     for (size_t i = 0; i < a->n; i++) {
+        if (streaming) {  /* hint ahead, as ips_delta_blocks does; a prefetch never faults */
+            _mm_prefetch((const char *)(a->cur + (ptrdiff_t)(i + 12) * a->stride), _MM_HINT_T0);
+            _mm_prefetch((const char *)(a->cur + (ptrdiff_t)(i + 12) * a->stride + 64), _MM_HINT_T0);
+            _mm_prefetch((const char *)(a->cur + (ptrdiff_t)(i + 12) * a->stride + 128), _MM_HINT_T0);
+        }
         const unsigned char *p = ips_keyed_pair(a, i);
         if (a->bad >= 0) break;
         if (!p) continue;

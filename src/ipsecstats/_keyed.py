@@ -121,8 +121,9 @@ class KeyedDeltas(NamedTuple):
 
 
 def instance_codes(instances: Any, n: int, state: InstanceState) -> npt.NDArray[np.intp]:
-    """(n,) intp codes from integer codes (>= 0), or from hashable labels coded in order of
-    first appearance through ``state.labels`` (new labels are added to it)."""
+    """(n,) intp codes from integer codes, or from hashable labels coded in order of first
+    appearance through ``state.labels`` (new labels are added to it). Integer codes are
+    passed on unchecked: the kernel refuses any code outside [0, len(state))."""
     arr = instances if isinstance(instances, np.ndarray) else np.asarray(instances)
     if arr.ndim != 1 or arr.shape[0] != n:
         raise ValueError(f"instances must be 1-D with one entry per record ({n}), got shape {arr.shape}")
@@ -133,10 +134,7 @@ def instance_codes(instances: Any, n: int, state: InstanceState) -> npt.NDArray[
     if arr.dtype.kind in "iu":
         if state.labels:
             raise ValueError("this InstanceState codes instance labels: pass the labels, not integer codes")
-        bad = np.flatnonzero(arr < 0)
-        if bad.size:
-            i = int(bad[0])
-            raise ValueError(f"instances[{i}] = {int(arr[i])}: instance codes must be >= 0")
+        # a negative code is left to the kernel, which checks every code anyway (no extra pass)
         if n and arr.dtype.kind == "u" and int(arr.max()) > np.iinfo(np.intp).max:
             i = int(np.argmax(arr > np.iinfo(np.intp).max))
             raise ValueError(f"instances[{i}] = {int(arr[i])}: instance code too large")
