@@ -19,7 +19,8 @@ grow with the file.
 from __future__ import annotations
 
 import os
-import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -140,18 +141,31 @@ def bench_stream_wnode(benchmark, nrecords, files):
               f"{nrecords / _RAW_STREAM_MEDIAN[nrecords]:,.0f} records/s, x_raw {ratio:.2f}")
 
 
-def _vm_kib(field: str) -> int:
+_PEAK_SCRIPT = """
+import re, sys
+from ipsecstats._source import ByteSource
+from ipsecstats.formats import wnode
+
+def vm(field):
     with open("/proc/self/status") as f:
-        return int(re.search(rf"^{field}:\s+(\d+) kB", f.read(), re.M).group(1))
+        return int(re.search(rf"^{field}:\\s+(\\d+) kB", f.read(), re.M).group(1))
+
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # resets VmHWM to the current RSS
+before = vm("VmRSS")
+n = sum(len(chunk) for chunk in wnode.WnodeReader(ByteSource(sys.argv[1])))
+print(n, (vm("VmHWM") - before) / 1024)
+"""
 
 
-def _stream_peak_mib(path: str) -> float:
-    """Peak RSS above the RSS before, in MiB, of consuming the stream of ``path``."""
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # resets VmHWM to the current RSS
-    before = _vm_kib("VmRSS")
-    _consume(wnode.WnodeReader(ByteSource(path)))
-    return (_vm_kib("VmHWM") - before) / 1024
+def _stream_peak_mib(path: str, nrecords: int) -> float:
+    """Peak RSS above the RSS before, in MiB, of consuming the stream of ``path`` in a fresh
+    process (this one holds the inputs, and its allocator keeps freed memory)."""
+    out = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, path], check=True, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    n, mib = out.stdout.split()
+    assert int(n) == nrecords
+    return float(mib)
 
 
 def bench_stream_wnode_peak_memory(benchmark, nrecords, files, tmp_path):
@@ -162,8 +176,8 @@ def bench_stream_wnode_peak_memory(benchmark, nrecords, files, tmp_path):
     with open(quarter, "wb") as f:  # equal WNODEs back to back: any whole number of them is a capture
         per_node = len(data) // (nrecords // 2)
         f.write(data[: per_node * (nrecords // 8)])
-    small = _stream_peak_mib(quarter)
-    large = run(benchmark, lambda: _stream_peak_mib(files[1]), op="stream peak memory",
+    small = _stream_peak_mib(quarter, 2 * (nrecords // 8))
+    large = run(benchmark, lambda: _stream_peak_mib(files[1], nrecords), op="stream peak memory",
                 impl=f"WnodeReader ({_backend.BACKEND})", nbytes=nrecords * 168, rounds=1)
     benchmark.extra_info.update(peak_mib_quarter=small, peak_mib_whole=large, wnode_bytes=len(data))
     print(f"\npeak RSS growth consuming the stream: {small:.1f} MiB ({len(data) // 4 / 2**20:.0f} MiB file), "
