@@ -54,3 +54,16 @@ def rate_rows(
     seconds: npt.NDArray[np.float64],
     out: npt.NDArray[np.float64],
 ) -> None: ...
+def csv_rows(
+    buf: npt.NDArray[np.uint8] | bytes,
+    final: bool,
+    delimiter: int,
+    roles: npt.NDArray[np.int64],
+    nprops: int,
+    records: npt.NDArray[np.uint8],
+    strs: npt.NDArray[np.int64],
+    stamps: npt.NDArray[np.int64],
+    lines: npt.NDArray[np.int64],
+    line: int,
+    max_row: int,
+) -> tuple[int, int, int, int, int, int, int, int]: ...

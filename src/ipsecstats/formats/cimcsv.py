@@ -248,8 +248,8 @@ class CimCsvReader:
     ``delimiter``: "," by default. ``timestamp_column``: see ``read_cim_csv``.
     """
 
-    format = "cim-csv"
-    stride = None
+    format: str = "cim-csv"
+    stride: int | None = None
 
     def __init__(self, source: ByteSource, *, timestamp_column: str | None = None, delimiter: str | None = None,
                  chunk_records: int | None = None):
@@ -537,8 +537,9 @@ def read_cim_csv(source: Any, *, timestamp_column: str | None = None, delimiter:
     Instance names lose trailing NUL characters; a NUL inside one is an error. Rows are
     limited to ``MAX_ROW_BYTES``. The file is read in blocks (``CimCsvReader``), never whole.
     """
+    src: Any
     if isinstance(source, io.TextIOBase):
-        src: Any = _TextSource(source)
+        src = _TextSource(source)  # duck-types the ByteSource calls the reader makes
     else:
         src = ByteSource(source, "read_cim_csv()")
     reader = CimCsvReader(src, timestamp_column=timestamp_column, delimiter=delimiter)
