@@ -41,6 +41,7 @@ from ._deltas import _seconds_per_row, delta_dtype, deltas, divide_counters, rat
 from ._checks import check_int
 from ._errors import CounterResetError, report_partial_record
 from ._schema import NFIELDS, RECORD_DTYPE, RECORD_SIZE
+from ._source import fill_view
 
 __all__ = ["iter_deltas", "iter_rates", "iter_records", "read"]
 
@@ -127,23 +128,7 @@ class _Input:
 
     def fill(self, view: memoryview) -> int:
         """Read into ``view`` until it is full or the source ends; the number of bytes read."""
-        size = len(view)
-        filled = 0
-        readinto = getattr(self.file, "readinto", None)
-        while filled < size:
-            if readinto is not None:
-                got = readinto(view[filled:])
-            else:
-                data = self.file.read(size - filled)
-                got = None if data is None else len(data)
-                if got:
-                    view[filled : filled + got] = data
-            if got is None:
-                raise OSError(f"{self.name}: the file object is non-blocking and had no data ready")
-            if got == 0:
-                break
-            filled += got
-        return filled
+        return fill_view(self.file, view, self.name)
 
 
 def _report_tail(src: _Input, records: int, trailing: int, allow_partial: bool) -> None:

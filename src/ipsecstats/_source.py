@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ByteSource"]
+__all__ = ["ByteSource", "fill_view"]
 
 
 class ByteSource:
@@ -107,20 +107,7 @@ class ByteSource:
             out[:k] = self._prefix[:k]
             self._prefix = self._prefix[k:]
             filled = k
-        readinto = getattr(self._file, "readinto", None)
-        while filled < size:
-            if readinto is not None:
-                got = readinto(out[filled:])
-            else:
-                data = self._file.read(size - filled)
-                got = None if data is None else len(data)
-                if got:
-                    out[filled: filled + got] = data
-            if got is None:
-                raise OSError(f"{self.name}: the file object is non-blocking and had no data ready")
-            if got == 0:
-                break
-            filled += got
+        filled += fill_view(self._file, out[filled:], self.name)
         self.consumed += filled
         if filled < size:
             self.check_not_shrunk()
@@ -158,6 +145,28 @@ class ByteSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def fill_view(file: Any, view: memoryview, name: str) -> int:
+    """Read from ``file`` (``readinto`` or ``read``) into ``view`` until it is full or the file
+    ends; the number of bytes read. A non-blocking file with no data ready is an ``OSError``."""
+    size = len(view)
+    filled = 0
+    readinto = getattr(file, "readinto", None)
+    while filled < size:
+        if readinto is not None:
+            got = readinto(view[filled:])
+        else:
+            data = file.read(size - filled)
+            got = None if data is None else len(data)
+            if got:
+                view[filled: filled + got] = data
+        if got is None:
+            raise OSError(f"{name}: the file object is non-blocking and had no data ready")
+        if got == 0:
+            break
+        filled += got
+    return filled
 
 
 def _is_byte_array(obj: Any) -> bool:

@@ -21,7 +21,7 @@ and plot bins are exact; beyond, a quarter boundary falls on a bin edge, at most
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -389,7 +389,7 @@ def scan(reader: Any, *, on_decrease: str = "auto", bins: int = 0,
     acc = _Scan(stats, timed)
     done = src.offset
     polls, names = 0, ()
-    for d in _chunks(iter_delta_chunks(reader, on_decrease=on_decrease)):
+    for d in iter_delta_chunks(reader, on_decrease=on_decrease):
         chunk = d.chunk
         n = len(chunk)
         if n:
@@ -406,10 +406,6 @@ def scan(reader: Any, *, on_decrease: str = "auto", bins: int = 0,
     if capture:
         stats.instance_names = names
     return stats
-
-
-def _chunks(chunks: Iterable[Any]) -> Iterable[Any]:
-    yield from chunks
 
 
 def scan_path(path: str, *, input_format: str = "auto", stride: int | None = None, on_decrease: str = "auto",

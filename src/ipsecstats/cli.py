@@ -493,8 +493,7 @@ def _convert_chunks(args: argparse.Namespace, reader: Any, bar: Progress) -> Ite
 
     A raw log's leading columns come from the ``Layout`` (None here); a capture's from its chunks.
     """
-    from ._deltas import divide_counters
-    from ._pipeline import iter_delta_chunks, row_columns
+    from ._pipeline import iter_delta_chunks, rate_rows, row_columns
 
     raw = reader.stride is not None
     src = reader.source
@@ -506,17 +505,9 @@ def _convert_chunks(args: argparse.Namespace, reader: Any, bar: Progress) -> Ite
             bar.update(src.offset - done)
             done = src.offset
         return
-    kinds = resolve_kinds(None)
     interval = args.interval if args.what == "rates" else None
     for d in iter_delta_chunks(reader, on_decrease=args.on_decrease, interval=interval):
-        values: Any = d.values
-        if args.what == "rates":
-            m = len(d)
-            steps = d.steps.copy()
-            steps[~(steps > 0)] = np.nan
-            values = np.empty(m, rate_dtype(kinds))
-            divide_counters(d.values.view(np.uint64).reshape(m, -1), kinds, steps,
-                            values.view(np.float64).reshape(m, -1))
+        values = d.values if args.what == "deltas" else rate_rows(d, None)
         yield d.first_row, values, None if raw else d.leading_columns()
         bar.update(src.offset - done)
         done = src.offset
