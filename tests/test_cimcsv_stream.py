@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import KERNELS, require_fast, using_kernel
+from conftest import KERNELS, require_fast
 from hypothesis import example, given
 from hypothesis import strategies as st
 from test_cimcsv import COLUMNS, ROWS, A, B, export_csv, expected_records, row_values

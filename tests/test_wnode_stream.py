@@ -7,7 +7,6 @@ bytes so that buffers and chains split at every offset and the window has to gro
 
 from __future__ import annotations
 
-import io
 import os
 import struct
 import threading

@@ -21,7 +21,24 @@ from ._deltas import deltas as _deltas
 from ._deltas import rates as _rates
 from ._schema import RECORD_DTYPE
 
-__all__ = ["Capture", "NameTable", "as_datetime_ns", "concat"]
+__all__ = ["Capture", "InstanceLabels", "NameTable", "as_datetime_ns", "concat"]
+
+
+@dataclass(frozen=True)
+class InstanceLabels:
+    """A column of instance names kept as ``codes`` into ``names`` (no Python string per row)."""
+
+    codes: npt.NDArray[np.intp]
+    names: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return int(self.codes.shape[0])
+
+    def __getitem__(self, rows: Any) -> InstanceLabels:
+        return InstanceLabels(self.codes[rows], self.names)
+
+    def tolist(self) -> list[str]:
+        return np.array(self.names, dtype=object)[self.codes].tolist()  # type: ignore[no-any-return]
 
 
 class NameTable:

@@ -86,9 +86,13 @@ def _caller_outside_package() -> int:
 
 
 class CounterResetError(_Picklable, ValueError):
-    """A counter went down and ``on_decrease="raise"`` was asked for."""
+    """A counter went down and ``on_decrease="raise"`` was asked for.
 
-    def __init__(self, row: int, field: str, previous: int, current: int, stride: int = 1):
+    ``stride``: records between the pair in a raw log, or None when records were paired by
+    instance (``deltas(instances=...)``).
+    """
+
+    def __init__(self, row: int, field: str, previous: int, current: int, stride: int | None = 1):
         self._args = (row, field, previous, current, stride)
         self.row = row
         self.field = field
@@ -97,7 +101,8 @@ class CounterResetError(_Picklable, ValueError):
         self.stride = stride
         super().__init__(
             f"counter {field} went down in delta row {row}: from {previous} to {current} "
-            f"(stride {stride}); choose on_decrease='auto', 'reset', 'wrap' or 'zero' to accept it"
+            f"({'against the previous record of its instance' if stride is None else f'stride {stride}'}); "
+            f"choose on_decrease='auto', 'reset', 'wrap' or 'zero' to accept it"
         )
 
     def shifted(self, rows: int) -> CounterResetError:

@@ -31,6 +31,8 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
+from ._capture import InstanceLabels
+
 __all__ = ["FORMATS", "STREAM_FORMATS", "Layout", "atomic_output", "format_for", "fsync_directory", "write_table"]
 
 FORMATS = ("csv", "jsonl", "npy", "parquet")
@@ -72,7 +74,7 @@ class Layout:
     first_record: int = 0
     interval: float | None = None
     start: dt.datetime | None = None
-    columns: dict[str, npt.NDArray[Any]] | None = None
+    columns: dict[str, Any] | None = None  # arrays, or InstanceLabels for names
 
     @property
     def has_instance(self) -> bool:
@@ -292,18 +294,42 @@ def _pyarrow() -> tuple[Any, Any]:
     return pa, pq
 
 
+def _arrow_numbers(pa: Any, values: npt.NDArray[Any], type_: Any = None, valid: Any = None) -> Any:
+    """A pyarrow array over a copy of ``values`` (numbers) in native byte order.
+
+    Built from buffers: ``pa.array`` would import pandas (40 MB) to probe its argument.
+    ``valid``: a boolean mask of the non-null items (None: all valid).
+    """
+    native = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("="))
+    if type_ is None:
+        type_ = pa.from_numpy_dtype(native.dtype)
+    bitmap = None if valid is None or valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(type_, native.shape[0], [bitmap, pa.py_buffer(native)])
+
+
+def _arrow_labels(pa: Any, labels: InstanceLabels) -> Any:
+    """Instance names as a dictionary array: int32 codes into the names (UTF-8)."""
+    encoded = [name.encode("utf-8") for name in labels.names]
+    offsets = np.zeros(len(encoded) + 1, np.int32)
+    offsets[1:] = np.cumsum([len(b) for b in encoded])
+    names = pa.Array.from_buffers(pa.string(), len(encoded), [None, pa.py_buffer(offsets),
+                                                                pa.py_buffer(b"".join(encoded))])
+    return pa.DictionaryArray.from_arrays(_arrow_numbers(pa, labels.codes.astype(np.int32)), names)
+
+
 def _arrow_table(pa: Any, layout: Layout, chunk: tuple[Any, ...]) -> Any:
     arr = chunk[1]
     columns: dict[str, Any] = {}
     for name, values in _leading(layout, chunk).items():
         if name in ("time", "timestamp"):
-            columns[name] = pa.array(values, type=pa.timestamp("ns", tz="UTC"), mask=np.isnat(values))
-        elif values.dtype == object:
-            columns[name] = pa.array(values, type=pa.string()).dictionary_encode()  # instance names: few distinct
+            stamps = values.astype("datetime64[ns]", copy=False)
+            columns[name] = _arrow_numbers(pa, stamps.view(np.int64), pa.timestamp("ns", tz="UTC"), ~np.isnat(stamps))
+        elif isinstance(values, InstanceLabels):
+            columns[name] = _arrow_labels(pa, values)
         else:
-            columns[name] = pa.array(values)
+            columns[name] = _arrow_numbers(pa, values)
     for name in arr.dtype.names or ():
-        columns[name] = pa.array(np.ascontiguousarray(arr[name]))  # uint64 stays uint64, int64 stays int64
+        columns[name] = _arrow_numbers(pa, arr[name])  # uint64 stays uint64, int64 stays int64
     return pa.table(columns)
 
 

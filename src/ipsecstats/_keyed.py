@@ -284,7 +284,7 @@ def _reset_error(recs: Any, codes: Any, resets: Any, later: Any, earlier: Any,
     name = FIELD_NAMES[col]
     i, j = int(later[row]), int(earlier[row])
     before = recs[j] if j >= 0 else previous.records[codes[i]]
-    exc = CounterResetError(row, name, int(before[name]), int(recs[i][name]))
+    exc = CounterResetError(row, name, int(before[name]), int(recs[i][name]), None)
     exc.later = i  # type: ignore[attr-defined]  # the index in records of the record that fell
     where = f"record {j}" if j >= 0 else "its last record of an earlier chunk"
     exc.add_note(f"record {i} (instance code {int(codes[i])}) against {where}")

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ._capture import Capture
+from ._capture import Capture, InstanceLabels
 from ._deltas import deltas, divide_counters, rate_dtype, resolve_kinds
 from ._errors import CounterResetError
 from ._schema import NFIELDS
@@ -67,17 +67,18 @@ class DeltaChunk:
         """The index in the source of each row's later record."""
         return self.later + self.chunk.start
 
-    def leading_columns(self) -> dict[str, npt.NDArray[Any]]:
+    def leading_columns(self) -> dict[str, Any]:
         """``record``, ``timestamp`` (when the stream has times) and ``instance`` of each row."""
         return row_columns(self.chunk, self.later)
 
 
-def row_columns(chunk: Capture, index: npt.NDArray[np.intp]) -> dict[str, npt.NDArray[Any]]:
-    """The export's leading columns of records ``index`` of ``chunk``."""
-    cols: dict[str, npt.NDArray[Any]] = {"record": (index + chunk.start).astype(np.uint64)}
+def row_columns(chunk: Capture, index: npt.NDArray[np.intp]) -> dict[str, Any]:
+    """The export's leading columns of records ``index`` of ``chunk``: ``record`` (uint64),
+    ``timestamp`` (when the stream has times) and ``instance`` (``InstanceLabels``)."""
+    cols: dict[str, Any] = {"record": (index + chunk.start).astype(np.uint64)}
     if chunk.timestamps is not None:
         cols["timestamp"] = chunk.timestamps[index]
-    cols["instance"] = np.array(chunk.instance_names, dtype=object)[chunk.instance_codes[index]]
+    cols["instance"] = InstanceLabels(chunk.instance_codes[index], chunk.instance_names)
     return cols
 
 
@@ -173,7 +174,7 @@ def _stride_chunks(reader: Any, stride: int, on_decrease: str, kinds: Any,
         previous = recs[n - stride:].copy()
 
 
-def _keyed_chunks(reader: Any, on_decrease: str, kinds: Any, interval: float | None) -> Iterator[DeltaChunk]:
+def _keyed_chunks(reader: Any, on_decrease: Any, kinds: Any, interval: float | None) -> Iterator[DeltaChunk]:
     from ._keyed import InstanceState, keyed_deltas
 
     state = InstanceState()

@@ -477,8 +477,10 @@ class _WnodeWalk:
             else:  # whole NUL code units only: the last nonzero byte keeps its unit
                 raw = raw[: (len(raw.rstrip(b"\0")) + 1) // 2 * 2]
             key = (ansi, raw)
-            name_id = self.ids.get(key)
-            if name_id is None:
+            found = self.ids.get(key)
+            if found is not None:
+                name_id = found
+            else:
                 if len(self.ids) >= names.shape[0]:
                     raise _WnodeStop(_wl.NAMES_FULL, at, names.shape[0], names.shape[0])
                 name_id = len(self.ids)

@@ -388,7 +388,8 @@ def scan(reader: Any, *, on_decrease: str = "auto", bins: int = 0,
     timed = capture and reader.has_timestamps
     acc = _Scan(stats, timed)
     done = src.offset
-    polls, names = 0, ()
+    polls = 0
+    names: tuple[str, ...] = ()
     for d in iter_delta_chunks(reader, on_decrease=on_decrease):
         chunk = d.chunk
         n = len(chunk)
@@ -412,16 +413,7 @@ def scan_path(path: str, *, input_format: str = "auto", stride: int | None = Non
               allow_partial: bool = False, timestamp_column: str | None = None) -> LogStats:
     """``scan`` of the file at ``path``: a module-level function, so Dask workers can run it."""
     from . import formats
-    from ._source import ByteSource
 
-    src = ByteSource(path)
-    try:
-        fmt = formats.detect(src) if input_format == "auto" else formats.by_name(input_format)
-        options: dict[str, Any] = {"stride": stride, "timestamp_column": timestamp_column}
-        if allow_partial and "allow_partial" in fmt.options():
-            options["allow_partial"] = True
-        reader = fmt.open(src, **options)
-    except BaseException:
-        src.close()
-        raise
+    reader = formats.open_reader(path, input_format, stride=stride, timestamp_column=timestamp_column,
+                                 allow_partial=allow_partial)
     return scan(reader, on_decrease=on_decrease)

@@ -266,10 +266,8 @@ def _open_log(args: argparse.Namespace, path: str) -> Any:
                              "names, and deltas pair the records of each name")
         if fmt.name == "wnode" and args.timestamp_column is not None:
             raise UsageError(f"{path}: --timestamp-column applies to --input-format cim-csv only")
-        options: dict[str, Any] = {"stride": args.stride, "timestamp_column": args.timestamp_column}
-        if args.allow_partial and "allow_partial" in fmt.options():
-            options["allow_partial"] = True
-        reader = fmt.open(src, **options)
+        reader = fmt.open(src, stride=args.stride, timestamp_column=args.timestamp_column,
+                          allow_partial=args.allow_partial)
     except BaseException:
         src.close()
         raise
@@ -336,7 +334,7 @@ def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[s
 
         with _scheduler_errors(args.scheduler):
             remote = map_files(scan_path, list(paths), scheduler=args.scheduler, input_format=args.input_format,
-                               stride=args.stride or 1, on_decrease=args.on_decrease,
+                               stride=args.stride, on_decrease=args.on_decrease,
                                allow_partial=args.allow_partial, timestamp_column=args.timestamp_column)
     for i, path in enumerate(paths):
         trailing: list[int] = []
@@ -378,10 +376,6 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     _check_time_options(args)
     if args.scheduler or args.more_files or args.output.endswith(("/", os.sep)) or os.path.isdir(args.output):
-        if args.input_format not in ("auto", "raw"):
-            raise UsageError("several FILEs or --scheduler (a Parquet dataset) read raw records only")
-        if args.what == "rates" and args.interval is None:
-            raise UsageError("--what rates needs --interval SECONDS")
         return _convert_dataset(args)
     try:
         fmt = format_for(args.output, args.format)
@@ -430,11 +424,13 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _capture_columns(timestamps: bool) -> dict[str, Any]:
-    """The leading columns of a capture's export, as empty arrays that name them."""
+    """The leading columns of a capture's export, as empty columns that name them."""
+    from ._capture import InstanceLabels
+
     cols: dict[str, Any] = {"record": np.empty(0, np.uint64)}
     if timestamps:
         cols["timestamp"] = np.empty(0, "datetime64[ns]")
-    cols["instance"] = np.empty(0, object)
+    cols["instance"] = InstanceLabels(np.empty(0, np.intp), ())
     return cols
 
 
@@ -456,7 +452,8 @@ def _convert_dataset(args: argparse.Namespace) -> int:
             names = convert_logs([args.file, *args.more_files], args.output, scheduler=args.scheduler,
                                  what=args.what, stride=args.stride or 1,
                                  interval=args.interval if args.what == "rates" else None,
-                                 on_decrease=args.on_decrease, allow_partial=args.allow_partial)
+                                 on_decrease=args.on_decrease, allow_partial=args.allow_partial,
+                                 input_format=args.input_format, timestamp_column=args.timestamp_column)
     except (OSError, ValueError) as exc:
         _error(args, args.file, exc)
         return EXIT_DATA

@@ -1,12 +1,16 @@
 """Many logs as one Dask DataFrame (optional extra ``dask``): ``read_logs``.
 
-A log is a file of contiguous 168-byte records. ``read_logs`` lists the files and
-their sizes on the client, then builds the frame with ``dask.dataframe.from_map``:
-one partition per file, or per run of ``chunk_records`` records of a large file.
-Workers read their own record range (``readinto`` into an aligned buffer), so the
-files must be reachable from every worker (a shared filesystem on a cluster). A
-deltas/rates partition re-reads the ``stride`` records before its range, so chunked
-results equal whole-file results exactly.
+``read_logs`` tells each file's format and lists the files on the client, then builds
+the frame with ``dask.dataframe.from_map``. Workers read their own files, so the files
+must be reachable from every worker (a shared filesystem on a cluster).
+
+* Raw logs (contiguous 168-byte records) split safely anywhere: one partition per
+  file, or per run of ``chunk_records`` records. A worker reads its record range
+  (``readinto`` into an aligned buffer); a deltas/rates partition re-reads the
+  ``stride`` records before its range, so chunked results equal whole-file results.
+* Captures (WNODE, CIM CSV) are one partition per file, streamed through
+  ``iter_capture``: an instance's previous sample may lie anywhere earlier in the file,
+  so only a whole file pairs every record with the right one.
 
 Runs on whatever scheduler is active: the threaded one by default (the kernels
 release the GIL), or a ``distributed.Client`` (``Client("tcp://scheduler:8786")``).
@@ -37,8 +41,9 @@ from ._deltas import ON_DECREASE, DecreasePolicy, rates, resolve_kinds
 from ._errors import CounterResetError, PartialRecordWarning
 from ._interop import require, table_columns
 from ._schema import FIELD_NAMES, RECORD_DTYPE, RECORD_SIZE
+from ._source import ByteSource
 
-__all__ = ["CONNECT_TIMEOUT_ENV", "FileOutcome", "LogPart", "LogReader", "SchedulerAddressError",
+__all__ = ["CONNECT_TIMEOUT_ENV", "FileOutcome", "LogPart", "CaptureFileReader", "LogReader", "SchedulerAddressError",
            "SchedulerConnectionError", "connect_timeout", "convert_logs", "map_files", "parquet_options", "read_logs",
            "read_record_range", "use_scheduler", "write_parquet_dataset"]
 
@@ -139,12 +144,21 @@ def read_record_columns(path: str, start: int, count: int) -> Columns:
 
 @dataclass(frozen=True)
 class LogPart:
-    """One partition: the rows for records ``[start, stop)`` of file ``file_index``."""
+    """One partition: the rows for records ``[start, stop)`` of file ``file_index`` (a capture's
+    one partition: ``0, -1``, the whole file)."""
 
     file_index: int
     path: str
     start: int
     stop: int
+
+
+def value_fields(what: str, kinds: tuple[tuple[str, str], ...] | None) -> tuple[str, ...]:
+    """The field columns of ``what``: all 21, or for rates the counters only."""
+    if what != "rates":
+        return FIELD_NAMES
+    kind_tuple = resolve_kinds(None if kinds is None else dict(kinds))
+    return tuple(n for n, k in zip(FIELD_NAMES, kind_tuple) if k == "counter")
 
 
 class LogReader:
@@ -170,11 +184,7 @@ class LogReader:
         self.interval = interval
         self.on_decrease = on_decrease
         self.kinds = kinds
-        kind_tuple = resolve_kinds(None if kinds is None else dict(kinds))
-        if what == "rates":
-            self.fields = tuple(n for n, k in zip(FIELD_NAMES, kind_tuple) if k == "counter")
-        else:
-            self.fields = FIELD_NAMES
+        self.fields = value_fields(what, kinds)
         self.columns = ("file", "record") + (("instance",) if stride > 1 else ()) + self.fields
 
     def __dask_tokenize__(self) -> Any:
@@ -242,6 +252,105 @@ class LogReader:
         return self(LogPart(0, self.files[0], 0, 0))
 
 
+class CaptureFileReader:
+    """Builds the pandas frame of one capture file (a WNODE or CIM CSV file: one partition).
+
+    Columns: ``file`` (categorical over every file read), ``record`` (index of the record in
+    its file; for deltas and rates, the later record of the pair), ``timestamp``
+    (datetime64[ns, UTC]; NaT in files without times), ``instance`` (the instance name),
+    then the fields. Deltas pair each record with the previous record of its instance.
+    """
+
+    def __init__(self, files: tuple[str, ...], formats: tuple[str, ...], what: str, interval: float | None,
+                 on_decrease: DecreasePolicy, kinds: tuple[tuple[str, str], ...] | None,
+                 timestamp_column: str | None):
+        self.files = files
+        self.formats = formats  # the format name of each file
+        self.what = what
+        self.interval = interval
+        self.on_decrease = on_decrease
+        self.kinds = kinds
+        self.timestamp_column = timestamp_column
+        self.fields = value_fields(what, kinds)
+        self.columns = ("file", "record", "timestamp", "instance") + self.fields
+
+    def __dask_tokenize__(self) -> Any:
+        return (type(self).__name__, self.files, self.formats, self.what, self.interval, self.on_decrease,
+                self.kinds, self.timestamp_column)
+
+    def _chunks(self, part: LogPart) -> Iterator[Any]:
+        from ._pipeline import iter_capture
+
+        fmt = self.formats[part.file_index]
+        options = {"timestamp_column": self.timestamp_column} if fmt == "cim-csv" else {}
+        try:
+            yield from iter_capture(part.path, self.what, input_format=fmt, on_decrease=self.on_decrease,
+                                    interval=self.interval, kinds=None if self.kinds is None else dict(self.kinds),
+                                    **options)
+        except CounterResetError as exc:
+            place = getattr(exc, "place", None)
+            exc.add_note(f"{part.path}: " + (place or f"delta row {exc.row}"))
+            raise
+
+    def __call__(self, part: LogPart, columns: list[str] | None = None) -> Any:
+        wanted = self.columns if columns is None else tuple(columns)
+        for name in wanted:
+            if name not in self.columns:
+                raise KeyError(f"read_logs(): no column {name!r}; columns are {', '.join(self.columns)}")
+        return self._frame(part, list(self._chunks(part)), wanted)
+
+    def _frame(self, part: LogPart, chunks: list[Any], wanted: tuple[str, ...]) -> Any:
+        pd = require("pandas", "dask", "read_logs()")
+        n = sum(len(c) for c in chunks)
+        data: dict[str, Any] = {}
+        if "file" in wanted:
+            codes = np.full(n, part.file_index, dtype=np.int32)
+            data["file"] = pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(list(self.files)))
+        if "record" in wanted:
+            data["record"] = np.concatenate([c.record for c in chunks] or [np.empty(0, np.intp)]).astype(np.int64)
+        if "timestamp" in wanted:
+            stamps = [np.full(len(c), np.datetime64("NaT", "ns")) if c.timestamps is None else c.timestamps
+                      for c in chunks]
+            times = np.concatenate(stamps or [np.empty(0, "datetime64[ns]")])
+            data["timestamp"] = pd.DatetimeIndex(times).tz_localize("UTC")
+        if "instance" in wanted:
+            data["instance"] = np.concatenate([c.instances for c in chunks] or [np.empty(0, object)])
+        if any(name in self.fields for name in wanted):
+            values = np.concatenate([c.values for c in chunks]) if chunks else self._empty_values()
+            fields = table_columns(values)
+            for name in wanted:
+                if name in self.fields:
+                    data[name] = fields[name]
+        return pd.DataFrame({name: data[name] for name in wanted}, columns=list(wanted), copy=False)
+
+    def _empty_values(self) -> npt.NDArray[np.void]:
+        from ._deltas import delta_dtype, rate_dtype
+
+        kinds = resolve_kinds(None if self.kinds is None else dict(self.kinds))
+        dtype = {"records": RECORD_DTYPE, "deltas": delta_dtype(kinds), "rates": rate_dtype(kinds)}[self.what]
+        return np.empty(0, dtype)
+
+    def meta(self) -> Any:
+        """The empty frame with every column and dtype a partition has."""
+        return self._frame(LogPart(0, self.files[0], 0, 0), [], self.columns)
+
+
+def _probe(path: str, input_format: str, timestamp_column: str | None) -> tuple[str, bool]:
+    """The format of the file at ``path`` and whether its records carry times (opens and closes it)."""
+    from . import formats
+
+    src = ByteSource(path, "read_logs()")
+    try:
+        fmt = formats.detect(src) if input_format == "auto" else formats.by_name(input_format)
+        if fmt.name == "raw":
+            return fmt.name, False
+        options: dict[str, Any] = {"timestamp_column": timestamp_column} if fmt.name == "cim-csv" else {}
+        reader = fmt.open(src, **options)
+        return fmt.name, bool(reader.has_timestamps)
+    finally:
+        src.close()
+
+
 def plan_parts(paths: list[str], counts: list[int], chunk_records: int | None) -> list[LogPart]:
     """One part per file, or per run of ``chunk_records`` records (an empty file gives one empty part)."""
     files = list(dict.fromkeys(paths))
@@ -266,6 +375,8 @@ def read_logs(
     chunk_records: int | None = None,
     kinds: Mapping[str, str] | None = None,
     allow_partial: bool = False,
+    input_format: str = "auto",
+    timestamp_column: str | None = None,
 ) -> Any:
     """Records, deltas or rates of many log files as one ``dask.dataframe.DataFrame``.
 
@@ -282,6 +393,14 @@ def read_logs(
     when ``stride > 1``), then the fields. File sizes are taken now: a trailing partial
     record raises ``TruncatedRecordError`` (``allow_partial=True``: warns and reads the
     whole records); records appended later are not read.
+
+    Captures: ``input_format`` ("auto": told from each file's first bytes, or a name from
+    ``formats.NAMES``) reads WNODE and CIM CSV files too, each one partition streamed in
+    bounded chunks. Their columns are ``file``, ``record``, ``timestamp`` (UTC; NaT where a
+    file has no times), ``instance`` (the name), then the fields; deltas pair the records of
+    each instance name, and rates divide by the real time steps (``interval`` only for
+    captures without times). ``timestamp_column`` names a CIM CSV file's time column. Raw
+    logs and captures cannot be mixed in one frame.
     """
     dd = require("dask.dataframe", "dask", "read_logs()")
     if what not in WHAT:
@@ -291,9 +410,7 @@ def read_logs(
     stride = check_int("stride", stride, 1)
     if chunk_records is not None:
         chunk_records = check_int("chunk_records", chunk_records, 1)
-    if what == "rates":
-        if interval is None:
-            raise ValueError("read_logs(what='rates') needs interval= (seconds between samples of one instance)")
+    if what == "rates" and interval is not None:
         interval = float(interval)
         if not (np.isfinite(interval) and interval > 0):
             raise ValueError(f"interval must be a finite number of seconds > 0, got {interval!r}")
@@ -303,19 +420,64 @@ def read_logs(
     resolve_kinds(kinds)  # validate now, not on a worker
 
     paths = expand_paths(paths_or_glob)
+    if input_format != "raw":
+        probed = [_probe(path, input_format, timestamp_column) for path in paths]
+        captures = [(path, name) for path, (name, _) in zip(paths, probed) if name != "raw"]
+        if captures:
+            raws = [path for path, (name, _) in zip(paths, probed) if name == "raw"]
+            if raws:
+                from .formats import by_name
+
+                raise ValueError(f"{raws[0]} holds raw records but {captures[0][0]} is a "
+                                 f"{by_name(captures[0][1]).title}: raw logs and captures cannot share one "
+                                 "frame or dataset; read them separately")
+            return _read_captures(dd, paths, [name for name, _ in probed], [timed for _, timed in probed], what,
+                                  interval, on_decrease, kind_items, timestamp_column, columns)
+    if what == "rates" and interval is None:
+        raise ValueError("read_logs(what='rates') needs interval= (seconds between samples of one instance)")
+    if timestamp_column is not None:
+        raise ValueError("read_logs(): timestamp_column= applies to CIM CSV captures only; these are raw logs")
     counts = []
     for path in paths:
         counts.append(whole_records(os.stat(path).st_size, allow_partial, path))
     reader = LogReader(tuple(dict.fromkeys(paths)), what, stride, interval, on_decrease, kind_items)
-    if columns is not None:
-        columns = list(columns)
-        unknown = [c for c in columns if c not in reader.columns]
-        if unknown or not columns:
-            raise ValueError(
-                f"read_logs(): unknown column(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
-                f"columns are {', '.join(reader.columns)}"
-            )
+    columns = _checked_columns(columns, reader.columns)
     parts = plan_parts(paths, counts, chunk_records)
+    return dd.from_map(reader, parts, meta=reader.meta(), columns=columns, label=f"ipsecstats-{what}")
+
+
+def _checked_columns(columns: list[str] | None, known: tuple[str, ...]) -> list[str] | None:
+    if columns is None:
+        return None
+    columns = list(columns)
+    unknown = [c for c in columns if c not in known]
+    if unknown or not columns:
+        raise ValueError(f"read_logs(): unknown column(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
+                         f"columns are {', '.join(known)}")
+    return columns
+
+
+def _read_captures(dd: Any, paths: list[str], names: list[str], timed: list[bool], what: str,
+                   interval: float | None, on_decrease: DecreasePolicy, kinds: tuple[tuple[str, str], ...] | None,
+                   timestamp_column: str | None, columns: list[str] | None) -> Any:
+    """``read_logs`` of capture files: one partition per file (see ``CaptureFileReader``)."""
+    if what == "rates":
+        untimed = [path for path, t in zip(paths, timed) if not t]
+        if interval is None and untimed:
+            raise ValueError(f"read_logs(what='rates'): {untimed[0]} has no timestamps; pass interval= (seconds "
+                             "between samples of one instance)" + (" or timestamp_column= (its time column)"
+                                                                   if names[paths.index(untimed[0])] == "cim-csv"
+                                                                   else ""))
+        if interval is not None and len(untimed) < len(paths):
+            first = next(path for path, t in zip(paths, timed) if t)
+            raise ValueError(f"read_logs(what='rates'): interval= does not apply: {first} carries a time for every "
+                             "record, and rates use the real time steps")
+    files = tuple(dict.fromkeys(paths))
+    formats_of = dict(zip(paths, names))
+    reader = CaptureFileReader(files, tuple(formats_of[f] for f in files), what, interval, on_decrease, kinds,
+                               timestamp_column)
+    columns = _checked_columns(columns, reader.columns)
+    parts = [LogPart(files.index(path), path, 0, -1) for path in paths]
     return dd.from_map(reader, parts, meta=reader.meta(), columns=columns, label=f"ipsecstats-{what}")
 
 
@@ -446,8 +608,10 @@ def convert_logs(paths: Any, directory: str | os.PathLike[str], *, scheduler: st
 
 def parquet_options(meta: Any) -> dict[str, Any]:
     """zstd; integers DELTA_BINARY_PACKED (slow-growing counters pack to a few bits per
-    value), floats BYTE_STREAM_SPLIT, dictionaries only for categorical columns (``file``)."""
-    categorical = [name for name, dt in meta.dtypes.items() if str(dt) == "category"]
+    value), floats BYTE_STREAM_SPLIT, dictionaries only for columns of few distinct values
+    (``file``, a capture's ``instance`` names)."""
+    categorical = [name for name, dt in meta.dtypes.items() if str(dt) == "category" or dt.kind in "OU"
+                   or str(dt).startswith("str")]
     encodings = {}
     for name, dt in meta.dtypes.items():
         if dt.kind in "iu":

@@ -17,10 +17,11 @@ from __future__ import annotations
 from typing import Any
 
 from .._source import ByteSource
-from ._base import SNIFF_BYTES, Format, FormatError, Reader, is_text
+from ._base import SNIFF_BYTES, Format, FormatError, FormatOptionError, Reader, is_text
 from . import cimcsv, raw, wnode
 
-__all__ = ["FORMATS", "SNIFF_BYTES", "Format", "FormatError", "Reader", "by_name", "detect", "open_reader"]
+__all__ = ["FORMATS", "SNIFF_BYTES", "Format", "FormatError", "FormatOptionError", "Reader", "by_name", "detect",
+           "open_reader"]
 
 #: Asked in this order; ``raw`` accepts any binary prefix, so it comes last.
 FORMATS: tuple[Format, ...] = (wnode.FORMAT, cimcsv.FORMAT, raw.FORMAT)
@@ -62,7 +63,7 @@ def open_reader(source: Any, input_format: str = "auto", *, what: str = "input",
 
     ``input_format``: a name from ``NAMES`` or "auto" (``detect``). ``options`` go to the
     format's reader; an option the format does not take, when set (not None), is a
-    ``TypeError`` naming the format.
+    ``FormatOptionError`` (a TypeError and a ValueError) naming the format.
     """
     src = source if isinstance(source, ByteSource) else ByteSource(source, what)
     try:

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from .._capture import Capture
 from .._source import ByteSource
 
-__all__ = ["SNIFF_BYTES", "Format", "FormatError", "Reader", "is_text"]
+__all__ = ["SNIFF_BYTES", "Format", "FormatError", "FormatOptionError", "Reader", "is_text"]
 
 #: Bytes that detection peeks at (and that ``accept`` sees).
 SNIFF_BYTES = 4096
@@ -21,6 +21,11 @@ _TEXT_CONTROLS = {c: None for c in [*range(32), 127] if chr(c) not in "\t\n\r\f"
 
 class FormatError(ValueError):
     """The input's format cannot be told, or an option does not fit it."""
+
+
+class FormatOptionError(FormatError, TypeError):
+    """A reader option the input's format does not take (a TypeError, as for any stray keyword,
+    and a FormatError: which options fit depends on the file)."""
 
 
 class Reader(Protocol):
@@ -51,7 +56,7 @@ class Format:
     name: str
     title: str
     accept: Callable[[bytes], bool]
-    reader: Callable[..., Reader]
+    reader: Callable[..., Any]  # returns a Reader
 
     def options(self) -> frozenset[str]:
         """The keyword options the reader takes."""
@@ -59,12 +64,19 @@ class Format:
         return frozenset(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
 
     def open(self, source: ByteSource, *, detected: bool = False, **options: Any) -> Reader:
-        """``reader(source, **options)``, refusing set options the format does not take."""
+        """``reader(source, **options)``, refusing set options the format does not take.
+
+        ``allow_partial`` (lenience towards a truncated end) is dropped for formats without
+        one: text formats have no partial records to allow.
+        """
         taken = self.options()
+        if "allow_partial" not in taken:
+            options.pop("allow_partial", None)
         stray = sorted(k for k, v in options.items() if k not in taken and v is not None)
         if stray:
             how = " (detected)" if detected else ""
-            raise TypeError(f"{source.name}: {', '.join(stray)} do(es) not apply to {self.title}{how}")
+            verb = "does" if len(stray) == 1 else "do"
+            raise FormatOptionError(f"{source.name}: {', '.join(stray)} {verb} not apply to {self.title}{how}")
         return self.reader(source, **{k: v for k, v in options.items() if k in taken})
 
 

@@ -31,7 +31,6 @@ import numpy.typing as npt
 
 from .. import _backend
 from .. import _csv_layout as CL
-from .. import _wnode_layout as L
 from .._capture import Capture, NameTable, concat
 from .._checks import check_int
 from .._schema import FIELD_NAMES, NFIELDS, RECORD_DTYPE, RECORD_SIZE

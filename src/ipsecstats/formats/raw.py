@@ -53,7 +53,7 @@ class RawReader:
         self.has_timestamps = self._start_ns is not None
 
     def __iter__(self) -> Iterator[Capture]:
-        src, k = self.source, self.stride
+        src = self.source
         first = 0
         try:
             while True:
