@@ -422,6 +422,7 @@ static inline __attribute__((always_inline)) const unsigned char *ips_keyed_pair
     const ptrdiff_t e = a->last[code];
     a->last[code] = (ptrdiff_t)i;
     if (e == IPS_KEY_NONE) return NULL;
+    /* regular stores: 8-byte non-temporal ones (movnti) measured slower here */
     a->earlier[a->m] = e;
     a->later[a->m] = (ptrdiff_t)i;
     if (a->earlier_ticks) a->earlier_ticks[a->m] = e >= 0 ? a->ticks[e] : a->state_ticks[code];

@@ -255,9 +255,11 @@ def _keyed(recs: Any, rows2d: Any, n: int, codes: Any, state: InstanceState, pre
         targets = [values] if resets is None else [values, resets]
         if any(np.may_share_memory(t, recs) for t in targets):
             raise ValueError("out must not overlap the input records")
-    earlier = aligned_empty(n, np.intp)
-    later = aligned_empty(n, np.intp)
-    earlier_ticks = None if ticks is None else aligned_empty(n, np.int64)
+    # one buffer for the index outputs: large enough for the recycled mappings of _alloc, so a
+    # loop over big chunks does not pay the page faults of fresh memory for them every call
+    index = aligned_empty((2 if ticks is None else 3, n), np.intp)
+    earlier, later = index[0], index[1]
+    earlier_ticks = None if ticks is None else index[2].view(np.int64)
     out_bytes = values[:n].view(np.uint8).reshape(n, RECORD_SIZE)
     mask = None if resets is None else resets[:n].view(np.uint8)
     policy = "wrap" if on_decrease == "raise" else on_decrease
