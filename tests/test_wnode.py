@@ -641,12 +641,12 @@ def test_to_pandas_and_to_arrow_carry_timestamp_and_instance(both):
     import pandas as pd  # the test extra installs both: a missing one fails, never skips
     import pyarrow as pa
     cap, _ = _irregular_capture()
-    frame = cap.to_pandas()
+    frame = ipsecstats.to_pandas(cap)
     assert isinstance(frame.index, pd.DatetimeIndex) and frame.index.name == "timestamp"
     assert frame["instance"].tolist() == list(cap.instances)
     assert frame["SoftAssociations"].dtype == np.uint64
     assert frame["ActiveAcquire"].tolist() == cap.records["ActiveAcquire"].tolist()
-    table = cap.to_arrow()
+    table = ipsecstats.to_arrow(cap)
     assert table.column_names[:3] == ["timestamp", "instance", "ActiveAcquire"]
     assert table.schema.field("SoftAssociations").type == pa.uint64()
     assert table["ActiveAcquire"].to_pylist() == cap.records["ActiveAcquire"].tolist()

@@ -179,27 +179,6 @@ class Capture:
                 out[name] = _rates(sub.records, timestamps=sub.timestamps, **kwargs)
         return out
 
-    def to_arrow(self, what: str = "records", *, on_decrease: str = "auto", interval: float | None = None) -> Any:
-        """``ipsecstats.to_arrow(self, what=...)``: ``timestamp`` (when present), ``instance``
-        (dictionary), the 21 fields of the records, or of the deltas / rates paired by name."""
-        from ._interop import to_arrow
-
-        return to_arrow(self, what=what, on_decrease=on_decrease, interval=interval)  # type: ignore[arg-type]
-
-    def to_pandas(self, what: str = "records", *, on_decrease: str = "auto", interval: float | None = None) -> Any:
-        """``ipsecstats.to_pandas(self, what=...)``: index ``timestamp`` (when present),
-        ``instance`` (categorical), the 21 fields."""
-        from ._interop import to_pandas
-
-        return to_pandas(self, what=what, on_decrease=on_decrease, interval=interval)  # type: ignore[arg-type]
-
-    def to_polars(self, what: str = "records", *, on_decrease: str = "auto", interval: float | None = None) -> Any:
-        """``ipsecstats.to_polars(self, what=...)``: ``timestamp`` (when present), ``instance``
-        (enum), the 21 fields."""
-        from ._interop import to_polars
-
-        return to_polars(self, what=what, on_decrease=on_decrease, interval=interval)  # type: ignore[arg-type]
-
 
 def as_datetime_ns(timestamps: Any, n: int, what: str) -> npt.NDArray[np.datetime64]:
     """``timestamps`` as datetime64[ns] of shape (n,), refusing lossy or overflowing casts."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -19,59 +19,21 @@ from ._alloc import aligned_empty
 from ._checks import check_int
 from ._decode import as_record_array, record_bytes_2d
 from ._errors import CounterResetError
-from ._schema import FIELD_NAMES, FIELDS, NFIELDS, RECORD_SIZE, Kind
+from ._keyed import InstanceState, keyed_deltas
+from ._rules import (
+    ON_DECREASE,
+    DecreasePolicy,
+    check_out,
+    check_policy,
+    counter_lanes,
+    delta_dtype,
+    exact_int_difference,
+    rate_dtype,
+    resolve_kinds,
+)
+from ._schema import FIELD_NAMES, NFIELDS, RECORD_SIZE, Kind
 
 __all__ = ["DecreasePolicy", "ON_DECREASE", "deltas", "delta_dtype", "rate_dtype", "rates", "resolve_kinds"]
-
-DecreasePolicy = Literal["auto", "reset", "wrap", "zero", "raise"]
-ON_DECREASE: tuple[str, ...] = ("auto", "reset", "wrap", "zero", "raise")
-_KINDS = ("counter", "gauge")
-
-
-def resolve_kinds(kinds: Mapping[str, str] | None) -> tuple[Kind, ...]:
-    """Field kinds in record order: the defaults, overridden by ``kinds``."""
-    resolved: list[Any] = [f.kind for f in FIELDS]
-    if kinds is None:
-        return tuple(resolved)
-    if not isinstance(kinds, Mapping):
-        raise TypeError(f"kinds must be a mapping of field name to 'counter'/'gauge', not {type(kinds).__name__}")
-    for name, kind in kinds.items():
-        if name not in FIELD_NAMES:
-            raise ValueError(f"kinds: unknown field {name!r}; fields are {', '.join(FIELD_NAMES)}")
-        if kind not in _KINDS:
-            raise ValueError(f"kinds: field {name!r} has kind {kind!r}; use 'counter' or 'gauge'")
-        resolved[FIELD_NAMES.index(name)] = kind
-    return tuple(resolved)
-
-
-@lru_cache(maxsize=64)
-def delta_dtype(kinds: tuple[Kind, ...]) -> np.dtype[np.void]:
-    """The deltas dtype: the 21 field names, counters '<u8', gauges '<i8'."""
-    formats = ["<u8" if k == "counter" else "<i8" for k in kinds]
-    return np.dtype({"names": list(FIELD_NAMES), "formats": formats})
-
-
-@lru_cache(maxsize=64)
-def rate_dtype(kinds: tuple[Kind, ...]) -> np.dtype[np.void]:
-    """The rates dtype: the counter fields only, float64 per second."""
-    names = [n for n, k in zip(FIELD_NAMES, kinds) if k == "counter"]
-    return np.dtype({"names": names, "formats": ["<f8"] * len(names)})
-
-
-@lru_cache(maxsize=64)
-def _counter_lanes(kinds: tuple[Kind, ...]) -> npt.NDArray[np.uint8]:
-    """(21,) uint8 for the kernel: 1 where the item is a counter."""
-    lanes = np.array([k == "counter" for k in kinds], dtype=np.uint8)
-    lanes.flags.writeable = False
-    return lanes
-
-
-def _check_policy(on_decrease: str) -> None:
-    if on_decrease not in ON_DECREASE:
-        raise ValueError(
-            f"on_decrease must be one of {', '.join(repr(p) for p in ON_DECREASE)}; got {on_decrease!r}"
-        )
-
 
 def _check_stride(stride: Any) -> int:
     return check_int("stride", stride, 1)
@@ -123,7 +85,7 @@ def deltas(
         return _instance_deltas(records, instances, stride, on_decrease, previous, kinds, return_resets, out)
     if _is_instance_state(previous):
         raise TypeError("previous=InstanceState goes with instances= (the instance of every record)")
-    _check_policy(on_decrease)
+    check_policy(on_decrease)
     stride = _check_stride(stride)
     kind_tuple = resolve_kinds(kinds)
     recs = as_record_array(records, "deltas()")
@@ -160,7 +122,7 @@ def deltas(
         if any(np.may_share_memory(t, s) for t in targets for s in sources):
             raise ValueError("out must not overlap the input records")
     out_bytes = values.view(np.uint8).reshape(nout, RECORD_SIZE)
-    counters = _counter_lanes(kind_tuple)
+    counters = counter_lanes(kind_tuple)
     policy = "wrap" if on_decrease == "raise" else on_decrease
     kernel = _backend.KERNEL
     ndec = 0
@@ -185,16 +147,12 @@ def deltas(
 
 
 def _is_instance_state(obj: Any) -> bool:
-    from ._keyed import InstanceState  # _keyed imports this module
-
     return isinstance(obj, InstanceState)
 
 
 def _instance_deltas(records: Any, instances: Any, stride: Any, on_decrease: Any, previous: Any, kinds: Any,
                      return_resets: bool, out: Any) -> Any:
     """``deltas(records, instances=...)``: the rows of ``keyed_deltas``."""
-    from ._keyed import keyed_deltas
-
     if isinstance(stride, bool) or stride != 1:
         raise TypeError("deltas() takes stride= or instances=, not both: instances pair the records by themselves")
     if previous is not None and not _is_instance_state(previous):
@@ -215,20 +173,11 @@ def _outputs(out: Any, nrows: int, dtype: np.dtype[np.void], return_resets: bool
         if not (isinstance(out, tuple) and len(out) == 2):
             raise TypeError("with return_resets=True, out must be a tuple (values, resets)")
         values, resets = out
-        _check_out("out[1] (resets)", resets, (nrows, NFIELDS), np.dtype(np.bool_))
+        check_out("out[1] (resets)", resets, (nrows, NFIELDS), np.dtype(np.bool_))
     else:
         values, resets = out, None
-    _check_out("out" if resets is None else "out[0] (values)", values, (nrows,), dtype)
+    check_out("out" if resets is None else "out[0] (values)", values, (nrows,), dtype)
     return values, resets
-
-
-def _check_out(name: str, arr: Any, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
-    if not isinstance(arr, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array, not {type(arr).__name__}")
-    if arr.shape != shape or arr.dtype != dtype:
-        raise ValueError(f"{name} must have shape {shape} and dtype {dtype}, got {arr.shape} {arr.dtype}")
-    if not (arr.flags.c_contiguous and arr.flags.writeable):
-        raise ValueError(f"{name} must be C-contiguous and writeable")
 
 
 def _seconds_per_row(n: int, stride: int, interval: Any, timestamps: Any) -> npt.NDArray[np.float64] | float:
@@ -251,27 +200,13 @@ def _seconds_per_row(n: int, stride: int, interval: Any, timestamps: Any) -> npt
         with np.errstate(invalid="ignore"):
             step = (later - earlier) / np.timedelta64(1, "s")  # NaT gives NaN
     elif ts.dtype.kind in "iu":
-        step = _exact_int_difference(later, earlier)
+        step = exact_int_difference(later, earlier)
     elif ts.dtype.kind == "f":
         step = later.astype(np.float64) - earlier.astype(np.float64)
     else:
         raise TypeError(f"timestamps must be datetime64 or seconds (numbers), got dtype {ts.dtype}")
     step[~(step > 0)] = np.nan
     return step
-
-
-def _exact_int_difference(later: npt.NDArray[Any], earlier: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
-    """``later - earlier`` of integer arrays, computed exactly and rounded once to float64.
-
-    The magnitude of a difference of two 64-bit integers is below 2**64, so the modular
-    uint64 difference, taken in the right order, is exact.
-    """
-    signed = later.dtype.kind == "i"
-    lo = (later.astype(np.int64) if signed else later.astype(np.uint64)).view(np.uint64)
-    eo = (earlier.astype(np.int64) if signed else earlier.astype(np.uint64)).view(np.uint64)
-    forward = later >= earlier
-    magnitude = np.where(forward, lo - eo, eo - lo).astype(np.float64)
-    return np.where(forward, magnitude, -magnitude)
 
 
 def rates(
@@ -290,7 +225,7 @@ def rates(
     ``timestamps[i + stride] - timestamps[i]``. A time step <= 0 gives NaN in that row.
     The uint64 delta is rounded once, to the nearest float64.
     """
-    _check_policy(on_decrease)
+    check_policy(on_decrease)
     stride = _check_stride(stride)
     kind_tuple = resolve_kinds(kinds)
     recs = as_record_array(records, "rates()")

@@ -37,7 +37,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ._alloc import aligned_empty
-from ._deltas import _seconds_per_row, delta_dtype, deltas, divide_counters, rate_dtype, resolve_kinds
+from ._deltas import _check_stride, _seconds_per_row, delta_dtype, deltas, divide_counters, rate_dtype, resolve_kinds
+from ._rules import check_policy
 from ._checks import check_int
 from ._errors import CounterResetError, report_partial_record
 from ._schema import NFIELDS, RECORD_DTYPE, RECORD_SIZE
@@ -379,9 +380,7 @@ def _delta_chunks(
 
 def _check_policy_and_stride(on_decrease: Any, stride: Any) -> int:
     # deltas() validates these too, but only when the first chunk arrives; fail at the call.
-    from ._deltas import _check_policy, _check_stride
-
-    _check_policy(on_decrease)
+    check_policy(on_decrease)
     return _check_stride(stride)
 
 

@@ -20,13 +20,13 @@ from . import _backend
 from ._alloc import aligned_empty
 from ._checks import check_int
 from ._decode import as_record_array, record_bytes_2d
-from ._deltas import (
+from ._rules import (
     DecreasePolicy,
-    _check_out,
-    _check_policy,
-    _counter_lanes,
-    _exact_int_difference,
+    check_out,
+    check_policy,
+    counter_lanes,
     delta_dtype,
+    exact_int_difference,
     resolve_kinds,
 )
 from ._errors import CounterResetError
@@ -183,11 +183,11 @@ def _outputs(out: Any, n: int, dtype: np.dtype[np.void], return_resets: bool) ->
             raise TypeError("with return_resets=True, out must be a tuple (values, resets)")
         values, resets = out
         rows = resets.shape[0] if isinstance(resets, np.ndarray) and resets.ndim == 2 else n
-        _check_out("out[1] (resets)", resets, (max(rows, n), NFIELDS), np.dtype(np.bool_))
+        check_out("out[1] (resets)", resets, (max(rows, n), NFIELDS), np.dtype(np.bool_))
     else:
         values, resets = out, None
     rows = values.shape[0] if isinstance(values, np.ndarray) and values.ndim == 1 else n
-    _check_out("out" if resets is None else "out[0] (values)", values, (max(rows, n),), dtype)
+    check_out("out" if resets is None else "out[0] (values)", values, (max(rows, n),), dtype)
     return values, resets
 
 
@@ -222,7 +222,7 @@ def keyed_deltas(
     C-contiguous values (or ``(values, resets)``) of at least ``len(records)`` rows; the
     result is their first ``m`` rows. ``out`` may not overlap the records.
     """
-    _check_policy(on_decrease)
+    check_policy(on_decrease)
     kind_tuple = resolve_kinds(kinds)
     recs = as_record_array(records, "keyed_deltas()")
     rows2d = record_bytes_2d(recs)
@@ -264,7 +264,7 @@ def _keyed(recs: Any, rows2d: Any, n: int, codes: Any, state: InstanceState, pre
     mask = None if resets is None else resets[:n].view(np.uint8)
     policy = "wrap" if on_decrease == "raise" else on_decrease
     m, ndec = _backend.KERNEL.keyed_delta_rows(
-        rows2d, code_arr, ticks, state.rows, state.ticks, state.seen, _counter_lanes(kind_tuple), policy,
+        rows2d, code_arr, ticks, state.rows, state.ticks, state.seen, counter_lanes(kind_tuple), policy,
         out_bytes, mask, earlier, later, earlier_ticks)
     later, earlier = later[:m], earlier[:m]
     if on_decrease == "raise" and ndec:
@@ -274,7 +274,7 @@ def _keyed(recs: Any, rows2d: Any, n: int, codes: Any, state: InstanceState, pre
     if ticks is not None:
         assert earlier_ticks is not None
         t1, t0 = ticks[later], earlier_ticks[:m]
-        steps = _exact_int_difference(t1, t0)
+        steps = exact_int_difference(t1, t0)
         steps /= 1e9
         steps[(t1 == NAT) | (t0 == NAT)] = np.nan
     return KeyedDeltas(values[:m], resets[:m] if return_resets else None, later, earlier, steps, previous, state)
