@@ -21,7 +21,7 @@ from ._deltas import deltas as _deltas
 from ._deltas import rates as _rates
 from ._schema import RECORD_DTYPE
 
-__all__ = ["Capture", "InstanceLabels", "NameTable", "as_datetime_ns", "concat"]
+__all__ = ["Capture", "InstanceLabels", "NameTable", "as_datetime_ns", "concat", "instance_label"]
 
 
 @dataclass(frozen=True)
@@ -41,26 +41,41 @@ class InstanceLabels:
         return np.array(self.names, dtype=object)[self.codes].tolist()  # type: ignore[no-any-return]
 
 
+def instance_label(name: str, host: str | None) -> str:
+    """The label of an instance: its name, or ``"HOST NAME"`` when the source names a host
+    (host names hold no space, so the first space splits a label again)."""
+    return f"{host} {name}" if host else name
+
+
 class NameTable:
-    """Instance names in order of first appearance, each with a stable code.
+    """Instance labels in order of first appearance, each with a stable code.
 
     Lookups go through a Python dict (keyed SipHash: crafted names cannot flood it).
-    ``names`` is the table as a tuple, rebuilt only after a name was added.
+    ``names`` is the table as a tuple, rebuilt only after a label was added. A source
+    that names hosts (a CSV's ``PSComputerName``, a perfmon path's ``\\\\HOST``) adds
+    ``(name, host)`` pairs: the label is ``instance_label(name, host)`` and ``hosts``
+    gives the host of every code ("" where a row named none); else ``hosts`` is None.
     """
 
-    __slots__ = ("_index", "_names")
+    __slots__ = ("_hosts", "_index", "_names")
 
     def __init__(self, names: Iterable[str] = ()):
         self._index: dict[str, int] = {}
+        self._hosts: list[str] | None = None
         for name in names:
             self.code(name)
         self._names: tuple[str, ...] = tuple(self._index)
 
-    def code(self, name: str) -> int:
-        """The code of ``name``, added when new."""
-        code = self._index.get(name)
+    def code(self, name: str, host: str | None = None) -> int:
+        """The code of instance ``name`` (of ``host``, when the source names hosts), added when new."""
+        label = instance_label(name, host)
+        code = self._index.get(label)
         if code is None:
-            code = self._index[name] = len(self._index)
+            code = self._index[label] = len(self._index)
+            if host is not None and self._hosts is None:
+                self._hosts = [""] * code
+            if self._hosts is not None:
+                self._hosts.append(host or "")
         return code
 
     def codes(self, names: Sequence[str]) -> npt.NDArray[np.intp]:
@@ -72,6 +87,10 @@ class NameTable:
         if len(self._names) != len(self._index):
             self._names = tuple(self._index)
         return self._names
+
+    @property
+    def hosts(self) -> tuple[str, ...] | None:
+        return None if self._hosts is None else tuple(self._hosts)
 
     def __len__(self) -> int:
         return len(self._index)
@@ -87,6 +106,11 @@ class Capture:
     name of every record. Records keep the order of the source; ``start`` is the index
     in the source of the first one (a chunk of a stream; 0 for a whole file). A chunk
     carries the whole name table of its stream, so names may outnumber the codes used.
+
+    ``instance_hosts``: for sources that name hosts (several computers in one CSV, perfmon
+    paths), the host of each entry of ``instance_names``, whose entries are then labels
+    ``"HOST NAME"`` (``instance_label``): two hosts' equal PDO names stay apart. None
+    for sources without hosts.
     """
 
     records: npt.NDArray[np.void]
@@ -94,6 +118,7 @@ class Capture:
     instance_codes: npt.NDArray[np.intp]
     instance_names: tuple[str, ...]
     start: int = 0
+    instance_hosts: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         recs, codes, names = self.records, self.instance_codes, self.instance_names
@@ -114,6 +139,18 @@ class Capture:
             raise TypeError(f"Capture.start must be an int >= 0, got {self.start!r}")
         if n and (int(codes.min()) < 0 or int(codes.max()) >= len(names)):
             raise ValueError(f"Capture.instance_codes must lie in [0, {len(names)})")
+        hosts = self.instance_hosts
+        if hosts is not None:
+            if not isinstance(hosts, tuple) or len(hosts) != len(names) or not all(isinstance(h, str) for h in hosts):
+                raise TypeError("Capture.instance_hosts must be None or a tuple of str, one per instance name")
+            if any(h and not label.startswith(h + " ") for h, label in zip(hosts, names)):
+                raise ValueError("Capture.instance_names must be the labels 'HOST NAME' of their instance_hosts")
+
+    def bare_names(self) -> tuple[str, ...]:
+        """``instance_names`` without their host (the sources' own instance names)."""
+        if self.instance_hosts is None:
+            return self.instance_names
+        return tuple(label[len(h) + 1:] if h else label for h, label in zip(self.instance_hosts, self.instance_names))
 
     @classmethod
     def from_instances(cls, records: Any, timestamps: Any, instances: Any) -> Capture:
@@ -152,7 +189,8 @@ class Capture:
             start = int(bounds[code])
             recs = rows[idx].view(RECORD_DTYPE).reshape(-1)
             ts = None if self.timestamps is None else self.timestamps[idx]
-            out[name] = Capture(recs, ts, np.zeros(idx.shape[0], dtype=np.intp), (name,))
+            host = None if self.instance_hosts is None else (self.instance_hosts[code],)
+            out[name] = Capture(recs, ts, np.zeros(idx.shape[0], dtype=np.intp), (name,), 0, host)
         return out
 
     def deltas(self, **kwargs: Any) -> dict[str, Any]:
@@ -201,9 +239,9 @@ def concat(chunks: Iterable[Capture]) -> Capture:
     parts = list(chunks)
     if not parts:
         return Capture(np.empty(0, RECORD_DTYPE), None, np.empty(0, np.intp), ())
-    names = parts[-1].instance_names
+    names, hosts = parts[-1].instance_names, parts[-1].instance_hosts
     for p in parts:
-        if names[: len(p.instance_names)] != p.instance_names:
+        if names[: len(p.instance_names)] != p.instance_names or (p.instance_hosts is None) != (hosts is None):
             raise ValueError("chunks of different streams: their name tables disagree")
     stamped = [p.timestamps is not None for p in parts]
     if any(stamped) and not all(stamped):
@@ -212,4 +250,4 @@ def concat(chunks: Iterable[Capture]) -> Capture:
         return parts[0]
     timestamps = np.concatenate([p.timestamps for p in parts]) if all(stamped) else None  # type: ignore[misc]
     return Capture(np.concatenate([p.records for p in parts]), timestamps,
-                   np.concatenate([p.instance_codes for p in parts]), names, parts[0].start)
+                   np.concatenate([p.instance_codes for p in parts]), names, parts[0].start, hosts)

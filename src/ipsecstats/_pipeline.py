@@ -74,11 +74,15 @@ class DeltaChunk:
 
 def row_columns(chunk: Capture, index: npt.NDArray[np.intp]) -> dict[str, Any]:
     """The export's leading columns of records ``index`` of ``chunk``: ``record`` (uint64),
-    ``timestamp`` (when the stream has times) and ``instance`` (``InstanceLabels``)."""
+    ``timestamp`` (when the stream has times), ``host`` (when it names hosts) and
+    ``instance`` (the source's name; ``InstanceLabels``)."""
     cols: dict[str, Any] = {"record": (index + chunk.start).astype(np.uint64)}
     if chunk.timestamps is not None:
         cols["timestamp"] = chunk.timestamps[index]
-    cols["instance"] = InstanceLabels(chunk.instance_codes[index], chunk.instance_names)
+    codes = chunk.instance_codes[index]
+    if chunk.instance_hosts is not None:
+        cols["host"] = InstanceLabels(codes, chunk.instance_hosts)
+    cols["instance"] = InstanceLabels(codes, chunk.bare_names())
     return cols
 
 
@@ -219,6 +223,7 @@ class CaptureReader:
         self.capture = cap
         self.name = name
         self.has_timestamps = cap.timestamps is not None
+        self.has_hosts = cap.instance_hosts is not None
 
     def __iter__(self) -> Iterator[Capture]:
         yield self.capture

@@ -408,7 +408,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
                 layout = Layout(args.what, stride=stride, first_record=0 if args.what == "records" else stride,
                                 interval=args.interval, start=args.start)
             else:
-                layout = Layout(args.what, columns=_capture_columns(reader.has_timestamps))
+                layout = Layout(args.what, columns=_capture_columns(reader.has_timestamps,
+                                                                    getattr(reader, "has_hosts", False)))
                 if fmt == "npy":
                     _note(f"{args.output}: .npy holds the {args.what} array only (the 21 fields, rows in the order "
                           "of the capture" + ("" if args.what == "records" else ", of the later record of each pair")
@@ -423,13 +424,15 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def _capture_columns(timestamps: bool) -> dict[str, Any]:
+def _capture_columns(timestamps: bool, hosts: bool) -> dict[str, Any]:
     """The leading columns of a capture's export, as empty columns that name them."""
     from ._capture import InstanceLabels
 
     cols: dict[str, Any] = {"record": np.empty(0, np.uint64)}
     if timestamps:
         cols["timestamp"] = np.empty(0, "datetime64[ns]")
+    if hosts:
+        cols["host"] = InstanceLabels(np.empty(0, np.intp), ())
     cols["instance"] = InstanceLabels(np.empty(0, np.intp), ())
     return cols
 

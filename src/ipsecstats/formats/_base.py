@@ -32,14 +32,16 @@ class Reader(Protocol):
     """A stream of ``Capture`` chunks from one source.
 
     ``format``: the format's name; ``name``: the source, for messages; ``has_timestamps``:
-    whether chunks carry times (known once the reader is open); ``stride``: the instances
-    of a raw log (None for formats whose records carry instance names); ``source``: the
-    ``ByteSource`` (its ``offset`` and ``size`` give progress).
+    whether chunks carry times (known once the reader is open); ``has_hosts``: whether
+    chunks carry ``instance_hosts`` (a source with a host column or host paths);
+    ``stride``: the instances of a raw log (None for formats whose records carry instance
+    names); ``source``: the ``ByteSource`` (its ``offset`` and ``size`` give progress).
     """
 
     format: str
     name: str
     has_timestamps: bool
+    has_hosts: bool
     stride: int | None
     source: ByteSource
 

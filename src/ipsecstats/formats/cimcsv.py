@@ -262,6 +262,7 @@ class CimCsvReader:
                              f"got {self.delimiter!r}")
         self.chunk_records = check_int("chunk_records", CHUNK_RECORDS if chunk_records is None else chunk_records, 1)
         self.has_timestamps = timestamp_column is not None
+        self.has_hosts = False
         # private knobs (tests): bytes per read, longest row
         self._block = BLOCK_BYTES
         self._max_row = MAX_ROW_BYTES

@@ -51,6 +51,7 @@ class RawReader:
             self._start_ns = int(np.datetime64(start, "ns").astype(np.int64))
             self._step_ns = round(float(interval) * 1e9)
         self.has_timestamps = self._start_ns is not None
+        self.has_hosts = False
 
     def __iter__(self) -> Iterator[Capture]:
         src = self.source

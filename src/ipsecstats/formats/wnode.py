@@ -229,6 +229,7 @@ class WnodeReader:
     format = "wnode"
     stride = None
     has_timestamps = True
+    has_hosts = False
 
     def __init__(self, source: ByteSource, *, chunk_records: int | None = None, allow_partial: bool = False):
         self.source = source
