@@ -275,11 +275,12 @@ def _umask() -> int:
 
 
 @pytest.mark.skipif(os.name != "posix", reason="symbolic links")
-def test_atomic_output_through_a_symlink_replaces_its_target(tmp_path: Path) -> None:
+def test_atomic_output_refuses_a_symlink_and_leaves_its_target(tmp_path: Path) -> None:
     real = tmp_path / "real.csv"
     real.write_bytes(b"old")
     link = tmp_path / "link.csv"
     link.symlink_to(real)
-    with atomic_output(link) as f:
-        f.write(b"new")
-    assert link.is_symlink() and real.read_bytes() == b"new"
+    with pytest.raises(OSError, match="is a symbolic link"):
+        with atomic_output(link) as f:
+            f.write(b"new")
+    assert link.is_symlink() and real.read_bytes() == b"old"

@@ -107,6 +107,9 @@ def decode_columns(
         raise ValueError(f"out must be a uint64 array of shape ({NFIELDS}, {n})")
     if not (out.flags.writeable and out.flags.aligned) or (n > 1 and out.strides[1] != 8) or out.strides[0] % 8:
         raise ValueError("out must be writeable and aligned, with contiguous rows")
+    if n and abs(out.strides[0]) < n * 8:  # a row would start inside another (a stride-0 view, say)
+        raise ValueError(f"out's rows must not overlap each other: rows {abs(out.strides[0])} bytes apart "
+                         f"hold {n * 8} bytes each")
     if np.may_share_memory(out, recs):
         raise ValueError("out must not overlap the input records")
     if n:

@@ -23,6 +23,7 @@ from ._keyed import InstanceState, keyed_deltas
 from ._rules import (
     ON_DECREASE,
     DecreasePolicy,
+    check_apart,
     check_out,
     check_policy,
     counter_lanes,
@@ -85,7 +86,7 @@ def deltas(
         return _instance_deltas(records, instances, stride, on_decrease, previous, kinds, return_resets, out)
     if _is_instance_state(previous):
         raise TypeError("previous=InstanceState goes with instances= (the instance of every record)")
-    check_policy(on_decrease)
+    on_decrease = check_policy(on_decrease)
     stride = _check_stride(stride)
     kind_tuple = resolve_kinds(kinds)
     recs = as_record_array(records, "deltas()")
@@ -177,6 +178,7 @@ def _outputs(out: Any, nrows: int, dtype: np.dtype[np.void], return_resets: bool
     else:
         values, resets = out, None
     check_out("out" if resets is None else "out[0] (values)", values, (nrows,), dtype)
+    check_apart(values, resets)
     return values, resets
 
 
@@ -225,7 +227,7 @@ def rates(
     ``timestamps[i + stride] - timestamps[i]``. A time step <= 0 gives NaN in that row.
     The uint64 delta is rounded once, to the nearest float64.
     """
-    check_policy(on_decrease)
+    on_decrease = check_policy(on_decrease)
     stride = _check_stride(stride)
     kind_tuple = resolve_kinds(kinds)
     recs = as_record_array(records, "rates()")

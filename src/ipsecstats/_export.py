@@ -33,7 +33,8 @@ import numpy.typing as npt
 
 from ._capture import InstanceLabels
 
-__all__ = ["FORMATS", "STREAM_FORMATS", "Layout", "atomic_output", "format_for", "fsync_directory", "write_table"]
+__all__ = ["FORMATS", "STREAM_FORMATS", "Layout", "atomic_output", "format_for", "fsync_directory", "same_file",
+           "write_table"]
 
 FORMATS = ("csv", "jsonl", "npy", "parquet")
 STREAM_FORMATS = ("csv", "jsonl")  # the formats that can go to standard output
@@ -126,32 +127,80 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     Written to ``.NAME.PID.RANDOM.tmp`` beside ``path`` (same file system, so the final
     ``os.replace`` is atomic), flushed to disk, then renamed, and the rename synced to disk
     too (POSIX); on any exception, including ``KeyboardInterrupt``, the temporary file is
-    removed. A new file gets mode ``0o666 & ~umask`` (as ``open`` gives); a replaced one
-    keeps its permission bits; a symbolic link at ``path`` stays one (its target is replaced).
+    removed. A new file gets mode ``0o666 & ~umask`` (as ``open`` gives); a replaced regular
+    file keeps its permission bits only when the caller owns it.
+
+    A symbolic link at ``path`` is refused (``OSError`` ELOOP), never followed or resolved
+    here: a link planted in a shared directory cannot redirect the write. A FIFO or a
+    character device at ``path`` (``/dev/null``) is written as a stream, in place.
     """
-    target = Path(os.path.realpath(path))  # a symlink stays a link: its target is replaced
-    if target.is_dir():
-        raise IsADirectoryError(21, "Is a directory", str(target))
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    name = os.fspath(path)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        st: os.stat_result | None = os.lstat(name)
+    except FileNotFoundError:
+        st = None
+    if st is not None:
+        if stat.S_ISLNK(st.st_mode):
+            raise OSError(errno.ELOOP, "is a symbolic link: not written through; remove the link or name the "
+                          "file it points to", name)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", name)
+        if stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode):
+            yield from _stream_output(name)
+            return
+    keep = None
+    if st is not None and stat.S_ISREG(st.st_mode) and st.st_uid == _effective_uid():
+        keep = stat.S_IMODE(st.st_mode)
+    folder = os.path.dirname(name) or os.curdir
+    tmp = os.path.join(folder, f".{os.path.basename(name)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+                     | getattr(os, "O_BINARY", 0), 0o666)
     except OSError as exc:
-        raise OSError(exc.errno, f"cannot write: {exc.strerror}", str(target)) from None
+        raise OSError(exc.errno, f"cannot write: {exc.strerror}", name) from None
     f = os.fdopen(fd, "wb")
     try:
         yield f
         f.flush()
-        with contextlib.suppress(FileNotFoundError):
-            os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
+        if keep is not None:
+            os.chmod(tmp, keep)
         os.fsync(f.fileno())
         f.close()
-        os.replace(tmp, target)
+        os.replace(tmp, name)  # replaces the directory entry itself, link or not: never its target
     except BaseException:
         f.close()
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    fsync_directory(target.parent)
+    fsync_directory(folder)
+
+
+def _effective_uid() -> int | None:
+    return os.geteuid() if hasattr(os, "geteuid") else None
+
+
+def _stream_output(name: str) -> Iterator[IO[bytes]]:
+    """A FIFO or a device opened for writing as it is (no temporary file can replace it)."""
+    fd = os.open(name, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "wb") as f:
+        yield f
+
+
+def same_file(output: str | os.PathLike[str], inputs: Iterable[Any]) -> str | None:
+    """The first of ``inputs`` (paths) that ``output`` is, by device and inode (through hard
+    links and symbolic links), or None."""
+    try:
+        out = os.stat(output)
+    except OSError:
+        return None
+    for item in inputs:
+        try:
+            st = os.stat(item)
+        except (OSError, TypeError, ValueError):
+            continue
+        if (st.st_dev, st.st_ino) == (out.st_dev, out.st_ino):
+            return os.fspath(item)
+    return None
 
 
 def fsync_directory(path: str | os.PathLike[str]) -> None:

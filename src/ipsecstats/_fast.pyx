@@ -72,7 +72,7 @@ cdef uint64_t _delta_rows(
     return ndec
 
 
-def delta_rows(prev, cur, counters, str policy, out, resets=None):
+def delta_rows(prev, cur, counters, str policy not None, out, resets=None):
     """``out[i] = policy(cur[i] - prev[i])`` for every row; return how many counters fell.
 
     ``prev``/``cur``: (m, 168) uint8 views of records (any row stride, any alignment).
@@ -154,7 +154,7 @@ cdef _check_len(name, Py_ssize_t got, Py_ssize_t want):
         raise ValueError(f"{name} must have shape ({want},), got ({got},)")
 
 
-def keyed_delta_rows(cur, codes, ticks, state_rows, state_ticks, state_seen, counters, str policy,
+def keyed_delta_rows(cur, codes, ticks, state_rows, state_ticks, state_seen, counters, str policy not None,
                      out, resets, earlier, later, earlier_ticks):
     """Each record against the previous record of its instance; return ``(m, ndec)``.
 
@@ -304,6 +304,8 @@ def transpose_rows(src, out, bint streaming=False):
     contiguous (a C-contiguous array, or a column slice of a wider one).
     ``streaming``: use non-temporal stores (set it when the output exceeds the cache).
     """
+    if src is None or out is None:
+        raise TypeError("src and out must be arrays, not None")
     # strided rows, contiguous items: `::1` alone would demand a fully C-contiguous array
     cdef const uint8_t[:, ::view.contiguous] s = src
     cdef uint64_t[:, ::view.contiguous] o = out
@@ -713,7 +715,7 @@ cdef void _wn_init(WnCtx *c, const uint8_t[::1] buf, const uint8_t[::1] guid, bi
         c.memo_at[i] = -1
 
 
-def wnode_count(const uint8_t[::1] buf, const uint8_t[::1] guid, bint skip_too_small):
+def wnode_count(const uint8_t[::1] buf not None, const uint8_t[::1] guid not None, bint skip_too_small):
     """Validate the WNODE buffers in ``buf`` and count their records; a ``WalkResult`` tuple.
 
     ``guid``: the 16 GUID bytes of the class (other WNODEs are counted as foreign).
@@ -726,9 +728,9 @@ def wnode_count(const uint8_t[::1] buf, const uint8_t[::1] guid, bint skip_too_s
     return _wn_result(&c)
 
 
-def wnode_fill(const uint8_t[::1] buf, const uint8_t[::1] guid, bint skip_too_small,
-               uint8_t[:, ::1] records, int64_t[::1] ticks, int64_t[::1] name_ids,
-               int64_t[:, ::1] names, int64_t[::1] slots, uint64_t seed=0):
+def wnode_fill(const uint8_t[::1] buf not None, const uint8_t[::1] guid not None, bint skip_too_small,
+               uint8_t[:, ::1] records not None, int64_t[::1] ticks not None, int64_t[::1] name_ids not None,
+               int64_t[:, ::1] names not None, int64_t[::1] slots not None, uint64_t seed=0):
     """Walk as ``wnode_count`` and write the records out; a ``WalkResult`` tuple.
 
     ``records``: (cap, 168) uint8, receives each instance's data block in order.

@@ -22,6 +22,7 @@ from ._checks import check_int
 from ._decode import as_record_array, record_bytes_2d
 from ._rules import (
     DecreasePolicy,
+    check_apart,
     check_out,
     check_policy,
     counter_lanes,
@@ -188,6 +189,7 @@ def _outputs(out: Any, n: int, dtype: np.dtype[np.void], return_resets: bool) ->
         values, resets = out, None
     rows = values.shape[0] if isinstance(values, np.ndarray) and values.ndim == 1 else n
     check_out("out" if resets is None else "out[0] (values)", values, (max(rows, n),), dtype)
+    check_apart(values, resets)
     return values, resets
 
 
@@ -222,7 +224,7 @@ def keyed_deltas(
     C-contiguous values (or ``(values, resets)``) of at least ``len(records)`` rows; the
     result is their first ``m`` rows. ``out`` may not overlap the records.
     """
-    check_policy(on_decrease)
+    on_decrease = check_policy(on_decrease)
     kind_tuple = resolve_kinds(kinds)
     recs = as_record_array(records, "keyed_deltas()")
     rows2d = record_bytes_2d(recs)

@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from ._schema import FIELD_NAMES, FIELDS, Kind
 
-__all__ = ["DecreasePolicy", "ON_DECREASE", "check_out", "check_policy", "counter_lanes", "delta_dtype",
+__all__ = ["DecreasePolicy", "ON_DECREASE", "check_apart", "check_out", "check_policy", "counter_lanes", "delta_dtype",
            "exact_int_difference", "rate_dtype", "resolve_kinds"]
 
 DecreasePolicy = Literal["auto", "reset", "wrap", "zero", "raise"]
@@ -58,11 +58,19 @@ def counter_lanes(kinds: tuple[Kind, ...]) -> npt.NDArray[np.uint8]:
     return lanes
 
 
-def check_policy(on_decrease: str) -> None:
-    if on_decrease not in ON_DECREASE:
+def check_policy(on_decrease: Any) -> DecreasePolicy:
+    """``on_decrease`` as a plain ``str`` (a numpy string is one too), or ValueError."""
+    if not isinstance(on_decrease, str) or on_decrease not in ON_DECREASE:
         raise ValueError(
             f"on_decrease must be one of {', '.join(repr(p) for p in ON_DECREASE)}; got {on_decrease!r}"
         )
+    return str(on_decrease)  # type: ignore[return-value]
+
+
+def check_apart(values: Any, resets: Any) -> None:
+    """``out=(values, resets)`` must be two arrays that share no byte: the kernel writes both."""
+    if resets is not None and np.may_share_memory(values, resets):
+        raise ValueError("out[0] (values) and out[1] (resets) must not overlap")
 
 
 def check_out(name: str, arr: Any, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:

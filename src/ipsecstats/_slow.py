@@ -42,7 +42,8 @@ def _kernel_buffer(name: str, x: Any, ndim: int, *, layout: str, writeable: bool
     if a.dtype == np.bool_:
         a = a.view(np.uint8)  # as the compiled kernel reads it: 0 and 1, never a boolean mask
     # an empty array passes as Cython passes it (numpy 2 gives empty arrays zero strides)
-    contiguous = a.flags.c_contiguous if layout == "C" else (a.size == 0 or a.shape[-1] <= 1 or a.strides[-1] == 1)
+    contiguous = a.flags.c_contiguous if layout == "C" else (a.size == 0 or a.shape[-1] <= 1
+                                                           or a.strides[-1] == a.itemsize)
     if not contiguous:
         raise ValueError(f"{name} must be {'C-contiguous' if layout == 'C' else 'contiguous along its last axis'}")
     if writeable and not a.flags.writeable:
@@ -67,7 +68,7 @@ def delta_rows(
     out = _kernel_buffer("out", out, 2, layout="C", writeable=True)
     if resets is not None:
         resets = _kernel_buffer("resets", resets, 2, layout="C", writeable=True)
-    if not isinstance(policy, str):
+    if type(policy) is not str:  # exactly str, as Cython's typed argument takes it
         raise TypeError(f"policy must be a str, not {type(policy).__name__}")
     if policy not in _POLICIES:
         raise ValueError(f"policy must be one of {', '.join(_POLICIES)}, got {policy!r}")
@@ -139,7 +140,7 @@ def keyed_delta_rows(
                         "and later must be arrays, not None")
     if ticks is not None and earlier_ticks is None:
         raise TypeError("earlier_ticks must be an array when ticks are given")
-    if not isinstance(policy, str):
+    if type(policy) is not str:  # exactly str, as Cython's typed argument takes it
         raise TypeError(f"policy must be a str, not {type(policy).__name__}")
     cur = _kernel_buffer("cur", cur, 2, layout="rows")
     codes = _kernel_buffer("codes", codes, 1, layout="C", dtype=np.intp)
@@ -257,9 +258,11 @@ def transpose_rows(src: npt.NDArray[np.uint8], out: npt.NDArray[np.uint64], stre
 
     ``streaming`` is accepted for parity with ``_fast`` and has no effect here.
     """
-    if src.dtype != np.uint8 or out.dtype != np.uint64:
-        raise ValueError(f"src must be uint8 and out uint64, got {src.dtype} and {out.dtype}")
-    if src.ndim != 2 or src.shape[1] != RECORD_SIZE:
+    if src is None or out is None:
+        raise TypeError("src and out must be arrays, not None")
+    src = _kernel_buffer("src", src, 2, layout="rows")
+    out = _kernel_buffer("out", out, 2, layout="rows", writeable=True, dtype=np.uint64)
+    if src.shape[1] != RECORD_SIZE:
         raise ValueError(f"src must have shape (m, {RECORD_SIZE}), got {src.shape}")
     m = src.shape[0]
     _check_rows("out", out.shape, NFIELDS, m)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import errno
 import importlib.resources
 import json
 import math
@@ -278,6 +279,15 @@ def _open_log(args: argparse.Namespace, path: str) -> Any:
     return reader
 
 
+def _refuse_overwriting(output: str, inputs: list[str]) -> None:
+    """A usage error when ``output`` is one of ``inputs`` (the same inode: a hard link or a
+    symbolic link to it counts)."""
+    from ._export import same_file
+
+    if output != "-" and (hit := same_file(output, [p for p in inputs if p != "-"])) is not None:
+        raise UsageError(f"{output}: the output would overwrite the input {hit}")
+
+
 def _progress(args: argparse.Namespace, total: int | None, desc: str) -> Progress:
     return Progress(total, os.path.basename(desc) or desc, args.progress)
 
@@ -383,9 +393,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if args.output == "-" and fmt not in STREAM_FORMATS:
         raise UsageError(f"{fmt} cannot go to standard output; give a file name with -o")
-    if args.output != "-" and os.path.exists(args.output) and os.path.exists(args.file) \
-            and os.path.samefile(args.output, args.file):
-        raise UsageError(f"{args.output}: the output would overwrite the input")
+    _refuse_overwriting(args.output, [args.file])
     kinds = resolve_kinds(None)
     dtype = {"records": RECORD_DTYPE, "deltas": delta_dtype(kinds), "rates": rate_dtype(kinds)}[args.what]
     trailing: list[int] = []
@@ -525,6 +533,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         if path is None:
             path, notes = stack.enter_context(sample_log())
             _sample_settings(args, notes)
+        _refuse_overwriting(args.output, [path])
         size = _file_size(path) or 0
         try:
             with _progress(args, size, path) as bar, _trailing_bytes([], show=True):
@@ -554,6 +563,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     encode = _raw_bytes if args.format == "raw" else _wnode_encoder(args)
+    need = args.records * RECORD_SIZE if args.format == "raw" else \
+        len(_wnode_encoder(args)(np.zeros(args.instances, RECORD_DTYPE))) * (args.records // args.instances)
+    free = _free_bytes(args.output)
+    if free is not None and need > free:
+        _error(args, args.output, OSError(errno.ENOSPC, f"{need:,} bytes would not fit: the file system has "
+                                          f"{free:,} bytes free", args.output))
+        return EXIT_DATA
     try:
         with _progress(args, args.records * RECORD_SIZE, args.output) as bar, atomic_output(args.output) as f:
             for block in blocks:
@@ -563,6 +579,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
         _error(args, args.output, exc)
         return EXIT_DATA
     return 0
+
+
+def _free_bytes(path: str) -> int | None:
+    """Bytes an unprivileged writer may still use on the file system of ``path``'s folder."""
+    try:
+        st = os.statvfs(os.path.dirname(os.path.abspath(path)))
+    except (OSError, AttributeError):  # no statvfs (Windows) or no such folder (open reports it)
+        return None
+    return st.f_bavail * st.f_frsize
 
 
 def _raw_bytes(block: Any) -> Any:
