@@ -431,8 +431,8 @@ def write_table(
     if os.fspath(out) == "-":
         if fmt not in STREAM_FORMATS:
             raise ValueError(f"{fmt} cannot be written to standard output; give a file name")
-        stdout = sys.stdout
-        (_write_csv if fmt == "csv" else _write_jsonl)(stdout, layout, chunks)
+        stdout = _NamedStream(sys.stdout, STDOUT_NAME)
+        (_write_csv if fmt == "csv" else _write_jsonl)(stdout, layout, chunks)  # type: ignore[arg-type]
         stdout.flush()
         return
     if fmt == "parquet":
@@ -449,6 +449,34 @@ def write_table(
                 text.flush()
             finally:
                 text.detach()
+
+
+STDOUT_NAME = "<standard output>"
+
+
+class _NamedStream:
+    """A text stream whose write errors name it: a full disk behind standard output is the
+    output's fault, not the input's (``OSError.filename``; a broken pipe stays as it is)."""
+
+    def __init__(self, stream: IO[str], name: str):
+        self._stream, self._name = stream, name
+
+    def _named(self, exc: OSError) -> OSError:
+        if exc.filename is None and not isinstance(exc, BrokenPipeError):
+            exc.filename = self._name
+        return exc
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            raise self._named(exc) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise self._named(exc) from None
 
 
 def _never_empty(chunks: Iterable[tuple[int, npt.NDArray[np.void]]], dtype: np.dtype[Any]

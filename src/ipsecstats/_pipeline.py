@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ._capture import Capture, InstanceLabels
+from ._capture import Capture, InstanceLabels, concat
 from ._deltas import deltas, divide_counters, rate_dtype, resolve_kinds
 from ._errors import CounterResetError
 from ._schema import NFIELDS
@@ -141,15 +141,32 @@ def iter_delta_chunks(reader: Any, *, on_decrease: str = "auto", kinds: Any = No
         yield from _keyed_chunks(reader, on_decrease, kinds, interval)
 
 
+def _at_least(reader: Any, stride: int) -> Iterator[Capture]:
+    """The reader's chunks, joined where needed so that each holds at least ``stride`` records
+    (the carry of the next chunk), but the last; a stream of fewer records than ``stride``
+    is a ValueError: no instance has two samples."""
+    pending: list[Capture] = []
+    held = 0
+    for chunk in reader:
+        pending.append(chunk)
+        held += len(chunk)
+        if held >= stride:
+            yield concat(pending)
+            pending, held = [], 0
+    if pending:
+        if pending[0].start == 0:
+            raise ValueError(f"{reader.name}: holds {held:,} records, fewer than the {stride:,} interleaved "
+                             f"instances of stride {stride:,}: no instance has a second sample")
+        yield concat(pending)
+
+
 def _stride_chunks(reader: Any, stride: int, on_decrease: str, kinds: Any,
                    interval: float | None) -> Iterator[DeltaChunk]:
     previous: npt.NDArray[np.void] | None = None
     rows = 0
-    for chunk in reader:
+    for chunk in _at_least(reader, stride):
         recs = chunk.records
         n = recs.shape[0]
-        if previous is None and n < stride:
-            raise ValueError(f"{reader.name}: a chunk of {n} records is shorter than the stride {stride}")
         try:
             values, resets = deltas(recs, stride=stride, on_decrease=on_decrease, previous=previous,  # type: ignore[arg-type]
                                     kinds=kinds, return_resets=True)
@@ -308,7 +325,6 @@ def iter_capture(source: Any, what: str = "records", *, input_format: str = "aut
 
 def read_capture(source: Any, *, input_format: str = "auto", **options: Any) -> Capture:
     """The whole capture of any format (``iter_capture``'s records, concatenated) as one ``Capture``."""
-    from ._capture import concat
 
     reader = _open(source, input_format, options)
     try:

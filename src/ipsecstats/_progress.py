@@ -17,6 +17,15 @@ MODES = ("auto", "always", "never")
 _AUTO_DELAY = 2.0  # seconds before an auto bar appears: quick jobs stay silent
 
 
+_WARNED: set[str] = set()
+
+
+def _warn_once(text: str) -> None:
+    if text not in _WARNED:
+        _WARNED.add(text)
+        print(f"ipsecstats: warning: {text}", file=sys.stderr)
+
+
 class Progress:
     """A byte counter that drives a tqdm bar when one is wanted, and does nothing otherwise."""
 
@@ -30,7 +39,7 @@ class Progress:
             from tqdm import tqdm
         except ImportError:
             if mode == "always":
-                raise ImportError('progress bars need tqdm: pip install "ipsecstats[cli]"') from None
+                _warn_once('progress bars need tqdm (pip install "ipsecstats[cli]"): going on without one')
             return
         self._bar = tqdm(
             total=total,

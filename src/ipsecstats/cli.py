@@ -14,8 +14,8 @@ import contextlib
 import datetime as dt
 import errno
 import importlib.resources
+import importlib.util
 import json
-import math
 import os
 import signal
 import sys
@@ -82,22 +82,30 @@ def _sample_settings(args: argparse.Namespace, notes: dict[str, Any]) -> None:
 
 
 def _whole_number(minimum: int) -> Callable[[str], int]:
-    """An argparse ``type``: a whole number ``>= minimum``."""
+    """An argparse ``type``: a whole number from ``minimum`` to 2**63 - 1 (numpy's int64)."""
 
     def parse(text: str) -> int:
         try:
             value: int | None = int(text)
         except ValueError:
             value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}")
+        if value is None or not minimum <= value <= _INT64_MAX:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {minimum} to {_INT64_MAX:,}, "
+                                             f"got {text!r}")
         return value
 
     return parse
 
 
+_INT64_MAX = 2**63 - 1
 _positive_int = _whole_number(1)
 _count = _whole_number(0)
+
+
+# Times are datetime64[ns]: int64 nanoseconds since 1970, so 1677-09-21 to 2262-04-11.
+_FIRST_TIME = dt.datetime(1677, 9, 22, tzinfo=dt.timezone.utc)
+_LAST_TIME = dt.datetime(2262, 4, 11, tzinfo=dt.timezone.utc)
+_MAX_SECONDS = (_LAST_TIME - _FIRST_TIME).total_seconds()
 
 
 def _seconds(text: str) -> float:
@@ -105,8 +113,9 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    if not (0 < value <= _MAX_SECONDS):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0 and at most {_MAX_SECONDS:,.0f} (the "
+                                         f"span of nanosecond times, 1677 to 2262), got {text!r}")
     return value
 
 
@@ -116,14 +125,26 @@ def _timestamp(text: str) -> dt.datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected an ISO 8601 time such as 2024-06-03T08:00:00Z, got {text!r}") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    value = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    if not _FIRST_TIME <= value <= _LAST_TIME:
+        raise argparse.ArgumentTypeError(f"expected a time from 1677-09-22 to 2262-04-11 (nanosecond times), "
+                                         f"got {text!r}")
+    return value
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors: ``ipsecstats report: error: ... (see --help)``."""
+    """argparse with one-line errors: ``ipsecstats report: error: ... (see --help)``; an
+    unknown option is reported by the subcommand it was given to, pointing at its help."""
 
     def error(self, message: str) -> Any:  # type: ignore[override]
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = self._commands.get(getattr(parsed, "command", None), self) if hasattr(self, "_commands") else self
+            command.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -205,15 +226,32 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_count, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--wrap", action="store_true", help="start one counter just below 2**64 so that it wraps")
     p.set_defaults(func=cmd_generate)
+    parser._commands = dict(sub.choices)  # type: ignore[attr-defined]
     return parser
 
 
 # --------------------------------------------------------------------------- shared helpers
 
 
-def _check_time_options(args: argparse.Namespace) -> None:
+def _check_time_options(args: argparse.Namespace, paths: list[str] | None = None) -> None:
+    """--start needs --interval; and the last sample of each regular file in ``paths`` must
+    fall before 2262 (times are datetime64[ns]). Streams are checked as they are read."""
     if args.start is not None and args.interval is None:
         raise UsageError("--start needs --interval (the time of sample k is start + k * interval)")
+    if args.start is None:
+        return
+    for path in paths or ():
+        size = _file_size(path) if path != "-" else None
+        samples = (size or 0) // RECORD_SIZE // (args.stride or 1)
+        _check_last_time(args.start, args.interval, samples, path)
+
+
+def _check_last_time(start: dt.datetime, interval: float, samples: int, what: str) -> None:
+    """A usage error when sample ``samples - 1`` at ``start + k * interval`` is past 2262."""
+    last = max(samples - 1, 0) * interval
+    if last > (_LAST_TIME - start).total_seconds():
+        raise UsageError(f"{what}: --start {start.isoformat()} and --interval {interval:g} put sample "
+                         f"{samples - 1:,} after 2262-04-11, past nanosecond times")
 
 
 def _file_size(path: str) -> int | None:
@@ -299,8 +337,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     from ._report import build_info, format_info
     from ._stats import scan
 
-    _check_time_options(args)
+    _check_time_options(args, args.files)
     status, results = 0, []
+    failed: list[dict[str, str]] = []
     args.allow_partial = True  # info describes a partial tail instead of refusing the file
     for path in args.files:
         trailing: list[int] = []
@@ -308,7 +347,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             with _progress(args, _file_size(path), path) as bar, _trailing_bytes(trailing, show=False):
                 stats = scan(_open_log(args, path), on_decrease="wrap", progress=bar.update)
         except (OSError, ValueError) as exc:
-            _error(args, path, exc)
+            failed.append({"file": path, "error": _error(args, path, exc)})
             status = EXIT_DATA
             continue
         info = build_info(stats, trailing_bytes=sum(trailing), interval=args.interval, start=args.start,
@@ -317,12 +356,12 @@ def cmd_info(args: argparse.Namespace) -> int:
         if args.format == "text":
             sys.stdout.write(format_info(info))
     if args.format == "json":
-        _print_json({"ipsecstats": __version__, "files": results})
+        _print_json({"ipsecstats": __version__, "files": results, "errors": failed})
     return status
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    _check_time_options(args)
+    _check_time_options(args, args.files)
     if args.files:
         return _report_files(args, args.files, sample=None)
     with sample_log() as (path, notes):
@@ -335,6 +374,7 @@ def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[s
     from ._stats import scan, scan_path
 
     status, reports = 0, []
+    failed: list[dict[str, str]] = []
     if sample is not None and args.format == "text":
         sys.stdout.write(f"{PROG} report: no FILE given, so this is the sample log shipped with {PROG}\n"
                          f"  {paths[0]}\n  made by: {sample['command']}\n\n")
@@ -354,7 +394,7 @@ def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[s
             trailing.append(remote[i].trailing_bytes)
             error = remote[i].error
             if error is not None:
-                _error(args, path, error)
+                failed.append({"file": path, "error": _error(args, path, error)})
                 status = EXIT_DATA
                 continue
             stats = remote[i].result
@@ -363,7 +403,7 @@ def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[s
                 with _progress(args, _file_size(path), path) as bar, _trailing_bytes(trailing, show=True):
                     stats = scan(_open_log(args, path), on_decrease=args.on_decrease, progress=bar.update)
             except (OSError, ValueError) as exc:
-                _error(args, path, exc)
+                failed.append({"file": path, "error": _error(args, path, exc)})
                 status = EXIT_DATA
                 continue
         report = build_report(stats, interval=args.interval, start=args.start, trailing_bytes=sum(trailing),
@@ -376,15 +416,15 @@ def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[s
                 sys.stdout.write("\n")
             sys.stdout.write(format_report(report))
             sys.stdout.flush()
-    if args.format == "json":
-        _print_json({"ipsecstats": __version__, "reports": reports})
+    if args.format == "json":  # the files that failed too, each with its error
+        _print_json({"ipsecstats": __version__, "reports": reports, "errors": failed})
     return status
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
     from ._export import STREAM_FORMATS, Layout, format_for, write_table
 
-    _check_time_options(args)
+    _check_time_options(args, [args.file, *args.more_files])
     if args.scheduler or args.more_files or args.output.endswith(("/", os.sep)) or os.path.isdir(args.output):
         return _convert_dataset(args)
     try:
@@ -426,8 +466,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         raise
     except (OSError, ValueError) as exc:
-        path = args.output if isinstance(exc, OSError) and exc.filename == args.output else args.file
-        _error(args, path, exc)
+        from ._export import STDOUT_NAME
+
+        output = isinstance(exc, OSError) and exc.filename in (args.output, STDOUT_NAME)
+        _error(args, ("standard output" if args.output == "-" else args.output) if output else args.file, exc)
         return EXIT_DATA
     return 0
 
@@ -445,6 +487,13 @@ def _capture_columns(timestamps: bool, hosts: bool) -> dict[str, Any]:
     return cols
 
 
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a module blocked in sys.modules has no spec
+        return False
+
+
 def _convert_dataset(args: argparse.Namespace) -> int:
     """Several logs (or --scheduler) to one Parquet dataset in the directory OUT, one file per partition."""
     from ._export import format_for
@@ -458,6 +507,13 @@ def _convert_dataset(args: argparse.Namespace) -> int:
         raise UsageError("several FILEs or --scheduler write a Parquet dataset: give a directory with -o DIR/")
     if args.start is not None:
         raise UsageError("--start is not supported for a Parquet dataset output; convert one FILE at a time")
+    missing = [m for m in ("dask", "pyarrow") if not _importable(m)]
+    if missing:
+        why = "--scheduler" if args.scheduler else ("several FILEs" if args.more_files else
+                                                    f"-o {args.output} (a directory)")
+        raise DataError(f"{why} means one Parquet dataset, a file per partition, written with Dask: that needs "
+                        f"{' and '.join(missing)}: pip install \"ipsecstats[dask]\"; or give one FILE and a file name "
+                        "such as -o deltas.parquet")
     try:
         with _scheduler_errors(args.scheduler):  # inside the try: its UsageError / DataError are neither OSError nor ValueError
             names = convert_logs([args.file, *args.more_files], args.output, scheduler=args.scheduler,
@@ -526,7 +582,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from ._plot import _matplotlib, render
     from ._stats import scan
 
-    _check_time_options(args)
+    _check_time_options(args, [args.file] if args.file else [])
     _matplotlib()  # a missing extra fails before any work
     with contextlib.ExitStack() as stack:
         path = args.file
@@ -557,6 +613,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     if args.records % args.instances:
         raise UsageError(f"--records ({args.records}) must be a multiple of --instances ({args.instances})")
+    if args.format == "wnode":
+        _check_last_time(args.start, args.interval, args.records // args.instances, args.output)
     try:
         blocks = generate_blocks(args.records, instances=args.instances, interval=args.interval,
                                  restarts=args.restarts, seed=args.seed, wrap=args.wrap)
@@ -625,21 +683,25 @@ def _wnode_encoder(args: argparse.Namespace) -> Any:
 
 
 def _print_json(obj: Any) -> None:
-    json.dump(obj, sys.stdout, indent=2, allow_nan=False)
-    sys.stdout.write("\n")
+    """The whole document, built before the first byte goes out: complete or nothing."""
+    text = json.dumps(obj, indent=2, allow_nan=False)
+    sys.stdout.write(text + "\n")
 
 
 def _note(text: str) -> None:
     print(f"{PROG}: note: {text}", file=sys.stderr)
 
 
-def _error(args: argparse.Namespace, path: str, exc: BaseException) -> None:
+def _error(args: argparse.Namespace, path: str, exc: BaseException) -> str:
+    """Print the one-line error about ``path`` on stderr; return its message."""
     if getattr(args, "debug", False):
         raise exc
     stride = getattr(args, "stride", None) or 1
     place = getattr(exc, "place", None)
     where = (lambda row: place) if place is not None else None
-    print(f"{PROG} {args.command}: error: {describe_error(path, exc, stride, where)}", file=sys.stderr)
+    message = describe_error(path, exc, stride, where)
+    print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
+    return message
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:

@@ -511,8 +511,37 @@ def connect_timeout(timeout: float | None = None) -> float:
     return float(timeout)
 
 
+def _refused(spec: str, timeout: float) -> OSError | None:
+    """The error of a plain TCP connect to a ``tcp://host:port`` scheduler when nothing listens
+    there (refused at once), else None: distributed would retry until its timeout."""
+    import socket
+
+    try:
+        from distributed.comm.addressing import parse_address, parse_host_port
+
+        scheme, location = parse_address(spec)
+        if scheme != "tcp":
+            return None
+        host, port = parse_host_port(location)
+    except (ImportError, ValueError, TypeError):
+        return None
+    try:
+        with socket.create_connection((host, port), timeout=min(timeout, 5.0)):
+            return None
+    except ConnectionRefusedError as exc:
+        return exc
+    except OSError:  # unreachable, timed out, unknown host: let distributed try and report it
+        return None
+
+
 def _connect(distributed: Any, spec: str, timeout: float) -> Any:
-    """``distributed.Client(spec)``, its failures as SchedulerAddressError / SchedulerConnectionError."""
+    """``distributed.Client(spec)``, its failures as SchedulerAddressError / SchedulerConnectionError.
+
+    A refused TCP connection fails at once, not after ``timeout`` seconds of retries."""
+    refused = _refused(spec, timeout)
+    if refused is not None:
+        raise SchedulerConnectionError(f"cannot connect to the scheduler at {spec}: connection refused; is it "
+                                       "running?") from refused
     try:
         return distributed.Client(spec, timeout=timeout)
     except TypeError as exc:  # e.g. tls:// without TLS settings, a transport not installed

@@ -44,7 +44,7 @@ class RawReader:
         self.stride = check_int("stride", 1 if stride is None else stride, 1)
         self.chunk_records = check_int("chunk_records", CHUNK_RECORDS if chunk_records is None else chunk_records, 1)
         self.allow_partial = bool(allow_partial)
-        self.names = tuple(str(i) for i in range(self.stride))
+        self.names: tuple[str, ...] = ()  # "0", "1", ...: as many as instances seen so far
         self._start_ns: int | None = None
         self._step_ns = 0
         if start is not None and interval is not None:
@@ -62,6 +62,9 @@ class RawReader:
                 got = src.readinto(records.view(np.uint8))
                 n = got // RECORD_SIZE
                 if n:
+                    seen = min(self.stride, first + n)
+                    if len(self.names) < seen:
+                        self.names += tuple(str(i) for i in range(len(self.names), seen))
                     yield Capture(records[:n], self._times(first, n), self._codes(first, n), self.names, first)
                     first += n
                 if got < self.chunk_records * RECORD_SIZE:
