@@ -1232,7 +1232,7 @@ assert len(_P_MAX_BYTES) == 20 and len(_P_ROUND_BYTES) == 20
 
 
 cdef int _pdh_value(const uint8_t *t, _p_int64_t k, uint64_t *out, uint8_t *missing) noexcept nogil:
-    """A cell as a uint64: ``%.20g`` text of a whole number -> 0; blank -> 0 with ``missing``; else a code.
+    """A cell as a uint64: ``%.20g`` text of a whole number -> 0; spaces only -> 0 with ``missing``; else a code.
 
     The value is exact from the decimal text (no double): digits times a power of ten.
     20-digit values between 2**64 - 1 and 2**64 + 2048 are what rounds to the double
@@ -1245,7 +1245,7 @@ cdef int _pdh_value(const uint8_t *t, _p_int64_t k, uint64_t *out, uint8_t *miss
     cdef uint64_t v
     while i < k and t[i] == 32:
         i += 1
-    if i == k:
+    if i == k and k:  # " ": no sample (an empty cell is no number: a row cut short)
         missing[0] = 1
         out[0] = 0
         return P_OK

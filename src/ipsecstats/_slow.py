@@ -815,7 +815,7 @@ class _PdhStop(Exception):
 
 def _pdh_value(t: bytes) -> tuple[int, int, bool]:
     """(code, value, missing) of one cell; see ``_fast._pdh_value``."""
-    if t.count(b" ") == len(t):
+    if t and t.count(b" ") == len(t):
         return _pl.OK, 0, True
     m = _PDH_NUMBER.match(t)
     if m is None or m.group(2).replace(b".", b"") == b"":

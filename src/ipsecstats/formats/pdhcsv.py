@@ -456,7 +456,12 @@ def read_pdh_csv(source: Any) -> Capture:
     """
     if isinstance(source, io.TextIOBase):
         raise TypeError("read_pdh_csv() needs a binary file object (perfmon logs are ANSI bytes): open it with 'rb'")
-    reader = PdhCsvReader(ByteSource(source, "read_pdh_csv()"))
+    src = ByteSource(source, "read_pdh_csv()")
+    try:
+        reader = PdhCsvReader(src)
+    except BaseException:
+        src.close()
+        raise
     chunks = list(reader)
     if not chunks:
         return Capture(np.empty(0, RECORD_DTYPE), np.empty(0, "datetime64[ns]"), np.empty(0, np.intp), (), 0, ())
