@@ -1423,9 +1423,18 @@ cdef int _pdh_run(PdhCtx *c) noexcept nogil:
     cdef const uint8_t *b = c.b
     cdef _p_int64_t n = c.n, p = 0, s, limit, f, k, off, ln, after, j, role, e
     cdef uint8_t ch, delim = c.delim
-    cdef int r, more
+    cdef int r, more, parsed
     cdef uint64_t *vrow
+    cdef uint64_t v
     cdef uint8_t *mrow
+    cdef uint8_t qstop[256]   # bytes that end a quoted field's scan
+    cdef uint8_t ustop[256]   # ... an unquoted field's
+    for k in range(256):
+        qstop[k] = 0
+        ustop[k] = 0
+    qstop[34] = qstop[10] = qstop[13] = qstop[0] = 1
+    ustop[34] = ustop[10] = ustop[13] = ustop[0] = 1
+    ustop[delim] = 1
     c.nrows = 0
     c.err_code = P_OK
     c.err_column = 0
@@ -1459,12 +1468,20 @@ cdef int _pdh_run(PdhCtx *c) noexcept nogil:
         f = s
         e = -1
         while True:
+            parsed = 0
             if f < limit and b[f] == 34:
                 k = f + 1
-                while k < limit:
-                    ch = b[k]
-                    if ch == 34 or ch == 10 or ch == 13 or ch == 0:
-                        break
+                if j < c.ncols and c.roles[j] >= 0:
+                    # the common cell: "<1..19 digits>" read in the scan (what _pdh_value gives for it)
+                    v = 0
+                    while k < limit and <uint8_t>(b[k] - 48) <= 9:
+                        v = v * 10 + (b[k] - 48)
+                        k += 1
+                    if k < limit and b[k] == 34 and 1 <= k - f - 1 <= 19:
+                        vrow[c.roles[j]] = v
+                        mrow[c.roles[j]] = 0
+                        parsed = 1
+                while k < limit and not qstop[b[k]]:
                     k += 1
                 if k < limit:
                     if b[k] == 0:
@@ -1483,10 +1500,7 @@ cdef int _pdh_run(PdhCtx *c) noexcept nogil:
                 after = k + 1
             else:
                 k = f
-                while k < limit:
-                    ch = b[k]
-                    if ch == delim or ch == 10 or ch == 13 or ch == 34 or ch == 0:
-                        break
+                while k < limit and not ustop[b[k]]:
                     k += 1
                 if k < limit:
                     if b[k] == 34:
@@ -1526,7 +1540,7 @@ cdef int _pdh_run(PdhCtx *c) noexcept nogil:
                     return _pdh_fail(c, P_BAD_QUOTE, s, j + 1, after, 0)
             if j < c.ncols:
                 role = c.roles[j]
-                if role >= 0:
+                if role >= 0 and not parsed:
                     r = _pdh_value(b + off, ln, vrow + role, mrow + role)
                     if r:
                         return _pdh_fail(c, r, s, j + 1, off, ln)
