@@ -25,7 +25,7 @@ from ipsecstats import _pdh_layout as PL
 from ipsecstats import _slow, formats
 from ipsecstats._capture import concat
 from ipsecstats._generate import generate
-from ipsecstats._schema import FIELD_NAMES, RECORD_DTYPE
+from ipsecstats._schema import FIELD_NAMES
 from ipsecstats._source import ByteSource
 from ipsecstats.formats._base import FormatError
 from ipsecstats.formats.pdhcsv import PdhCsvFormatError, PdhCsvReader, PdhCsvWarning, read_pdh_csv

@@ -343,11 +343,12 @@ class PdhCsvReader:
                 vals = values[:n]
                 inexact += int(np.count_nonzero(vals > _EXACT))
                 miss = missing[:n].reshape(n, ninst, NFIELDS)
+                present: npt.NDArray[np.bool_]
                 if miss.any():
                     some = miss.any(axis=2)
                     gaps += int(np.count_nonzero(some))
                     partial += int(np.count_nonzero(some & ~miss.all(axis=2)))
-                    present = ~some
+                    present = np.logical_not(some)
                 else:
                     present = np.ones((n, ninst), bool)
                 self._register(present, inst_codes, lay, table)
