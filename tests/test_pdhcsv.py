@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import subprocess
 import time
 import warnings
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import KERNELS, call_outcome, require_fast, using_kernel
-from test_cli import one_error_line, run
+from test_cli import SCRIPT, one_error_line, run
 
 import ipsecstats
 from ipsecstats import _pdh_layout as PL
@@ -591,3 +592,20 @@ def test_cli_data_errors_are_one_line(perfmon: dict[str, Path]) -> None:
     assert len(line) == 1 and "line 5, column" in line[0] and "not a whole number" in line[0]
     result = run("info", str(perfmon["csv"]), "--input-format", "pdh-csv", "--stride", "2")
     assert result.returncode == 2
+
+
+def test_cli_text_output_stdin_and_options(perfmon: dict[str, Path]) -> None:
+    result = run("report", str(perfmon["csv"]))
+    assert result.returncode == 0, result.stderr
+    assert "119 records from a perfmon PDH-CSV/TSV log" in result.stdout
+    assert f"instances: {HOST} " in result.stdout and "2024-06-03 12:00:00 UTC" in result.stdout
+    result = run("info", str(perfmon["tsv"]))
+    assert result.returncode == 0 and "format      a perfmon PDH-CSV/TSV log" in result.stdout
+    with open(perfmon["tsv"], "rb") as f:  # detected on a pipe too
+        piped = subprocess.run([str(SCRIPT), "info", "-", "--format", "json"], stdin=f, capture_output=True,
+                               text=True, timeout=120)
+    assert piped.returncode == 0, piped.stderr
+    assert json.loads(piped.stdout)["files"][0]["records"] == 120
+    result = run("info", str(perfmon["tsv"]), "--timestamp-column", "Time")
+    assert result.returncode != 0
+    one_error_line(result.stderr, "timestamp_column does not apply to perfmon PDH-CSV/TSV")

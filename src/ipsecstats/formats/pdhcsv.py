@@ -469,4 +469,4 @@ def read_pdh_csv(source: Any) -> Capture:
     return concat(chunks)
 
 
-FORMAT = Format("pdh-csv", "perfmon PDH-CSV/TSV log", accept, PdhCsvReader)
+FORMAT = Format("pdh-csv", "perfmon PDH-CSV/TSV", accept, PdhCsvReader)
