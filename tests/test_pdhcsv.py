@@ -524,8 +524,14 @@ def test_kernel_misuse_raises_the_same_in_both() -> None:
                  dict(stamps=np.zeros(1, np.int64)), dict(lines=np.zeros(3, np.int64)), dict(max_row=0)]:
         a, b = outcomes(**over)
         assert a[0] == "raised" and a[:2] == b[:2] and a[2] == b[2], (over, a, b)
+    for over in [dict(values=np.zeros((2, 1), np.int64)), dict(roles=np.array([-2, 0], np.int32)),
+                 dict(stamps=np.zeros(2, np.uint64)), dict(buf=np.zeros((2, 2), np.uint8)), dict(values=None),
+                 dict(buf=None), dict(roles=None), dict(missing=None), dict(stamps=None), dict(lines=None)]:
+        a, b = outcomes(**over)
+        assert a[0] == b[0] == "raised" and a[1] is b[1], (over, a, b)  # the same type; dtype messages differ
     a, b = outcomes()
     assert a[0] == "ok" and a == b
+    assert outcomes(missing=np.zeros((2, 1), bool)) == [a, a]
 
 
 @pytest.mark.parametrize("kernel", sorted(KERNELS))

@@ -1562,9 +1562,9 @@ cdef int _pdh_run(PdhCtx *c) noexcept nogil:
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-def pdh_rows(const uint8_t[::1] buf, bint final, int delimiter, const _p_int64_t[::1] roles,
-             uint64_t[:, ::1] values, uint8_t[:, ::1] missing, _p_int64_t[::1] stamps, _p_int64_t[::1] lines,
-             _p_int64_t line, _p_int64_t max_row):
+def pdh_rows(const uint8_t[::1] buf not None, bint final, int delimiter, const _p_int64_t[::1] roles not None,
+             uint64_t[:, ::1] values not None, uint8_t[:, ::1] missing not None, _p_int64_t[::1] stamps not None,
+             _p_int64_t[::1] lines not None, _p_int64_t line, _p_int64_t max_row):
     """Parse the whole perfmon rows at the start of ``buf``: a tuple (code, nrows, consumed,
     line, column, offset, length), codes from ``_pdh_layout``.
 
