@@ -61,8 +61,8 @@ BLOCK_BYTES = 1 << 20
 #: The longest data row accepted is the larger of this and ``ROW_BYTES_PER_COLUMN`` per column.
 MAX_ROW_BYTES = 1 << 20
 ROW_BYTES_PER_COLUMN = 256
-#: The longest header accepted (a log of every counter of a big server is a few MB).
-MAX_HEADER_BYTES = 64 << 20
+#: The longest header accepted (a log of every counter of a big server is a few MB; this is 200,000 paths).
+MAX_HEADER_BYTES = 16 << 20
 #: Biases reach +-14:00 (every zone in use); a larger one is not a time zone.
 MAX_BIAS_MINUTES = 14 * 60
 _EXACT = np.uint64(1 << 53)
