@@ -67,3 +67,17 @@ def csv_rows(
     line: int,
     max_row: int,
 ) -> tuple[int, int, int, int, int, int, int, int]: ...
+
+# --- perfmon PDH-CSV / PDH-TSV rows (formats.pdhcsv) ---
+def pdh_rows(
+    buf: npt.NDArray[np.uint8] | bytes,
+    final: bool,
+    delimiter: int,
+    roles: npt.NDArray[np.int64],
+    values: npt.NDArray[np.uint64],
+    missing: npt.NDArray[np.uint8],
+    stamps: npt.NDArray[np.int64],
+    lines: npt.NDArray[np.int64],
+    line: int,
+    max_row: int,
+) -> tuple[int, int, int, int, int, int, int]: ...

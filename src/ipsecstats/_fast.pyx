@@ -1194,3 +1194,434 @@ def csv_rows(const uint8_t[::1] buf, bint final, int delimiter, const int64_t[::
     with nogil:
         _csv_run(&c)
     return (c.err_code, c.nrows, c.consumed, c.line, c.err_column, c.err_offset, c.err_length, c.err_value)
+
+
+# =======================================================================================
+# Perfmon PDH-CSV / PDH-TSV rows (``formats.pdhcsv``): codes and limits in ``_pdh_layout``,
+# the twin is ``_slow.pdh_rows``. One pass per row: each field is scanned once to its end
+# (no line break may sit inside quotes, so a row is one line), then its value is read from
+# the bytes just scanned. Everything is bounded by ``max_row`` per row: linear time.
+# =======================================================================================
+
+from libc.string cimport memcmp as _p_memcmp
+from libc.stdint cimport int64_t as _p_int64_t
+
+from . import _pdh_layout as _pl
+
+cdef int P_OK = _pl.OK
+cdef int P_ROW_TOO_LONG = _pl.ROW_TOO_LONG
+cdef int P_UNCLOSED_QUOTE = _pl.UNCLOSED_QUOTE
+cdef int P_BAD_QUOTE = _pl.BAD_QUOTE
+cdef int P_BARE_CR = _pl.BARE_CR
+cdef int P_FIELD_COUNT = _pl.FIELD_COUNT
+cdef int P_NUL_BYTE = _pl.NUL_BYTE
+cdef int P_NOT_NUMBER = _pl.NOT_NUMBER
+cdef int P_NOT_WHOLE = _pl.NOT_WHOLE
+cdef int P_NEGATIVE = _pl.NEGATIVE
+cdef int P_RANGE = _pl.RANGE
+cdef int P_TIME_SYNTAX = _pl.TIME_SYNTAX
+cdef int P_TIME_DATE = _pl.TIME_DATE
+cdef int P_TIME_TIME = _pl.TIME_TIME
+cdef int P_TIME_RANGE = _pl.TIME_RANGE
+cdef _p_int64_t P_ROLE_TS = _pl.ROLE_TIMESTAMP
+cdef _p_int64_t P_EXP_CLAMP = _pl.EXPONENT_CLAMP
+cdef bytes _P_MAX_BYTES = _pl.UINT64_MAX_TEXT
+cdef bytes _P_ROUND_BYTES = _pl.ROUNDS_TO_2_64
+cdef const char *P_MAX_TEXT = _P_MAX_BYTES
+cdef const char *P_ROUND_TEXT = _P_ROUND_BYTES
+
+assert len(_P_MAX_BYTES) == 20 and len(_P_ROUND_BYTES) == 20
+
+
+cdef int _pdh_value(const uint8_t *t, _p_int64_t k, uint64_t *out, uint8_t *missing) noexcept nogil:
+    """A cell as a uint64: ``%.20g`` text of a whole number -> 0; spaces only -> 0 with ``missing``; else a code.
+
+    The value is exact from the decimal text (no double): digits times a power of ten.
+    20-digit values between 2**64 - 1 and 2**64 + 2048 are what rounds to the double
+    2**64: the counter was at most 2**64 - 1, which is kept.
+    """
+    cdef _p_int64_t i = 0, P = -1, m = 0, a = -1, z = -1, e = 0, x, L, pos, d
+    cdef int neg = 0, eneg = 0
+    cdef uint8_t ch
+    cdef char digs[20]
+    cdef uint64_t v
+    while i < k and t[i] == 32:
+        i += 1
+    if i == k and k:  # " ": no sample (an empty cell is no number: a row cut short)
+        missing[0] = 1
+        out[0] = 0
+        return P_OK
+    missing[0] = 0
+    i = 0
+    if t[0] == 45 or t[0] == 43:  # '-' '+'
+        neg = t[0] == 45
+        i = 1
+    while i < k:
+        ch = t[i]
+        if ch >= 48 and ch <= 57:
+            if ch != 48:
+                if a < 0:
+                    a = m
+                z = m
+            m += 1
+        elif ch == 46 and P < 0:  # '.'
+            P = m
+        else:
+            break
+        i += 1
+    if m == 0:
+        return P_NOT_NUMBER
+    if P < 0:
+        P = m
+    if i < k:
+        if t[i] != 101 and t[i] != 69:  # 'e' 'E'
+            return P_NOT_NUMBER
+        i += 1
+        if i < k and (t[i] == 43 or t[i] == 45):
+            eneg = t[i] == 45
+            i += 1
+        if i == k:
+            return P_NOT_NUMBER
+        while i < k:
+            ch = t[i]
+            if ch < 48 or ch > 57:
+                return P_NOT_NUMBER
+            if e < P_EXP_CLAMP:
+                e = e * 10 + (ch - 48)
+            i += 1
+        if e > P_EXP_CLAMP:
+            e = P_EXP_CLAMP
+        if eneg:
+            e = -e
+    if a < 0:  # zero, whatever its sign
+        out[0] = 0
+        return P_OK
+    if neg:
+        return P_NEGATIVE
+    x = P - 1 - z + e   # the power of ten of the last nonzero digit
+    if x < 0:
+        return P_NOT_WHOLE
+    L = P - a + e       # the digits of the whole number
+    if L > 20:
+        return P_RANGE
+    pos = 0
+    d = 0
+    i = 1 if (t[0] == 45 or t[0] == 43) else 0
+    while d <= z:
+        ch = t[i]
+        i += 1
+        if ch == 46:
+            continue
+        if d >= a:
+            digs[pos] = <char>ch
+            pos += 1
+        d += 1
+    while pos < L:
+        digs[pos] = 48
+        pos += 1
+    if L == 20 and _p_memcmp(digs, P_MAX_TEXT, 20) > 0:
+        if _p_memcmp(digs, P_ROUND_TEXT, 20) > 0:
+            return P_RANGE
+        out[0] = 0xFFFFFFFFFFFFFFFFULL
+        return P_OK
+    v = 0
+    for pos in range(L):
+        v = v * 10 + <uint64_t>(digs[pos] - 48)
+    out[0] = v
+    return P_OK
+
+
+cdef inline int _pdh_two(const uint8_t *t, _p_int64_t *out) noexcept nogil:
+    if t[0] < 48 or t[0] > 57 or t[1] < 48 or t[1] > 57:
+        return -1
+    out[0] = (t[0] - 48) * 10 + (t[1] - 48)
+    return 0
+
+
+cdef int _pdh_time(const uint8_t *t, _p_int64_t k, _p_int64_t *out) noexcept nogil:
+    """``MM/DD/YYYY HH:MM:SS[.f{1,9}]`` (perfmon's local time) -> ns since 1970 read as UTC; 0 or a code."""
+    cdef _p_int64_t mo, d, y, y2, h, mi, s, frac = 0, nfrac = 0, i, dim, era, yoe, doy, doe, days, secs
+    if k < 19:
+        return P_TIME_SYNTAX
+    if (_pdh_two(t, &mo) or t[2] != 47 or _pdh_two(t + 3, &d) or t[5] != 47 or _pdh_two(t + 6, &y)
+            or _pdh_two(t + 8, &y2) or t[10] != 32 or _pdh_two(t + 11, &h) or t[13] != 58
+            or _pdh_two(t + 14, &mi) or t[16] != 58 or _pdh_two(t + 17, &s)):
+        return P_TIME_SYNTAX
+    y = y * 100 + y2
+    if k > 19:
+        if t[19] != 46 or k == 20 or k > 29:
+            return P_TIME_SYNTAX
+        for i in range(20, k):
+            if t[i] < 48 or t[i] > 57:
+                return P_TIME_SYNTAX
+            frac = frac * 10 + (t[i] - 48)
+            nfrac += 1
+        while nfrac < 9:
+            frac *= 10
+            nfrac += 1
+    if mo == 2:
+        dim = 29 if (y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)) else 28
+    elif mo == 4 or mo == 6 or mo == 9 or mo == 11:
+        dim = 30
+    else:
+        dim = 31
+    if y < 1 or mo < 1 or mo > 12 or d < 1 or d > dim:
+        return P_TIME_DATE
+    if h > 23 or mi > 59 or s > 59:
+        return P_TIME_TIME
+    y2 = y - (1 if mo <= 2 else 0)   # days from civil (H. Hinnant); y2 >= 0 here
+    era = y2 // 400
+    yoe = y2 - era * 400
+    doy = (153 * (mo + (-3 if mo > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    days = era * 146097 + doe - 719468
+    secs = ((days * 24 + h) * 60 + mi) * 60 + s
+    if secs >= 0:
+        if secs > 9223372036LL or (secs == 9223372036LL and frac > 854775807):
+            return P_TIME_RANGE
+        out[0] = secs * 1000000000LL + frac
+    else:
+        if secs < -9223372037LL or (secs == -9223372037LL and frac < 145224193):
+            return P_TIME_RANGE
+        out[0] = (secs + 1) * 1000000000LL - (1000000000LL - frac)
+    return 0
+
+
+cdef struct PdhCtx:
+    const uint8_t *b
+    _p_int64_t n
+    int final
+    uint8_t delim
+    const _p_int64_t *roles
+    _p_int64_t ncols
+    _p_int64_t nslots
+    _p_int64_t cap
+    uint64_t *values
+    uint8_t *missing
+    _p_int64_t *stamps
+    _p_int64_t *lines
+    _p_int64_t line
+    _p_int64_t max_row
+    # result
+    _p_int64_t nrows
+    _p_int64_t consumed
+    int err_code
+    _p_int64_t err_column
+    _p_int64_t err_offset
+    _p_int64_t err_length
+
+
+cdef inline int _pdh_fail(PdhCtx *c, int code, _p_int64_t row_start, _p_int64_t column, _p_int64_t offset,
+                          _p_int64_t length) noexcept nogil:
+    c.consumed = row_start
+    c.err_code = code
+    c.err_column = column
+    c.err_offset = offset
+    c.err_length = length
+    return code
+
+
+cdef int _pdh_run(PdhCtx *c) noexcept nogil:
+    cdef const uint8_t *b = c.b
+    cdef _p_int64_t n = c.n, p = 0, s, limit, f, k, off, ln, after, j, role, e
+    cdef uint8_t ch, delim = c.delim
+    cdef int r, more, parsed
+    cdef uint64_t *vrow
+    cdef uint64_t v
+    cdef uint8_t *mrow
+    cdef uint8_t qstop[256]   # bytes that end a quoted field's scan
+    cdef uint8_t ustop[256]   # ... an unquoted field's
+    for k in range(256):
+        qstop[k] = 0
+        ustop[k] = 0
+    qstop[34] = qstop[10] = qstop[13] = qstop[0] = 1
+    ustop[34] = ustop[10] = ustop[13] = ustop[0] = 1
+    ustop[delim] = 1
+    c.nrows = 0
+    c.err_code = P_OK
+    c.err_column = 0
+    c.err_offset = 0
+    c.err_length = 0
+    while True:
+        if c.nrows == c.cap or p == n:
+            c.consumed = p
+            return P_OK
+        s = p
+        if b[s] == 10:  # a blank line
+            c.line += 1
+            p = s + 1
+            continue
+        if b[s] == 13:
+            if s + 1 < n:
+                if b[s + 1] == 10:
+                    c.line += 1
+                    p = s + 2
+                    continue
+                return _pdh_fail(c, P_BARE_CR, s, 0, s, 0)
+            if not c.final:
+                c.consumed = s
+                return P_OK
+            p = n
+            continue
+        limit = n if n - s <= c.max_row else s + c.max_row
+        vrow = c.values + c.nrows * c.nslots
+        mrow = c.missing + c.nrows * c.nslots
+        j = 0
+        f = s
+        e = -1
+        while True:
+            parsed = 0
+            if f < limit and b[f] == 34:
+                k = f + 1
+                if j < c.ncols and c.roles[j] >= 0:
+                    # the common cell: "<1..19 digits>" read in the scan (what _pdh_value gives for it)
+                    v = 0
+                    while k < limit and <uint8_t>(b[k] - 48) <= 9:
+                        v = v * 10 + (b[k] - 48)
+                        k += 1
+                    if k < limit and b[k] == 34 and 1 <= k - f - 1 <= 19:
+                        vrow[c.roles[j]] = v
+                        mrow[c.roles[j]] = 0
+                        parsed = 1
+                while k < limit and not qstop[b[k]]:
+                    k += 1
+                if k < limit:
+                    if b[k] == 0:
+                        return _pdh_fail(c, P_NUL_BYTE, s, j + 1, k, 0)
+                    if b[k] != 34:
+                        return _pdh_fail(c, P_UNCLOSED_QUOTE, s, j + 1, f, 0)
+                elif limit < n:
+                    return _pdh_fail(c, P_ROW_TOO_LONG, s, 0, s, 0)
+                elif not c.final:
+                    c.consumed = s
+                    return P_OK
+                else:
+                    return _pdh_fail(c, P_UNCLOSED_QUOTE, s, j + 1, f, 0)
+                off = f + 1
+                ln = k - f - 1
+                after = k + 1
+            else:
+                k = f
+                while k < limit and not ustop[b[k]]:
+                    k += 1
+                if k < limit:
+                    if b[k] == 34:
+                        return _pdh_fail(c, P_BAD_QUOTE, s, j + 1, k, 0)
+                    if b[k] == 0:
+                        return _pdh_fail(c, P_NUL_BYTE, s, j + 1, k, 0)
+                off = f
+                ln = k - f
+                after = k
+            more = 0
+            if after >= limit:
+                if limit < n:
+                    return _pdh_fail(c, P_ROW_TOO_LONG, s, 0, s, 0)
+                if not c.final:
+                    c.consumed = s
+                    return P_OK
+                e = n
+            else:
+                ch = b[after]
+                if ch == delim:
+                    more = 1
+                elif ch == 10:
+                    e = after + 1
+                elif ch == 13:
+                    if after + 1 < n:
+                        if b[after + 1] != 10:
+                            return _pdh_fail(c, P_BARE_CR, s, j + 1, after, 0)
+                        e = after + 2
+                    elif not c.final:
+                        c.consumed = s
+                        return P_OK
+                    else:
+                        e = n
+                elif ch == 0:
+                    return _pdh_fail(c, P_NUL_BYTE, s, j + 1, after, 0)
+                else:
+                    return _pdh_fail(c, P_BAD_QUOTE, s, j + 1, after, 0)
+            if j < c.ncols:
+                role = c.roles[j]
+                if role >= 0 and not parsed:
+                    r = _pdh_value(b + off, ln, vrow + role, mrow + role)
+                    if r:
+                        return _pdh_fail(c, r, s, j + 1, off, ln)
+                elif role == P_ROLE_TS:
+                    r = _pdh_time(b + off, ln, c.stamps + c.nrows)
+                    if r:
+                        return _pdh_fail(c, r, s, j + 1, off, ln)
+            j += 1
+            if not more:
+                break
+            f = after + 1
+        if j != c.ncols:
+            return _pdh_fail(c, P_FIELD_COUNT, s, 0, s, j)
+        c.lines[c.nrows] = c.line
+        c.nrows += 1
+        c.line += 1
+        p = e
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def pdh_rows(const uint8_t[::1] buf not None, bint final, int delimiter, const _p_int64_t[::1] roles not None,
+             uint64_t[:, ::1] values not None, uint8_t[:, ::1] missing not None, _p_int64_t[::1] stamps not None,
+             _p_int64_t[::1] lines not None, _p_int64_t line, _p_int64_t max_row):
+    """Parse the whole perfmon rows at the start of ``buf``: a tuple (code, nrows, consumed,
+    line, column, offset, length), codes from ``_pdh_layout``.
+
+    ``roles[j]`` says what column j is: -1 ignored, -2 the time (exactly one column), k in
+    [0, S) value slot k of each ``values`` row (S = ``values.shape[1]``, each slot once).
+    A blank cell (spaces only) sets ``missing`` and the value 0. ``stamps``: the local time
+    of each row in ns, read as if UTC. ``lines``: the line of each row. A row is one line
+    (a line break inside quotes is an error), at most ``max_row`` bytes. Stops after
+    ``values.shape[0]`` rows, at the end of the data, before an unfinished row (unless
+    ``final``) or at an error; ``consumed`` is where it stopped (an erroneous row's start),
+    ``line`` the line there; ``column`` is 1-based (0: the whole row), ``length`` the
+    field count for FIELD_COUNT.
+    """
+    cdef PdhCtx c
+    cdef Py_ssize_t cap = values.shape[0]
+    cdef Py_ssize_t nslots = values.shape[1]
+    cdef Py_ssize_t ncols = roles.shape[0]
+    cdef Py_ssize_t j, nts = 0
+    cdef _p_int64_t role
+    cdef bytearray seen
+    if delimiter < 1 or delimiter > 255 or delimiter == 34 or delimiter == 10 or delimiter == 13:
+        raise ValueError(f"delimiter must be a byte other than NUL, '\"', CR and LF, got {delimiter}")
+    if missing.shape[0] != cap or missing.shape[1] != nslots:
+        raise ValueError(f"missing must have the shape of values ({cap}, {nslots})")
+    if stamps.shape[0] != cap or lines.shape[0] != cap:
+        raise ValueError(f"stamps and lines must have shape ({cap},)")
+    if max_row < 1:
+        raise ValueError(f"max_row must be >= 1, got {max_row}")
+    seen = bytearray(nslots)
+    for j in range(ncols):
+        role = roles[j]
+        if role == P_ROLE_TS:
+            nts += 1
+        elif role >= nslots or role < -1 or (role >= 0 and seen[role]):
+            nts = -1
+            break
+        elif role >= 0:
+            seen[role] = 1
+    if nts != 1 or (nslots and seen.count(0)):
+        raise ValueError("roles must name each value slot 0 .. values.shape[1] - 1 once, the time (-2) once, "
+                         "and -1 elsewhere")
+    c.b = &buf[0] if buf.shape[0] else <const uint8_t *>b""
+    c.n = buf.shape[0]
+    c.final = final
+    c.delim = <uint8_t>delimiter
+    c.roles = &roles[0]
+    c.ncols = ncols
+    c.nslots = nslots
+    c.cap = cap
+    c.values = &values[0, 0] if cap and nslots else NULL
+    c.missing = &missing[0, 0] if cap and nslots else NULL
+    c.stamps = &stamps[0] if cap else NULL
+    c.lines = &lines[0] if cap else NULL
+    c.line = line
+    c.max_row = max_row
+    with nogil:
+        _pdh_run(&c)
+    return (c.err_code, c.nrows, c.consumed, c.line, c.err_column, c.err_offset, c.err_length)

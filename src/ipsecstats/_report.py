@@ -243,7 +243,8 @@ def _where(e: Event, start: dt.datetime | None, interval: float | None) -> str:
     return f"record {e.record:,}" + (f" ({_human_time(when)})" if when else f" (sample {e.sample:,})")
 
 
-_FORMAT_TEXT = {"raw": "raw records", "wnode": "WNODE buffers", "cim-csv": "a CIM CSV export"}
+_FORMAT_TEXT = {"raw": "raw records", "wnode": "WNODE buffers", "cim-csv": "a CIM CSV export",
+                "pdh-csv": "a perfmon PDH-CSV/TSV log"}
 
 
 def _plural(n: int, word: str) -> str:

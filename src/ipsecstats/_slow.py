@@ -794,3 +794,221 @@ def csv_rows(buf: Any, final: bool, delimiter: int, roles: Any, nprops: int, rec
         nrows += 1
         line += nl
         p = after_row
+
+
+# =============================================================================================
+# Perfmon PDH-CSV / PDH-TSV rows: the twin of ``_fast.pdh_rows`` (codes in ``_pdh_layout``)
+# =============================================================================================
+
+import re as _pdh_re  # noqa: E402 - this section is self-contained
+
+from . import _pdh_layout as _pl  # noqa: E402
+
+_PDH_NUMBER = _pdh_re.compile(rb"([+-]?)([0-9]*\.?[0-9]*)(?:[eE]([+-]?)([0-9]+))?\Z")
+_PDH_TIME = _pdh_re.compile(rb"([0-9]{2})/([0-9]{2})/([0-9]{4}) ([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?\Z")
+_PDH_QUOTED = _pdh_re.compile(rb'[^"\r\n\0]*')
+_PDH_UINT64_MAX = 2**64 - 1
+_PDH_ROUNDS_TO_2_64 = int(_pl.ROUNDS_TO_2_64)
+
+
+class _PdhStop(Exception):
+    def __init__(self, code: int, column: int = 0, offset: int = 0, length: int = 0):
+        self.err = (code, column, offset, length)
+
+
+def _pdh_value(t: bytes) -> tuple[int, int, bool]:
+    """(code, value, missing) of one cell; see ``_fast._pdh_value``."""
+    if t and t.count(b" ") == len(t):
+        return _pl.OK, 0, True
+    m = _PDH_NUMBER.match(t)
+    if m is None or m.group(2).replace(b".", b"") == b"":
+        return _pl.NOT_NUMBER, 0, False
+    sign, mant, eneg, edigits = m.groups()
+    point = mant.find(b".")
+    digits = mant.replace(b".", b"")
+    P = len(digits) if point < 0 else point
+    e = 0
+    if edigits is not None:
+        stripped = edigits.lstrip(b"0")
+        e = _pl.EXPONENT_CLAMP if len(stripped) > 10 else min(int(stripped or b"0"), _pl.EXPONENT_CLAMP)
+        e = -e if eneg == b"-" else e
+    a = len(digits) - len(digits.lstrip(b"0"))
+    if a == len(digits):
+        return _pl.OK, 0, False
+    if sign == b"-":
+        return _pl.NEGATIVE, 0, False
+    z = len(digits.rstrip(b"0")) - 1
+    x = P - 1 - z + e
+    if x < 0:
+        return _pl.NOT_WHOLE, 0, False
+    if P - a + e > 20:
+        return _pl.RANGE, 0, False
+    v = int(digits[a: z + 1]) * 10**x
+    if v > _PDH_UINT64_MAX:
+        if v > _PDH_ROUNDS_TO_2_64:
+            return _pl.RANGE, 0, False
+        v = _PDH_UINT64_MAX
+    return _pl.OK, v, False
+
+
+def _pdh_days(y: int, m: int, d: int) -> int:
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+
+
+def _pdh_time(t: bytes) -> tuple[int, int]:
+    """(code, ns) of ``MM/DD/YYYY HH:MM:SS[.f{1,9}]`` read as UTC; see ``_fast._pdh_time``."""
+    m = _PDH_TIME.match(t)
+    if m is None:
+        return _pl.TIME_SYNTAX, 0
+    month, day, year, hour, minute, second = (int(g) for g in m.groups()[:6])
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    dim = (29 if leap else 28) if month == 2 else 30 if month in (4, 6, 9, 11) else 31
+    if year < 1 or not 1 <= month <= 12 or not 1 <= day <= dim:
+        return _pl.TIME_DATE, 0
+    if hour > 23 or minute > 59 or second > 59:
+        return _pl.TIME_TIME, 0
+    secs = ((_pdh_days(year, month, day) * 24 + hour) * 60 + minute) * 60 + second
+    ns = secs * 10**9 + int((m.group(7) or b"").ljust(9, b"0"))
+    if not -(2**63 - 1) <= ns <= 2**63 - 1:
+        return _pl.TIME_RANGE, 0
+    return _pl.OK, ns
+
+
+def _pdh_check(buf: Any, delimiter: int, roles: Any, values: Any, missing: Any, stamps: Any, lines: Any,
+               max_row: int) -> tuple[Any, ...]:
+    mv = _byte_buffer(buf, "buf")
+    roles = _kernel_buffer("roles", roles, 1, layout="C", dtype=np.int64)
+    values = _kernel_buffer("values", values, 2, layout="C", writeable=True, dtype=np.uint64)
+    missing = _kernel_buffer("missing", missing, 2, layout="C", writeable=True)
+    stamps = _kernel_buffer("stamps", stamps, 1, layout="C", writeable=True, dtype=np.int64)
+    lines = _kernel_buffer("lines", lines, 1, layout="C", writeable=True, dtype=np.int64)
+    cap, nslots = values.shape
+    if not 1 <= delimiter <= 255 or delimiter in (0x22, 0x0A, 0x0D):
+        raise ValueError(f"delimiter must be a byte other than NUL, '\"', CR and LF, got {delimiter}")
+    if missing.shape != (cap, nslots):
+        raise ValueError(f"missing must have the shape of values ({cap}, {nslots})")
+    if stamps.shape[0] != cap or lines.shape[0] != cap:
+        raise ValueError(f"stamps and lines must have shape ({cap},)")
+    if max_row < 1:
+        raise ValueError(f"max_row must be >= 1, got {max_row}")
+    r = roles.tolist()
+    slots = sorted(x for x in r if x >= 0)
+    if slots != list(range(nslots)) or r.count(_pl.ROLE_TIMESTAMP) != 1 or any(x < _pl.ROLE_TIMESTAMP for x in r):
+        raise ValueError("roles must name each value slot 0 .. values.shape[1] - 1 once, the time (-2) once, "
+                         "and -1 elsewhere")
+    return mv, r, values, missing, stamps, lines
+
+
+def pdh_rows(buf: Any, final: bool, delimiter: int, roles: Any, values: Any, missing: Any, stamps: Any,
+             lines: Any, line: int, max_row: int) -> tuple[int, ...]:
+    """Parse whole perfmon rows of ``buf``; see ``_fast.pdh_rows``."""
+    mv, r, values, missing, stamps, lines = _pdh_check(buf, delimiter, roles, values, missing, stamps, lines,
+                                                       max_row)
+    b = bytes(mv)
+    n = len(b)
+    ncols = len(r)
+    cap = values.shape[0]
+    unquoted = _pdh_re.compile(rb'[^"\r\n\0' + _pdh_re.escape(bytes([delimiter])) + rb"]*")
+    p = 0
+    nrows = 0
+    while True:
+        if nrows == cap or p == n:
+            return (_pl.OK, nrows, p, line, 0, 0, 0)
+        s = p
+        if b[s] == 0x0A:
+            line += 1
+            p = s + 1
+            continue
+        if b[s] == 0x0D:
+            if s + 1 < n:
+                if b[s + 1] == 0x0A:
+                    line += 1
+                    p = s + 2
+                    continue
+                return (_pl.BARE_CR, nrows, s, line, 0, s, 0)
+            if not final:
+                return (_pl.OK, nrows, s, line, 0, 0, 0)
+            p = n
+            continue
+        limit = n if n - s <= max_row else s + max_row
+        try:
+            j = 0
+            f = s
+            while True:
+                if f < limit and b[f] == 0x22:
+                    k = _PDH_QUOTED.match(b, f + 1, limit).end()  # type: ignore[union-attr]
+                    if k < limit:
+                        if b[k] == 0:
+                            raise _PdhStop(_pl.NUL_BYTE, j + 1, k)
+                        if b[k] != 0x22:
+                            raise _PdhStop(_pl.UNCLOSED_QUOTE, j + 1, f)
+                    elif limit < n:
+                        raise _PdhStop(_pl.ROW_TOO_LONG, 0, s)
+                    elif not final:
+                        return (_pl.OK, nrows, s, line, 0, 0, 0)
+                    else:
+                        raise _PdhStop(_pl.UNCLOSED_QUOTE, j + 1, f)
+                    off, ln, after = f + 1, k - f - 1, k + 1
+                else:
+                    k = unquoted.match(b, f, limit).end()  # type: ignore[union-attr]
+                    if k < limit:
+                        if b[k] == 0x22:
+                            raise _PdhStop(_pl.BAD_QUOTE, j + 1, k)
+                        if b[k] == 0:
+                            raise _PdhStop(_pl.NUL_BYTE, j + 1, k)
+                    off, ln, after = f, k - f, k
+                more = False
+                if after >= limit:
+                    if limit < n:
+                        raise _PdhStop(_pl.ROW_TOO_LONG, 0, s)
+                    if not final:
+                        return (_pl.OK, nrows, s, line, 0, 0, 0)
+                    e = n
+                else:
+                    ch = b[after]
+                    if ch == delimiter:
+                        more = True
+                    elif ch == 0x0A:
+                        e = after + 1
+                    elif ch == 0x0D:
+                        if after + 1 < n:
+                            if b[after + 1] != 0x0A:
+                                raise _PdhStop(_pl.BARE_CR, j + 1, after)
+                            e = after + 2
+                        elif not final:
+                            return (_pl.OK, nrows, s, line, 0, 0, 0)
+                        else:
+                            e = n
+                    elif ch == 0:
+                        raise _PdhStop(_pl.NUL_BYTE, j + 1, after)
+                    else:
+                        raise _PdhStop(_pl.BAD_QUOTE, j + 1, after)
+                if j < ncols:
+                    role = r[j]
+                    if role >= 0:
+                        code, v, miss = _pdh_value(b[off: off + ln])
+                        if code:
+                            raise _PdhStop(code, j + 1, off, ln)
+                        values[nrows, role] = v
+                        missing[nrows, role] = miss
+                    elif role == _pl.ROLE_TIMESTAMP:
+                        code, ns = _pdh_time(b[off: off + ln])
+                        if code:
+                            raise _PdhStop(code, j + 1, off, ln)
+                        stamps[nrows] = ns
+                j += 1
+                if not more:
+                    break
+                f = after + 1
+            if j != ncols:
+                raise _PdhStop(_pl.FIELD_COUNT, 0, s, j)
+        except _PdhStop as stop:
+            return (stop.err[0], nrows, s, line, *stop.err[1:])
+        lines[nrows] = line
+        nrows += 1
+        line += 1
+        p = e

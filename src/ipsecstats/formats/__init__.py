@@ -18,13 +18,13 @@ from typing import Any
 
 from .._source import ByteSource
 from ._base import SNIFF_BYTES, Format, FormatError, FormatOptionError, Reader, is_text
-from . import cimcsv, raw, wnode
+from . import cimcsv, pdhcsv, raw, wnode
 
 __all__ = ["FORMATS", "SNIFF_BYTES", "Format", "FormatError", "FormatOptionError", "Reader", "by_name", "detect",
            "open_reader"]
 
 #: Asked in this order; ``raw`` accepts any binary prefix, so it comes last.
-FORMATS: tuple[Format, ...] = (wnode.FORMAT, cimcsv.FORMAT, raw.FORMAT)
+FORMATS: tuple[Format, ...] = (wnode.FORMAT, pdhcsv.FORMAT, cimcsv.FORMAT, raw.FORMAT)
 NAMES = tuple(f.name for f in FORMATS)
 
 
@@ -42,6 +42,8 @@ def detect(source: ByteSource) -> Format:
     formats could both read.
     """
     prefix = source.peek(SNIFF_BYTES)
+    if pdhcsv.is_blg(source.name, prefix):  # a binary perfmon log: its reader says how to convert it
+        return pdhcsv.FORMAT
     ask = f"pass --input-format {', '.join(NAMES[:-1])} or {NAMES[-1]}"
     for fmt in FORMATS:
         if fmt.accept(prefix):
