@@ -243,7 +243,9 @@ def _where(e: Event, start: dt.datetime | None, interval: float | None) -> str:
     return f"record {e.record:,}" + (f" ({_human_time(when)})" if when else f" (sample {e.sample:,})")
 
 
-_FORMAT_TEXT = {"raw": "raw records", "wnode": "WNODE buffers", "cim-csv": "a CIM CSV export"}
+_FORMAT_TEXT = {"raw": "raw records", "wnode": "WNODE buffers", "cim-csv": "a CIM CSV export",
+                "ipsecstats-csv": "an ipsecstats CSV export", "ipsecstats-jsonl": "an ipsecstats JSON Lines export",
+                "ipsecstats-parquet": "an ipsecstats Parquet export"}
 
 
 def _plural(n: int, word: str) -> str:
