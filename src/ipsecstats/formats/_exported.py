@@ -359,7 +359,7 @@ class Assembler:
 
 
 def _iso(ns: int) -> str:
-    return str(np.datetime_as_string(np.datetime64(ns, "ns"), timezone="UTC"))
+    return str(np.datetime_as_string(np.datetime64(ns, "ns"), unit="auto", timezone="UTC"))
 
 
 def _chain(head: list[Rows], tail: Iterator[Rows]) -> Iterator[Rows]:

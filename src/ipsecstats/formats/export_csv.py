@@ -6,8 +6,9 @@ in decimal, times ISO 8601 UTC, a name quoted when it holds a comma, a quote or 
 end (``""`` for a quote). Rows go through the compiled CSV kernel (see ``_export_text``);
 ``_exported`` checks them and makes the ``Capture`` chunks.
 
-Sniff: text whose first line is a header that starts with ``record`` and names the 16
-counters (a rates table too, so that it is refused with a message, not left undetected).
+Sniff: text whose first line is a header that starts with ``record`` and names at least
+half of the 21 fields (a rates table too, and one that lacks a column: they are refused
+with a message, not left undetected).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import _csv_layout as CL
-from .._schema import COUNTERS
+from .._schema import FIELD_NAMES
 from ._base import Format, is_text
 from ._export_text import KernelTable, TextExportReader, value_message
 from ._exported import ExportFormatError, Plan, Rows
@@ -29,12 +30,12 @@ __all__ = ["FORMAT", "CsvExportReader", "accept"]
 
 
 def accept(prefix: bytes) -> bool:
-    """Text whose first line is ``record,...`` naming the 16 counters."""
+    """Text whose first line is ``record,...`` naming at least half of the 21 fields."""
     text = is_text(prefix)
     if text is None or "\n" not in text:
         return False
     cells = text.split("\n", 1)[0].rstrip("\r").split(",")
-    return cells[0] == "record" and set(COUNTERS) <= set(cells)
+    return cells[0] == "record" and 2 * len(set(FIELD_NAMES) & set(cells)) > len(FIELD_NAMES)
 
 
 def _decode(data: npt.NDArray[np.uint8], offset: int, length: int, escaped: int) -> str:
