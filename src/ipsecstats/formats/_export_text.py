@@ -41,14 +41,19 @@ Decode = Callable[[npt.NDArray[np.uint8], int, int, int], str]
 class KernelTable:
     """Parse rows of one export into ``Rows`` of at most ``cap`` rows.
 
-    ``kernel_columns``: the kernel's column of each export column (CSV: the same; JSON
-    Lines rewritten: 2 j + 1, keys in the even columns) and ``width`` the kernel's column
-    count. ``decode`` turns a string field into its text. ``column_of(k)`` names kernel
-    column ``k`` (1-based) in messages.
+    ``kernel_columns``: the kernel's column of each export column (CSV: the same) and
+    ``width`` the kernel's column count. ``keys``: (kernel column, bytes) of columns whose
+    every value must be those bytes (JSON Lines rewritten: its keys), checked once per
+    distinct value like names; ``key_error(line)`` makes the error of a row where one
+    differs. ``decode`` turns a string field into its text.
     """
 
+    #: Rows per kernel call: the string outputs (4 int64 per string column) stay small.
+    STEP = 1024
+
     def __init__(self, name: str, columns: tuple[str, ...], kernel_columns: list[int], width: int, cap: int,
-                 decode: Decode, max_row: int):
+                 decode: Decode, max_row: int, keys: list[tuple[int, bytes]] = (),  # type: ignore[assignment]
+                 key_error: Callable[[int], ExportFormatError] | None = None):
         self.name = name
         self.columns = columns
         self.cap = cap
@@ -60,7 +65,7 @@ class KernelTable:
         self.roles = np.full(width, CL.ROLE_IGNORE, np.int64)
         self._export_column: dict[int, str] = {}
         strings = ["instance", "host"]
-        self.nstrs = sum(1 for s in strings if s in columns)
+        self.nnames = sum(1 for s in strings if s in columns)
         for col, k in zip(columns, kernel_columns):
             self._export_column[k + 1] = col
             if col == "record":
@@ -71,7 +76,13 @@ class KernelTable:
                 self.roles[k] = CL.ROLE_TIMESTAMP
             else:
                 self.roles[k] = 1 + NFIELDS + strings.index(col)
+        self.keys = [want for _, want in keys]
+        for j, (k, _) in enumerate(keys):
+            self.roles[k] = 1 + NFIELDS + self.nnames + j
+        self.key_error = key_error
         self._caches: list[dict[bytes, int]] = [{}, {}]
+        step = min(cap, self.STEP)
+        self._strs = np.empty((step, self.nnames + len(self.keys), CL.STR_FIELDS), np.int64)
         self._new()
 
     def column(self, kernel_column: int) -> tuple[int | None, str | None]:
@@ -82,7 +93,6 @@ class KernelTable:
     def _new(self) -> None:
         cap = self.cap
         self._buf = np.empty((cap, RECORD_SIZE + 8), np.uint8)
-        self._strs = np.empty((cap, self.nstrs, CL.STR_FIELDS), np.int64)
         self._stamps = np.empty(cap if self.has_stamps else 0, np.int64)
         self._lines = np.empty(cap, np.int64)
         self._ids = np.empty((cap, 2), np.intp)
@@ -99,22 +109,37 @@ class KernelTable:
         ``error(code, line, column, offset, length, value, data)`` makes the exception for a
         kernel error code.
         """
-        n = self.n
-        code, k, consumed, next_line, column, offset, length, value = _backend.KERNEL.csv_rows(
-            data, final, ord(","), self.roles, 1 + NFIELDS, self._buf[n:], self._strs[n:], self._stamps[n:], self._lines[n:], line, self.max_row)
-        if k:
-            self._strings(data, n, k)
-        self.n += k
-        if code:
-            raise error(code, next_line, column, offset, length, value, data)
-        return consumed, next_line
+        done = 0
+        while True:
+            n = self.n
+            lim = min(self.cap - n, self._strs.shape[0])
+            stamps = self._stamps[n: n + lim] if self.has_stamps else self._stamps
+            code, k, consumed, line, column, offset, length, value = _backend.KERNEL.csv_rows(
+                data[done:], final, ord(","), self.roles, 1 + NFIELDS, self._buf[n: n + lim], self._strs[:lim],
+                stamps, self._lines[n: n + lim], line, self.max_row)
+            if k:
+                self._strings(data[done:], n, k)
+            self.n += k
+            if code:
+                raise error(code, line, column, offset, length, value, data[done:])
+            done += consumed
+            if k < lim or self.full:
+                return done, line
 
     def _strings(self, data: npt.NDArray[np.uint8], n: int, k: int) -> None:
-        """Text ids of rows ``n .. n + k``: one decode per distinct value (kernel references)."""
+        """Text ids of rows ``n .. n + k`` (one decode per distinct value: the kernel points a
+        row at an earlier one with the same bytes), and the keys checked the same way."""
         rows = np.arange(k)
-        for slot, texts in enumerate([self.instance_texts, self.host_texts][: self.nstrs]):
+        if self.keys:
+            keys = self._strs[:k, self.nnames:]
+            for r, j in zip(*np.nonzero(keys[:, :, 3] == rows[:, None])):
+                off, ln = int(keys[r, j, 0]), int(keys[r, j, 1])
+                if data[off: off + ln].tobytes() != self.keys[j]:
+                    assert self.key_error is not None
+                    raise self.key_error(int(self._lines[n + r]))
+        for slot, texts in enumerate([self.instance_texts, self.host_texts][: self.nnames]):
             assert texts is not None
-            strs = self._strs[n: n + k, slot]
+            strs = self._strs[:k, slot]
             refs = strs[:, 3]
             canon = np.flatnonzero(refs == rows)
             cache = self._caches[slot]

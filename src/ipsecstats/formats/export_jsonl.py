@@ -5,13 +5,15 @@ The writer's lines: ``{"record":0,"timestamp":"2024-06-03T00:00:00Z","instance":
 integers as decimal (exact up to 2**64 - 1), names as JSON strings (``ensure_ascii``), a
 missing time as ``null``; a raw log's ``instance`` is a number, a capture's a string.
 
-Reading takes whole lines a block at a time: one compiled regular expression checks
-that every line has exactly the first line's keys in order, each with a value of its
-kind (a C loop, no Python object per line); the block is then rewritten as CSV with
-``bytes.replace`` (escaped quotes and backslashes become ``\\u0022``/``\\u005c`` so that no
-quote is left inside a string; ``":`` becomes ``",``: keys become columns of their own)
-and parsed by the compiled CSV kernel like ``export_csv``. A line that does not match is
-then decoded with ``json`` alone, to say what is wrong with it.
+Reading takes whole lines a block at a time and rewrites them as CSV in place, with
+numpy masks (same length, no Python object per line): each line's ``{`` and ``}`` become
+commas (empty first and last columns) and every ``":`` a ``",`` (keys become columns of
+their own). A quote can only end a key or a string, since quotes inside strings are
+escaped; first escaped backslashes and quotes become ``\x01\x01`` and ``\x02\x02``
+(control characters, which JSON strings cannot hold), so no quote is left inside a
+string. The compiled CSV kernel then parses the block like ``export_csv``, and checks
+every key against the first line's, once per distinct value, like the names. A line
+that fails is then decoded with ``json`` alone, to say what is wrong with it.
 
 Sniff: text whose first line starts with ``{"record":``.
 """
@@ -19,7 +21,6 @@ Sniff: text whose first line starts with ``{"record":``.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 
 import numpy as np
@@ -34,9 +35,7 @@ from ._exported import INPUTS_ARE_RECORDS, ExportFormatError, Plan, Rows
 __all__ = ["FORMAT", "JsonlExportReader", "accept"]
 
 _HEAD = '{"record":'
-_NUMBER = rb"[0-9]+"
-_STRING = rb'"(?:[^"\\\n]|\\.)*"'
-_TIME = rb'(?:"[0-9T:.Z+-]*"|null)'
+_BACKSLASH, _QUOTE = b"\x01\x01", b"\x02\x02"
 
 
 def accept(prefix: bytes) -> bool:
@@ -46,19 +45,41 @@ def accept(prefix: bytes) -> bool:
 
 
 def _decode(data: npt.NDArray[np.uint8], offset: int, length: int, escaped: int) -> str:
-    text = data[offset: offset + length].tobytes().decode("utf-8")
+    text = data[offset: offset + length].tobytes().replace(_BACKSLASH, b"\\\\").replace(_QUOTE, b'\\"')
     try:
-        value = json.loads('"' + text + '"')
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not a JSON string ({exc.msg})") from None
+        value = json.loads(b'"' + text + b'"')
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not a JSON string ({exc})") from None
     return value  # type: ignore[no-any-return]
 
 
-def _to_csv(block: bytes) -> bytes:
-    """Whole checked lines as CSV: keys and values in alternate columns, no quote inside a string."""
-    out = (block.replace(b"\\\\", b"\\u005c").replace(b'\\"', b"\\u0022").replace(b'":null', b'":""')
-           .replace(b'":', b'",').replace(b"}\r\n", b"\r\n").replace(b"}\n", b"\n").replace(b"\n{", b"\n"))
-    return out[1:]  # the first line's "{"
+def _to_csv(block: bytes, quotes: int) -> tuple[npt.NDArray[np.uint8], int]:
+    """Whole lines (each ending with LF) as CSV (see the module docstring), and the index of the
+    first line that does not start with ``{``, end with ``}`` and hold ``quotes`` quotes (its
+    keys' and strings': a number in quotes or a name without them) (-1: none)."""
+    for control in (b"\x01", b"\x02"):  # not in JSON text: the placeholders are free
+        if control in block:
+            return np.empty(0, np.uint8), block.count(b"\n", 0, block.find(control))
+    if b'\\"' in block:  # an escaped quote (or a string ending in an escaped backslash)
+        block = block.replace(b"\\\\", _BACKSLASH).replace(b'\\"', _QUOTE)
+    if b'":null' in block:
+        block = block.replace(b'":null', b'":""')
+    arr = np.frombuffer(block, np.uint8).copy()
+    ends = np.flatnonzero(arr == 0x0A)
+    starts = np.empty_like(ends)
+    starts[0] = 0
+    starts[1:] = ends[:-1] + 1
+    last = ends - 1
+    last -= (last >= starts) & (arr[np.maximum(last, 0)] == 0x0D)  # CRLF
+    ok = (last > starts) & (arr[starts] == 0x7B) & (arr[np.maximum(last, 0)] == 0x7D)
+    quote = np.flatnonzero(arr == 0x22)
+    ok &= np.diff(np.searchsorted(quote, ends), prepend=0) == quotes  # the quotes of each line
+    if not ok.all():
+        return arr, int(np.argmin(ok))
+    arr[starts] = arr[last] = 0x2C
+    after = quote + 1  # a quote is never last: "}" ends the line
+    arr[after[arr[after] == 0x3A]] = 0x2C
+    return arr, -1
 
 
 class JsonlExportReader(TextExportReader):
@@ -78,12 +99,10 @@ class JsonlExportReader(TextExportReader):
         if not isinstance(obj, dict):
             raise ExportFormatError(f"{self.name}: line 1: not a JSON object", line=1)
         keys = list(obj)
-        kinds = {"time": _TIME, "timestamp": _TIME, "host": _STRING,
-                 "instance": _NUMBER if isinstance(obj.get("instance"), int) else _STRING}
         self._keys = keys
-        self._line_re = rb"\{" + rb",".join(json.dumps(k).encode() + rb":" + kinds.get(k, _NUMBER) for k in keys) \
-            + rb"\}\r?\n"
-        self._block_re = re.compile(rb"(?:" + self._line_re + rb")*")
+        strings = [k for k in ("time", "timestamp", "host", "instance") if isinstance(obj.get(k), str)
+                   or (k in ("time", "timestamp") and k in obj)]
+        self._quotes = 2 * len(keys) + 2 * len(strings)
         shape = None
         if "instance" in obj:
             shape = "raw" if isinstance(obj["instance"], int) else "capture"
@@ -91,8 +110,9 @@ class JsonlExportReader(TextExportReader):
 
     def _make_table(self, plan: Plan) -> KernelTable:
         n = len(plan.columns)
-        return KernelTable(self.name, plan.columns, [2 * j + 1 for j in range(n)], 2 * n, self.chunk_records,
-                           _decode, self._max_row)
+        keys = [(1 + 2 * j, k.encode()) for j, k in enumerate(plan.columns)]
+        return KernelTable(self.name, plan.columns, [2 + 2 * j for j in range(n)], 2 * n + 2, self.chunk_records,
+                           _decode, self._max_row, keys, self._line_error)
 
     def _parse(self) -> Iterator[Rows]:
         b, table = self._blocks, self._table
@@ -116,9 +136,10 @@ class JsonlExportReader(TextExportReader):
             else:
                 block = data[:end].tobytes()
             b.pos += len(data) if b.eof else end
-            if self._block_re.fullmatch(block) is None:
-                raise self._diagnose(block, line)
-            text = np.frombuffer(_to_csv(block), np.uint8)
+            self._block, self._block_line = block, line
+            text, bad = _to_csv(block, self._quotes)
+            if bad >= 0:
+                raise self._line_error(line + bad)
             at = 0
             while at < len(text):
                 consumed, line = table.parse(text[at:], True, line, self._error)
@@ -126,22 +147,16 @@ class JsonlExportReader(TextExportReader):
                 if table.full:
                     yield table.take()  # type: ignore[misc]
 
-    def _diagnose(self, block: bytes, line: int) -> ExportFormatError:
-        """The error of the first line of ``block`` that does not have the first line's layout."""
-        one = re.compile(self._line_re)
-        for i, text in enumerate(block.splitlines(keepends=True)):
-            if one.fullmatch(text) is not None:
-                continue
-            where = line + i
-            raise_at = _line_error(self.name, text, where, self._keys)
-            return raise_at
-        return ExportFormatError(f"{self.name}: line {line}: not in the layout of the first line", line=line)
+    def _line_error(self, line: int) -> ExportFormatError:
+        """The error of ``line`` (in the block being parsed): what ``json`` says is wrong with it."""
+        text = self._block.split(b"\n")[line - self._block_line]
+        return _line_error(self.name, text, line, self._keys)
 
     def _error(self, code: int, line: int, column: int, offset: int, length: int, value: int,
                data: npt.NDArray[np.uint8]) -> ExportFormatError:
         col, field = self._table.column(column) if column else (None, None)
-        if code == CL.FIELD_COUNT or col is None:
-            return ExportFormatError(f"{self.name}: line {line}: not in the layout of the first line", line=line)
+        if code != CL.UINT64_RANGE and code < CL.TS_SYNTAX or col is None:
+            return self._line_error(line)
         text = data[offset: offset + length].tobytes().decode("utf-8", "replace")
         return ExportFormatError(f"{self.name}: line {line}, key {field!r} (column {col}): "
                                  f"{value_message(code, text)}", line=line, column=col, field=field)
