@@ -31,7 +31,8 @@ from ipsecstats.formats._exported import ExportFormatError
 
 FORMATS = ("csv", "jsonl", "parquet")
 START = np.datetime64("2024-06-03T00:00:00", "ns")
-ODD_NAMES = ("ROOT\\ISCSIPRT\\0000_0", 'a "quoted", comma', "non-ASCII é 名前 \U0001f600", "line\nbreak", "back\\slash\"")
+ODD_NAMES = ("ROOT\\ISCSIPRT\\0000_0", 'a "quoted", comma', "non-ASCII é 名前 \U0001f600", "line\nbreak", "back\\slash\"",
+             "", " spaced ", "car\rriage", "7", "{\"record\":1}", "tab\tend\\")
 
 
 def edge_records(n: int, seed: int = 1) -> np.ndarray:
@@ -273,6 +274,24 @@ def test_jsonl_errors_name_the_line_and_key(tmp_path: Path):
     bad(p, line(1) + line(2), "line 1, column 1 (record): record 1", "deltas table")
 
 
+def test_errors_pickle_with_their_place():
+    import pickle
+
+    err = pickle.loads(pickle.dumps(ExportFormatError("x: line 3", line=3, column=2, field="record")))
+    assert (str(err), err.line, err.column, err.field) == ("x: line 3", 3, 2, "record")
+
+
+def test_a_dataset_part_is_refused(tmp_path: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cols = {"file": pa.array(["a.bin"]), "record": pa.array([0], pa.uint64()),
+            **{f: pa.array([1], pa.uint64()) for f in FIELD_NAMES}}
+    pq.write_table(pa.table(cols), tmp_path / "part.parquet")
+    with pytest.raises(ExportFormatError, match="a part of a Parquet dataset"):
+        formats.open_reader(str(tmp_path / "part.parquet"))
+
+
 def test_jsonl_reads_names_with_escapes_and_many_lines(tmp_path: Path):
     cap = odd_capture(3000)
     write_capture(cap, tmp_path / "cap.jsonl", "jsonl")
@@ -379,3 +398,15 @@ def test_parquet_without_pyarrow_says_what_to_install(tmp_path: Path, originals:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     one_error_line(result.stderr, 'reading Parquet needs pyarrow: pip install "ipsecstats[arrow]"')
+
+
+def test_the_csv_export_is_csv_for_other_tools_too(tmp_path: Path):
+    """Names with a carriage return are quoted (the chunk gets every field quoted): csv reads them back."""
+    import csv
+
+    cap = odd_capture(hosts=False, stamps=False)
+    write_capture(cap, tmp_path / "cap.csv", "csv")
+    with open(tmp_path / "cap.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["instance"] for r in rows] == cap.instances.tolist()
+    assert [int(r["SoftAssociations"]) for r in rows] == cap.records["SoftAssociations"].tolist()

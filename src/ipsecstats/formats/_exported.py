@@ -84,7 +84,11 @@ def plan_columns(columns: list[str], name: str, where: str = "line 1") -> Plan:
             raise ExportFormatError(f"{name}: a rates table (no gauge columns {', '.join(GAUGES)}): "
                                     f"{INPUTS_ARE_RECORDS}", line=1)
         raise ExportFormatError(f"{name}: {where}: the export lacks column(s) {', '.join(missing)}", line=1)
-    extra = [c for c in columns if c not in seen or (c not in FIELD_NAMES and c not in LEADING)]
+    extra = [c for c in columns if c not in FIELD_NAMES and c not in LEADING]
+    if extra == ["file"]:
+        raise ExportFormatError(f"{name}: a part of a Parquet dataset (convert of several files or --scheduler, "
+                                "with a 'file' column): not an input; read the logs it came from, or convert one "
+                                "FILE at a time", line=1)
     if extra:
         raise ExportFormatError(f"{name}: {where}: unexpected column {extra[0]!r} (an ipsecstats export has "
                                 f"{', '.join(LEADING)} and the 21 fields)", line=1, column=seen[extra[0]] + 1)
