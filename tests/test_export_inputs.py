@@ -410,3 +410,20 @@ def test_the_csv_export_is_csv_for_other_tools_too(tmp_path: Path):
         rows = list(csv.DictReader(f))
     assert [r["instance"] for r in rows] == cap.instances.tolist()
     assert [int(r["SoftAssociations"]) for r in rows] == cap.records["SoftAssociations"].tolist()
+
+
+def test_counting_names_are_names_past_the_longest_stride(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Opening holds rows until instance 0 comes round again, at most MAX_STRIDE of them: names
+    "0", "1", ... counting up further are a capture's names (memory stays bounded)."""
+    from ipsecstats.formats import _exported
+
+    monkeypatch.setattr(_exported, "MAX_STRIDE", 10)
+    n = 40
+    cap = Capture(edge_records(n), None, np.arange(n, dtype=np.intp), tuple(str(i) for i in range(n)))
+    write_capture(cap, tmp_path / "cap.csv", "csv")
+    reader, chunks = read_back(tmp_path / "cap.csv", 4)
+    assert reader.stride is None and concat(chunks).instances.tolist() == cap.instances.tolist()
+    named = Capture(edge_records(n), None, np.array([0, 1, 2] * 13 + [3], np.intp), ("0", "1", "2", "x"))
+    write_capture(named, tmp_path / "named.csv", "csv")  # looks raw (stride 3) until its last row
+    with pytest.raises(ExportFormatError, match=r"line 41, column 2 \(instance\): 'x' is not an instance number"):
+        list(formats.open_reader(str(tmp_path / "named.csv"), chunk_records=4))

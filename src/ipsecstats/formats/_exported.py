@@ -37,6 +37,10 @@ __all__ = ["LEADING", "Assembler", "ExportFormatError", "Rows", "Texts", "plan_c
 #: The leading columns an export can have, in the order the writer puts them.
 LEADING = ("record", "instance", "time", "timestamp", "host")
 INPUTS_ARE_RECORDS = "inputs are records: export them with ipsecstats convert --what records"
+#: The most instances a raw log's export may interleave: opening holds its rows until instance
+#: 0 comes round again, so this bounds that memory (a CSV ``instance`` column that counts
+#: up further holds names, not instance numbers).
+MAX_STRIDE = 1 << 16
 
 
 class ExportFormatError(ValueError):
@@ -204,16 +208,27 @@ class Assembler:
             if first.stamps is not None:
                 self._time_base(first, first.record.astype(np.int64))
             return _chain([first], self._checked(rows))
-        held = [first]
-        stride = self._stride_in(first, 0)
-        while stride is None:
+        held, count = [first], len(first)
+        stride = self._stride_in(first)
+        more: Rows | None = first
+        while stride is None and more is not None and count <= MAX_STRIDE:
             more = next(rows, None)
             if more is None:
                 break
             self._check_records(more)
             held.append(more)
-            stride = self._stride_in(more, int(more.record[0]) if len(more) else 0)
+            count += len(more)
+            if self.plan.shape is None and self._instance_numbers(more, strict=False) is None:
+                self.shape = "capture"  # names, after all: not a raw log's instance numbers
+                return _chain(held, self._checked(rows))
+            stride = self._stride_in(more)
         whole = _concat_rows(held)
+        if stride is None and more is not None:  # no instance 0 again in MAX_STRIDE records
+            if self.plan.shape is None:
+                self.shape = "capture"
+                return _chain([whole], self._checked(rows))
+            self._fail(whole, len(whole) - 1, "instance", f"instance 0 does not come round again in "
+                       f"{MAX_STRIDE:,} records: not a raw log's export")
         if stride is None:  # no sample came round again: the file holds less than two samples
             stride = len(whole)
         self.stride = stride
@@ -253,7 +268,7 @@ class Assembler:
                        "(the rows before read as a raw log's export: instance = record % stride)")
         return values
 
-    def _stride_in(self, rows: Rows, first: int) -> int | None:
+    def _stride_in(self, rows: Rows) -> int | None:
         """The record where instance 0 comes round again (the stride), if in ``rows``."""
         values = self._instance_numbers(rows, strict=True)
         assert values is not None

@@ -176,6 +176,9 @@ class ParquetExportReader:
             self.close()
 
     def close(self) -> None:
+        close = getattr(getattr(self, "_file", None), "close", None)
+        if close is not None:
+            close()
         self.source.close()
 
 
