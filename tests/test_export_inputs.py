@@ -427,3 +427,22 @@ def test_counting_names_are_names_past_the_longest_stride(tmp_path: Path, monkey
     write_capture(named, tmp_path / "named.csv", "csv")  # looks raw (stride 3) until its last row
     with pytest.raises(ExportFormatError, match=r"line 41, column 2 \(instance\): 'x' is not an instance number"):
         list(formats.open_reader(str(tmp_path / "named.csv"), chunk_records=4))
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_text_exports_stream_through_one_block(tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch):
+    """Memory is one block and one chunk, whatever the file size: the buffer never grows for
+    rows shorter than half a block, and every chunk is at most chunk_records rows."""
+    from ipsecstats.formats import _export_text
+
+    monkeypatch.setattr(_export_text, "BLOCK_BYTES", 1 << 14)
+    cap = odd_capture(3000)
+    path = tmp_path / f"cap.{fmt}"
+    write_capture(cap, path, fmt)
+    assert path.stat().st_size > 40 * (1 << 14)
+    reader = formats.open_reader(str(path), chunk_records=100)
+    sizes = []
+    for chunk in reader:
+        sizes.append(len(chunk))
+        assert reader._blocks.arr.size == 1 << 14
+    assert max(sizes) == 100 and sum(sizes) == 3000
