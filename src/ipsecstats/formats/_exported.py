@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._capture import Capture, NameTable
-from .._schema import FIELD_NAMES, GAUGES, RECORD_DTYPE
+from .._schema import FIELD_NAMES, GAUGES
 
 __all__ = ["LEADING", "Assembler", "ExportFormatError", "Rows", "Texts", "plan_columns"]
 
@@ -385,8 +385,3 @@ def _chain(head: list[Rows], tail: Iterator[Rows]) -> Iterator[Rows]:
     yield from head
     yield from tail
 
-
-def empty_rows(has_stamps: bool) -> Rows:
-    """No rows (for tests and empty files)."""
-    return Rows(np.empty(0, np.uint64), np.empty(0, np.int64) if has_stamps else None, None, None,
-                np.empty(0, RECORD_DTYPE), np.empty(0, np.int64))
