@@ -32,7 +32,8 @@ import numpy.typing as npt
 from .._capture import Capture, NameTable
 from .._schema import FIELD_NAMES, GAUGES
 
-__all__ = ["LEADING", "Assembler", "ExportFormatError", "Rows", "Texts", "plan_columns"]
+__all__ = ["INPUTS_ARE_RECORDS", "LEADING", "MAX_STRIDE", "Assembler", "ExportFormatError", "Plan", "Rows", "Texts",
+           "plan_columns"]
 
 #: The leading columns an export can have, in the order the writer puts them.
 LEADING = ("record", "instance", "time", "timestamp", "host")
