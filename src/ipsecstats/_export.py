@@ -262,7 +262,11 @@ def _csv_float(x: float) -> Any:
 
 
 def _write_csv(out: IO[str], layout: Layout, chunks: Iterable[tuple[int, npt.NDArray[np.void]]]) -> None:
+    """Rows as ``csv.writer`` quotes them (minimal quoting, LF line ends); a chunk whose instance or
+    host names hold a carriage return is written with every field quoted, since the writer does not
+    quote a lone CR (not in its line terminator) and CSV readers would take it for a line end."""
     writer = csv.writer(out, lineterminator="\n")
+    quote_all = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
     header_done = False
     for chunk in chunks:
         arr = chunk[1]
@@ -274,7 +278,9 @@ def _write_csv(out: IO[str], layout: Layout, chunks: Iterable[tuple[int, npt.NDA
         if layout.what == "rates":
             lead = len(cols) - len(names)
             cols[lead:] = [[_csv_float(x) for x in c] for c in cols[lead:]]
-        writer.writerows(zip(*cols))
+        labels = [c for c in _leading(layout, chunk).values() if isinstance(c, InstanceLabels)]
+        cr = any("\r" in name for c in labels for name in c.names)
+        (quote_all if cr else writer).writerows(zip(*cols))
 
 
 def _json_value(x: Any) -> str:

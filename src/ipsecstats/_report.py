@@ -244,7 +244,9 @@ def _where(e: Event, start: dt.datetime | None, interval: float | None) -> str:
 
 
 _FORMAT_TEXT = {"raw": "raw records", "wnode": "WNODE buffers", "cim-csv": "a CIM CSV export",
-                "pdh-csv": "a perfmon PDH-CSV/TSV log"}
+                "pdh-csv": "a perfmon PDH-CSV/TSV log",
+                "ipsecstats-csv": "an ipsecstats CSV export", "ipsecstats-jsonl": "an ipsecstats JSON Lines export",
+                "ipsecstats-parquet": "an ipsecstats Parquet export"}
 
 
 def _plural(n: int, word: str) -> str:

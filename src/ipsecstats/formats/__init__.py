@@ -18,13 +18,16 @@ from typing import Any
 
 from .._source import ByteSource
 from ._base import SNIFF_BYTES, Format, FormatError, FormatOptionError, Reader, is_text
-from . import cimcsv, pdhcsv, raw, wnode
+from . import cimcsv, export_csv, export_jsonl, export_npy, export_parquet, pdhcsv, raw, wnode
 
 __all__ = ["FORMATS", "SNIFF_BYTES", "Format", "FormatError", "FormatOptionError", "Reader", "by_name", "detect",
            "open_reader"]
 
-#: Asked in this order; ``raw`` accepts any binary prefix, so it comes last.
-FORMATS: tuple[Format, ...] = (wnode.FORMAT, pdhcsv.FORMAT, cimcsv.FORMAT, raw.FORMAT)
+#: Asked in this order; ``raw`` accepts any binary prefix, so it comes last. ipsecstats' own
+#: exports (Parquet: the magic ``PAR1``; ``.npy``: ``\x93NUMPY``, refused; CSV: a header
+#: ``record,...``; JSON Lines: ``{"record":``) never look like WNODE or a CIM CSV header.
+FORMATS: tuple[Format, ...] = (export_parquet.FORMAT, export_npy.FORMAT, wnode.FORMAT, export_csv.FORMAT,
+                               export_jsonl.FORMAT, pdhcsv.FORMAT, cimcsv.FORMAT, raw.FORMAT)
 NAMES = tuple(f.name for f in FORMATS)
 
 
