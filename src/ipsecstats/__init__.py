@@ -17,6 +17,7 @@ from ._pipeline import TableChunk, iter_capture, read_capture
 from ._interop import from_arrow, from_pandas, from_polars, to_arrow, to_pandas, to_polars
 from ._schema import COUNTERS, FIELDS, GAUGES, RECORD_DTYPE, RECORD_SIZE, Field
 from .formats.cimcsv import CimCsvFormatError, read_cim_csv
+from .formats.pdhcsv import PdhCsvFormatError, PdhCsvWarning, read_pdh_csv
 from ._capture import Capture
 from .formats.wnode import WnodeFormatError, WnodeWarning, read_wnode, write_wnode
 
@@ -37,6 +38,8 @@ __all__ = [
     "KeyedDeltas",
     "ON_DECREASE",
     "PartialRecordWarning",
+    "PdhCsvFormatError",
+    "PdhCsvWarning",
     "RECORD_DTYPE",
     "RECORD_SIZE",
     "TruncatedRecordError",
@@ -60,6 +63,7 @@ __all__ = [
     "read",
     "read_capture",
     "read_cim_csv",
+    "read_pdh_csv",
     "read_wnode",
     "to_arrow",
     "to_pandas",

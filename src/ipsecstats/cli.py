@@ -166,9 +166,11 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="use the complete records of a file that ends in a partial record (with a warning); "
                           "for WNODE buffers, skip WNODE_TOO_SMALL nodes and a truncated last buffer")
     log.add_argument("--input-format", choices=("auto", *INPUT_FORMATS), default="auto",
-                     help="raw (168-byte records), wnode (WmiQueryAllData buffers) or cim-csv (Export-Csv of "
-                          "Get-CimInstance); default auto: told from the first bytes. WNODE and CIM CSV carry "
-                          "instance names (deltas pair records by name, no --stride) and times (no --interval)")
+                     help="raw (168-byte records), wnode (WmiQueryAllData buffers), cim-csv (Export-Csv of "
+                          "Get-CimInstance), pdh-csv (typeperf/logman/relog CSV or TSV), ipsecstats-csv/-jsonl/"
+                          "-parquet (what convert --what records wrote); default auto: told from the first bytes. "
+                          "Captures carry instance names (deltas pair records by name, no --stride) and times "
+                          "(no --interval)")
     log.add_argument("--timestamp-column", metavar="NAME",
                      help="cim-csv: the column holding each row's time (ISO 8601 with offset, or FILETIME ticks)")
 

@@ -59,8 +59,8 @@ def detect(source: ByteSource) -> Format:
             return fmt
     first = next((line for line in is_text(prefix).splitlines() if line.strip()), "")[:60]  # type: ignore[union-attr]
     raise FormatError(f"{source.name}: cannot tell the input format: it is text, but its first line {first!r} is "
-                      "neither a #TYPE line nor a CSV header naming InstanceName and the 21 MSiSCSI_MMIPSECStats "
-                      f"properties; {ask}")
+                      "neither a #TYPE line, a CSV header naming InstanceName and the 21 MSiSCSI_MMIPSECStats "
+                      f"properties, a perfmon (PDH-CSV 4.0) header nor an ipsecstats export's header; {ask}")
 
 
 def open_reader(source: Any, input_format: str = "auto", *, what: str = "input", **options: Any) -> Reader:
