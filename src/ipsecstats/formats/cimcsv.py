@@ -778,11 +778,12 @@ class CimCsvReader:
         if self._host_col is None:
             codes[:] = ids[_NAME]
             return None
-        pairs, inverse = np.unique((ids[_NAME] << 32) | ids[_HOST], return_inverse=True)
+        pairs, where, inverse = np.unique((ids[_NAME] << 32) | ids[_HOST], return_index=True, return_inverse=True)
         names = {i: t for i, t in self._ids[_NAME].values()}
         hosts = {i: t for i, t in self._ids[_HOST].values()}
         found_codes = np.empty(len(pairs), np.intp)
-        for j, pair in enumerate(pairs.tolist()):
+        for j in np.argsort(where).tolist():  # new labels in order of first appearance
+            pair = int(pairs[j])
             c = self._pairs.get(pair)
             if c is None:
                 host = hosts[pair & 0xFFFFFFFF]
