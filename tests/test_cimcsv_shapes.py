@@ -34,7 +34,7 @@ from ipsecstats._schema import COUNTERS, FIELD_NAMES
 from ipsecstats._source import ByteSource
 from ipsecstats._stats import scan
 from ipsecstats.formats import detect
-from ipsecstats.formats.cimcsv import CimCsvNote, CimCsvReader, CimCsvWarning
+from ipsecstats.formats.cimcsv import CimCsvReader, CimCsvWarning
 
 PROPS = sorted(f.name for f in FIELDS)
 INSTANCES = ("ROOT\\ISCSIPRT\\0000_0", "PCI\\VEN_8086&DEV_10FB&SUBSYS_000C8086&REV_01\\4&1B2C3D4E&0&0010_0")
@@ -218,7 +218,6 @@ SHAPES = shapes()
 def read(data: bytes, **options):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CimCsvWarning)
-        warnings.simplefilter("ignore", CimCsvNote)
         return read_cim_csv(data, **options)
 
 
@@ -248,7 +247,6 @@ def test_each_shape_streams_in_small_blocks_to_the_same_result(shape, block, chu
     whole = read(data, **options)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CimCsvWarning)
-        warnings.simplefilter("ignore", CimCsvNote)
         reader = CimCsvReader(ByteSource(data), chunk_records=chunk, **options)
         reader._block = block
         chunks = list(reader)
@@ -279,15 +277,18 @@ def test_two_hosts_report_per_host_truth():
 
 def test_gwmi_times_come_from_timestamp_sys100ns_with_a_note():
     data = SHAPES["ps51 gwmi"][0]
-    with pytest.warns(CimCsvNote, match="Timestamp_Sys100NS"):
-        cap = read_cim_csv(data)
+    reader = CimCsvReader(ByteSource(data))
+    assert reader.has_timestamps
+    assert reader.notes == [f"{reader.name}: times from column Timestamp_Sys100NS (FILETIME ticks, UTC)"]
+    cap = concat(list(reader))
     assert cap.timestamps.view(np.int64).tolist() == GWMI.utc_ns()
 
 
 def test_a_timestamp_column_is_found_by_name_with_a_note():
     data = SHAPES["ps51 format o"][0].replace(b'"Timestamp"', b'"TimeStamp"', 1)
-    with pytest.warns(CimCsvNote, match="'TimeStamp'.*timestamp_column="):
-        cap = read_cim_csv(data)
+    reader = CimCsvReader(ByteSource(data))
+    assert "'TimeStamp' (pass timestamp_column= to choose another)" in reader.notes[0]
+    cap = concat(list(reader))
     assert cap.timestamps.view(np.int64).tolist() == PLAIN.utc_ns()
 
 

@@ -254,19 +254,14 @@ def _file_size(path: str) -> int | None:
 
 @contextlib.contextmanager
 def _trailing_bytes(record: list[int], show: bool) -> Iterator[None]:
-    """Catch ``PartialRecordWarning``s: note their trailing bytes, and print them when ``show``; print
-    the other warnings (a ``CimCsvNote`` as a note)."""
-    from .formats.cimcsv import CimCsvNote
-
+    """Catch ``PartialRecordWarning``s: note their trailing bytes, and print them when ``show``."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PartialRecordWarning)
         try:
             yield
         finally:
             for w in caught:
-                if isinstance(w.message, CimCsvNote):
-                    _note(str(w.message))
-                elif isinstance(w.message, PartialRecordWarning):
+                if isinstance(w.message, PartialRecordWarning):
                     record.append(w.message.trailing_bytes)
                     if show:
                         _warn_line(f"{w.message.source}: ignored {w.message.trailing_bytes} trailing byte(s) at byte "
@@ -305,6 +300,8 @@ def _open_log(args: argparse.Namespace, path: str) -> Any:
             reader = fmt.open(src, stride=args.stride, allow_partial=args.allow_partial)
         else:
             reader = fmt.open(src, option_style="flag", allow_partial=args.allow_partial, **csv_options)
+            for text in reader.notes:  # reads the header
+                _note(text)
     except BaseException:
         src.close()
         raise

@@ -45,7 +45,7 @@ from .._source import ByteSource
 from . import _csvtime
 from ._base import Format, is_text
 
-__all__ = ["FORMAT", "CimCsvFormatError", "CimCsvNote", "CimCsvReader", "CimCsvWarning", "accept", "read_cim_csv"]
+__all__ = ["FORMAT", "CimCsvFormatError", "CimCsvReader", "CimCsvWarning", "accept", "read_cim_csv"]
 
 CLASS_NAME = "MSiSCSI_MMIPSECStats"
 #: The only ``CimClass`` value accepted (an empty cell too): ``Get-CimInstance`` writes it so.
@@ -270,10 +270,6 @@ class CimCsvWarning(UserWarning):
     """Something the reader assumed about a CIM CSV (its encoding, its time zone)."""
 
 
-class CimCsvNote(UserWarning):
-    """What the reader chose by itself (the time column)."""
-
-
 def _keyword(name: str) -> str:
     return f"{name}="
 
@@ -324,6 +320,7 @@ class CimCsvReader:
         self._block = BLOCK_BYTES
         self._max_row = MAX_ROW_BYTES
         self._opened: tuple[_Buffer, int] | None = None
+        self._notes: list[str] = []
         self._time_col: str | None = None
         self._host_col: str | None = None
 
@@ -337,6 +334,12 @@ class CimCsvReader:
         self._open()
         return self._host_col is not None
 
+    @property
+    def notes(self) -> list[str]:
+        """What the reader chose by itself (the time column), for the command line to print."""
+        self._open()
+        return self._notes
+
     def close(self) -> None:
         self.source.close()
 
@@ -346,8 +349,8 @@ class CimCsvReader:
         finally:
             self.source.close()
 
-    def _warn(self, message: str, category: type[Warning] = CimCsvWarning) -> None:
-        warnings.warn(f"{self.name}: {message}", category, stacklevel=4)
+    def _warn(self, message: str) -> None:
+        warnings.warn(f"{self.name}: {message}", CimCsvWarning, stacklevel=4)
 
     # -- encoding ------------------------------------------------------------------------
 
@@ -549,13 +552,13 @@ class CimCsvReader:
                                         f"{self._spell('timestamp_column')})", line=line)
         elif SYS100NS in position and cell(SYS100NS) not in ("", "0"):
             ts = SYS100NS
-            self._warn(f"times from column {SYS100NS} (FILETIME ticks, UTC)", CimCsvNote)
+            self._notes.append(f"{self.name}: times from column {SYS100NS} (FILETIME ticks, UTC)")
         else:
             named = [name for name in header if name.lower() == "timestamp"]
             if len(named) == 1:
                 ts = named[0]
-                self._warn(f"times from column {ts!r} (pass {self._spell('timestamp_column')} to choose another)",
-                           CimCsvNote)
+                self._notes.append(f"{self.name}: times from column {ts!r} (pass {self._spell('timestamp_column')} "
+                                  "to choose another)")
         self._time_col = ts
         self._kernel_time = ts is not None and self.timestamp_format is None and (
             ts == SYS100NS or _csvtime.is_kernel_time(cell(ts)))
@@ -838,8 +841,8 @@ def read_cim_csv(source: Any, *, timestamp_column: str | None = None, delimiter:
     ``CimCsvWarning``); or a codec name (``cp1250``, ``utf-16``, ...).
 
     Times: ``timestamp_column`` names the column; else a filled ``Timestamp_Sys100NS``
-    (FILETIME ticks, UTC), else a column named ``Timestamp`` (any case), with a
-    ``CimCsvNote``. Cells are ISO 8601 (``Get-Date -Format o``; up to 9 fraction digits,
+    (FILETIME ticks, UTC), else a column named ``Timestamp`` (any case) (the reader's
+    ``notes`` say which). Cells are ISO 8601 (``Get-Date -Format o``; up to 9 fraction digits,
     exact to 1 ns) or FILETIME ticks; other forms (culture dates such as ``6/3/2024 2:00:00
     AM``) need ``timestamp_format`` (strptime syntax): day and month are never guessed. An
     empty cell is NaT. Times without an offset are local times of ``timezone`` (an IANA name
