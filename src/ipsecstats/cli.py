@@ -290,7 +290,8 @@ def _open_log(args: argparse.Namespace, path: str) -> Any:
         if fmt.name != "raw" and args.stride is not None:
             raise UsageError(f"{path}: --stride does not apply to {fmt.name} input{how}: its records carry instance "
                              "names, and deltas pair the records of each name")
-        csv_options = {key: getattr(args, key, None) for _, key in (("", "timestamp_column"), *CSV_FLAGS)}
+        reader: Any
+        csv_options: dict[str, Any] = {key: getattr(args, key, None) for _, key in (("", "timestamp_column"), *CSV_FLAGS)}
         if fmt.name != "cim-csv":
             given = [flag for flag, key in (("--timestamp-column", "timestamp_column"), *CSV_FLAGS)
                      if csv_options[key] is not None]

@@ -31,7 +31,7 @@ import io
 import re
 import warnings
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import numpy.typing as npt
@@ -323,6 +323,7 @@ class CimCsvReader:
         self._notes: list[str] = []
         self._time_col: str | None = None
         self._host_col: str | None = None
+        self._seen_type = False
 
     @property
     def has_timestamps(self) -> bool:
@@ -387,7 +388,7 @@ class CimCsvReader:
 
     # -- header --------------------------------------------------------------------------
 
-    def _fail(self, message: str, line: int, column: int | None = None, field: str | None = None) -> None:
+    def _fail(self, message: str, line: int, column: int | None = None, field: str | None = None) -> NoReturn:
         raise CimCsvFormatError(f"{self.name}: line {line}" + (f", column {column} ({field})" if column else "")
                                 + f": {message}", line=line, column=column, field=field)
 
@@ -575,10 +576,10 @@ class CimCsvReader:
         columns = {_NAME: "InstanceName", _CLASS: "CimClass", _HOST: self._host_col, _TIME: ts}
         self._slot_cols = []
         for slot, kind in enumerate(self._slots):
-            name = columns[kind]
-            assert name is not None
-            roles[position[name]] = NFIELDS + slot
-            self._slot_cols.append(position[name])
+            col = columns[kind]
+            assert col is not None
+            roles[position[col]] = NFIELDS + slot
+            self._slot_cols.append(position[col])
         if ts is not None and self._kernel_time:
             roles[position[ts]] = CL.ROLE_TIMESTAMP
         return roles
@@ -796,7 +797,7 @@ class CimCsvReader:
         return None
 
     def _kernel_error(self, code: int, line: int, column: int, offset: int, length: int, value: int,
-                      data: npt.NDArray[np.uint8], width: int) -> None:
+                      data: npt.NDArray[np.uint8], width: int) -> NoReturn:
         field = self._header_names[column - 1] if column else None
         if code == CL.ROW_TOO_LONG:
             raise CimCsvFormatError(
