@@ -183,6 +183,7 @@ def shapes() -> dict[str, tuple[bytes, Log, dict, bool]]:
         "ps51 cim default": (cim.encode("ascii"), PLAIN, {}, False),
         "ps51 utf-8 bom": (b"\xef\xbb\xbf" + cim.encode("utf-8"), PLAIN, {}, False),
         "ps51 convertto-csv utf-16": (cim.encode("utf-16-le").join([b"\xff\xfe", b""]), PLAIN, {}, False),
+        "utf-16 big-endian": (b"\xfe\xff" + cim.encode("utf-16-be"), PLAIN, {}, False),
         "ps51 gwmi": (export([GWMI.wmi(r) for r in range(len(GWMI.records))], WMI_COLUMNS,
                              type_name=WMI_TYPE).encode("ascii"), GWMI, {}, True),
         "ps51 use-culture de-DE": (export(PLAIN.objects(), CIM_COLUMNS, type_name=CIM_TYPE,
@@ -377,3 +378,19 @@ def test_the_delimiter_is_told_from_the_header_or_forced():
         read(data, delimiter=",")
     with pytest.raises(ValueError, match="delimiter= must be one ASCII character"):
         read(data, delimiter=";;")
+
+
+def test_a_byte_cp1252_leaves_undefined_names_line_and_encoding():
+    data = SHAPES["ps51 cp1252 host"][0]
+    bad = data[: len(data) // 2] + data[len(data) // 2:].replace("Ü".encode("cp1252"), b"\x81", 1)
+    at = bad.index(b"\x81")
+    line = bad[:at].count(b"\n") + 1
+    with pytest.raises(CimCsvFormatError, match=rf"line {line}: not valid cp1252 .* at byte offset {at}\); "
+                                                "pass encoding="):
+        read(bad)
+
+
+def test_a_later_time_of_another_form_names_the_options():
+    rows = [{"Timestamp": t, **PLAIN.cim(0)} for t in ("2024-06-03T00:00:00Z", "2024-06-03 00:01:00")]
+    with pytest.raises(CimCsvFormatError, match=r"line 3, column 1 \(Timestamp\).*timestamp_format= or timezone="):
+        read(export(rows, STAMPED_COLUMNS, type_name=None).encode())

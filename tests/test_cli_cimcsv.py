@@ -117,3 +117,10 @@ def test_csv_flags_refuse_other_formats(tmp_path, flag, value):
     raw.write_bytes(PLAIN.records.tobytes())
     result = run("info", str(raw), flag, value)
     one_error_line(result.stderr, flag, "applies to --input-format cim-csv only")
+
+
+def test_csv_flags_are_refused_with_a_scheduler(tmp_path):
+    path = write(tmp_path, "ps51 use-culture de-DE")
+    result = run("report", path, "--scheduler", "threads", "--delimiter", ";")
+    assert result.returncode == 2
+    one_error_line(result.stderr, "--delimiter", "--scheduler")
