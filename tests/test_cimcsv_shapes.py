@@ -20,12 +20,15 @@ the right UTC times, and stream in small blocks to the same result.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import warnings
 import zoneinfo
 
 import numpy as np
 import pytest
 from conftest import as_u64
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ipsecstats import FIELDS, CimCsvFormatError, read_cim_csv
 from ipsecstats._capture import concat
@@ -34,6 +37,7 @@ from ipsecstats._schema import COUNTERS, FIELD_NAMES
 from ipsecstats._source import ByteSource
 from ipsecstats._stats import scan
 from ipsecstats.formats import detect
+from ipsecstats.formats._csvtime import _fast_strptime, compile_format
 from ipsecstats.formats.cimcsv import CimCsvReader, CimCsvWarning
 
 PROPS = sorted(f.name for f in FIELDS)
@@ -394,3 +398,41 @@ def test_a_later_time_of_another_form_names_the_options():
     rows = [{"Timestamp": t, **PLAIN.cim(0)} for t in ("2024-06-03T00:00:00Z", "2024-06-03 00:01:00")]
     with pytest.raises(CimCsvFormatError, match=r"line 3, column 1 \(Timestamp\).*timestamp_format= or timezone="):
         read(export(rows, STAMPED_COLUMNS, type_name=None).encode())
+
+
+FAST_FORMATS = ["%d.%m.%Y %H:%M:%S", "%m/%d/%Y %I:%M:%S %p", "%d/%m/%Y %H:%M", "%Y-%m-%d %H:%M:%S.%f",
+                "%d-%m-%Y  %I:%M %p", "%m/%d/%Y"]
+
+
+@given(st.sampled_from(FAST_FORMATS), st.datetimes(min_value=dt.datetime(1700, 1, 1)), st.booleans())
+def test_the_fast_format_path_reads_as_strptime(fmt, when, unpadded):
+    text = when.strftime(fmt)
+    if unpadded:
+        text = re.sub(r"(?<!\d)0(\d)", r"\1", text)
+    fast = compile_format(fmt)
+    assert fast is not None
+    m = fast.fullmatch(text)
+    assert m is not None and _fast_strptime(m) == dt.datetime.strptime(text, fmt)
+
+
+@given(st.sampled_from(FAST_FORMATS), st.text("0123456789./-: APM", max_size=24))
+def test_the_fast_format_path_refuses_what_strptime_refuses(fmt, text):
+    fast = compile_format(fmt)
+    try:
+        want = dt.datetime.strptime(text, fmt)
+    except ValueError:
+        want = None
+    m = fast.fullmatch(text)
+    try:
+        got = _fast_strptime(m) if m is not None else None
+    except ValueError:
+        got = None
+    if m is not None or want is None:  # no match: strptime itself reads the text
+        assert got == want
+
+
+def test_formats_outside_the_fast_path_go_to_strptime():
+    for fmt in ("%Y%m%d", "%d %B %Y", "%d.%m.%Y %H:%M:%S %z", "%d.%d", "%j"):
+        assert compile_format(fmt) is None
+    assert _one_time("3 June 2024 02:00:00", timestamp_format="%d %B %Y %H:%M:%S") == PLAIN.utc_ns()[0] + 2 * 3600 * 10**9
+    assert _one_time("03.06.2024 02:00:00 +0200", timestamp_format="%d.%m.%Y %H:%M:%S %z") == PLAIN.utc_ns()[0]

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from .._wnode_layout import FILETIME_UNIX_EPOCH, TICKS_MAX, TICKS_MIN
 
-__all__ = ["TimeError", "TimeParser", "is_kernel_time", "parse_zone", "suggest_formats"]
+__all__ = ["TimeError", "TimeParser", "compile_format", "is_kernel_time", "parse_zone", "suggest_formats"]
 
 _ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:?\d\d)?\Z")
 _TICKS = re.compile(r"[0-9]{1,20}\Z")
@@ -87,20 +87,68 @@ def suggest_formats(text: str) -> list[tuple[str, str]]:
     return [day_first, month_first] if sep == "." or int(a) > 12 else [month_first, day_first]
 
 
+#: Directives the fast path reads itself (strptime's meaning; %p as in the C locale).
+_FAST = {"d": r"(?P<d>\d{1,2})", "m": r"(?P<m>\d{1,2})", "Y": r"(?P<Y>\d{4})", "H": r"(?P<H>\d{1,2})",
+         "I": r"(?P<I>\d{1,2})", "M": r"(?P<M>\d{1,2})", "S": r"(?P<S>\d{1,2})", "p": r"(?P<p>AM|PM)",
+         "f": r"(?P<f>\d{1,6})"}
+
+
+def compile_format(fmt: str) -> re.Pattern[str] | None:
+    """A regex that reads ``fmt`` as strptime does, for formats of the ``_FAST`` directives each
+    used once and each followed by a non-digit literal or the end (so no split is ambiguous);
+    None for any other format (strptime itself reads those)."""
+    parts, seen, i = [], set(), 0
+    while i < len(fmt):
+        c = fmt[i]
+        if c == "%":
+            d = fmt[i + 1: i + 2]
+            if d not in _FAST or d in seen:
+                return None
+            if i + 2 < len(fmt) and (fmt[i + 2] == "%" or fmt[i + 2].isdigit()):
+                return None
+            seen.add(d)
+            parts.append(_FAST[d])
+            i += 2
+        elif c.isspace():
+            while i < len(fmt) and fmt[i].isspace():
+                i += 1
+            parts.append(r"\s+")
+        else:
+            parts.append(re.escape(c))
+            i += 1
+    return re.compile("".join(parts), re.IGNORECASE | re.ASCII)
+
+
+def _fast_strptime(m: re.Match[str]) -> _dt.datetime:
+    """The naive datetime strptime gives for a match of ``compile_format`` (ValueError if none exists)."""
+    g = m.groupdict()
+    hour = int(g["H"]) if g.get("H") is not None else 0
+    if g.get("I") is not None:
+        hour = int(g["I"])
+        if not 1 <= hour <= 12:
+            raise ValueError(f"hour {hour} is not 1..12")
+        hour = hour % 12 + (12 if (g.get("p") or "AM").upper() == "PM" else 0)
+    frac = g.get("f")
+    return _dt.datetime(int(g["Y"]) if g.get("Y") is not None else 1900, int(g.get("m") or 1), int(g.get("d") or 1),
+                        hour, int(g.get("M") or 0), int(g.get("S") or 0), int(frac.ljust(6, "0")) if frac else 0)
+
+
 class TimeParser:
     """``parse(text) -> ns`` for one column (see the module docstring); ``naive_seen`` tells
     whether a wall time was read without a zone (as UTC)."""
 
     def __init__(self, fmt: str | None, zone: _dt.tzinfo | None, spell: Callable[[str], str]):
         self.fmt = fmt
+        self._fast = compile_format(fmt) if fmt is not None else None
         self.zone = zone
         self.spell = spell
         self.naive_seen = False
 
     def parse(self, text: str) -> int:
         if self.fmt is not None:
+            m = self._fast.fullmatch(text) if self._fast is not None else None
             try:
-                when = _dt.datetime.strptime(text, self.fmt)
+                when = _fast_strptime(m) if m is not None else _dt.datetime.strptime(text, self.fmt)
             except ValueError as exc:
                 raise TimeError(f"{text!r} does not match {self.spell('timestamp_format')} {self.fmt!r} ({exc})") \
                     from None
