@@ -436,3 +436,10 @@ def test_formats_outside_the_fast_path_go_to_strptime():
         assert compile_format(fmt) is None
     assert _one_time("3 June 2024 02:00:00", timestamp_format="%d %B %Y %H:%M:%S") == PLAIN.utc_ns()[0] + 2 * 3600 * 10**9
     assert _one_time("03.06.2024 02:00:00 +0200", timestamp_format="%d.%m.%Y %H:%M:%S %z") == PLAIN.utc_ns()[0]
+
+
+def test_never_quoting_a_value_with_the_delimiter_says_so():
+    data = export(PLAIN.objects(), CIM_COLUMNS, type_name=None, quotes="Never").encode()
+    with pytest.raises(CimCsvFormatError, match=r"line 2: 39 field\(s\), the header has 36 \(an unquoted value "
+                                                r"holding the delimiter ','\? .*-UseQuotes Never"):
+        read(data)

@@ -811,7 +811,10 @@ class CimCsvReader:
         if code == CL.BARE_CR:
             raise self._malformed(line, f"column {column}: a carriage return that does not end the line")
         if code == CL.FIELD_COUNT:
-            raise CimCsvFormatError(f"{self.name}: line {line}: {value} field(s), the header has {width}", line=line)
+            hint = (f" (an unquoted value holding the delimiter {self._delim!r}? Export-Csv -UseQuotes Never writes "
+                    "such rows: select the needed columns, or quote AsNeeded)") if value > width else ""
+            raise CimCsvFormatError(f"{self.name}: line {line}: {value} field(s), the header has {width}{hint}",
+                                    line=line)
         text = _field_text(data, offset, length, value)
         if code == CL.NOT_UINT64:
             self._fail(f"{text!r} is not a decimal uint64", line, column, field)
