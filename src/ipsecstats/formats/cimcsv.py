@@ -466,6 +466,7 @@ class CimCsvReader:
         table = NameTable()
         self._ids: dict[int, dict[bytes, tuple[int, str]]] = {_NAME: {}, _HOST: {}}
         self._pairs: dict[int, int] = {}
+        self._texts: dict[int, list[str]] = {_NAME: [], _HOST: []}
         self._name_codes: dict[bytes, int] = {}
         self._time_cache: dict[bytes, int] = {}
         self._class_ok: set[bytes] = {b"", CIM_CLASS.encode()}
@@ -567,6 +568,7 @@ class CimCsvReader:
         rows = np.arange(k)
         errors: list[tuple[int, int, str, str]] = []  # (row, column, field, message)
         ids: dict[int, npt.NDArray[np.int64]] = {}
+        name_order: list[int] = []
         for slot, kind in enumerate(self._slots):
             refs = strs[:, slot, 3]
             canon = np.flatnonzero(refs == rows)
@@ -618,12 +620,16 @@ class CimCsvReader:
                             errors.append((r, column, field, f"{text!r}: a NUL character inside the instance name"))
                             break
                         hit = known[key] = (len(known), text)
+                        self._texts[kind].append(text)
                     else:
                         hit = known[key] = (len(known), text)
+                        self._texts[kind].append(text)
                 values.append(hit[0])
             if len(values) == len(canon):
                 found[canon] = values
                 ids[kind] = found[refs]
+                if kind == _NAME:
+                    name_order = values
         if errors:
             r, column, field, message = min(errors)
             line = int(lines[r])
@@ -632,19 +638,35 @@ class CimCsvReader:
         if self._host_col is None:
             codes[:] = ids[_NAME]
             return None
-        pairs, where, inverse = np.unique((ids[_NAME] << 32) | ids[_HOST], return_index=True, return_inverse=True)
-        names = {i: t for i, t in self._ids[_NAME].values()}
-        hosts = {i: t for i, t in self._ids[_HOST].values()}
-        found_codes = np.empty(len(pairs), np.intp)
+        self._host_codes(ids[_NAME], ids[_HOST], name_order, codes, table)
+        return None
+
+    def _host_codes(self, names: npt.NDArray[np.int64], hosts: npt.NDArray[np.int64], name_order: list[int],
+                    codes: npt.NDArray[np.intp], table: NameTable) -> None:
+        """``codes`` of rows with name ids ``names`` and host ids ``hosts``: one label per
+        (host, name) pair, new ones added in order of first appearance (``name_order``: the
+        name ids of the rows where a new name value starts, in row order)."""
+        def pair_code(name: int, host: int) -> int:
+            c = self._pairs.get((name << 32) | host)
+            if c is None:
+                c = self._pairs[(name << 32) | host] = table.code(self._texts[_NAME][name],
+                                                                  self._texts[_HOST][host] or None)
+            return c
+
+        if hosts.size and bool((hosts == hosts[0]).all()):  # one host in these rows: a lookup per name id
+            host = int(hosts[0])
+            firsts = dict.fromkeys(name_order)
+            lut = np.empty(max(firsts) + 1, np.intp)
+            for name in firsts:
+                lut[name] = pair_code(name, host)
+            codes[:] = lut[names]
+            return
+        pairs, where, inverse = np.unique((names << 32) | hosts, return_index=True, return_inverse=True)
+        found = np.empty(len(pairs), np.intp)
         for j in np.argsort(where).tolist():  # new labels in order of first appearance
             pair = int(pairs[j])
-            c = self._pairs.get(pair)
-            if c is None:
-                host = hosts[pair & 0xFFFFFFFF]
-                c = self._pairs[pair] = table.code(names[pair >> 32], host or None)
-            found_codes[j] = c
-        codes[:] = found_codes[inverse.reshape(-1)]
-        return None
+            found[j] = pair_code(pair >> 32, pair & 0xFFFFFFFF)
+        codes[:] = found[inverse.reshape(-1)]
 
     def _kernel_error(self, code: int, line: int, column: int, offset: int, length: int, value: int,
                       data: npt.NDArray[np.uint8], width: int) -> NoReturn:
