@@ -37,7 +37,7 @@ def export_csv(rows, *, type_line=True, quote=True, extra=None, newline="\r\n", 
     lines.append(",".join(q(c) for c in columns))
     by_name = {f.name: j for j, f in enumerate(FIELDS)}
     for k, (instance, vals) in enumerate(rows):
-        cell = {"Active": "True", "InstanceName": instance, "PSComputerName": "ISCSI-HOST1",
+        cell = {"Active": "True", "InstanceName": instance, "PSComputerName": "",  # local Get-CimInstance: no host
                 "CimClass": "root/wmi:MSiSCSI_MMIPSECStats",
                 "CimInstanceProperties": "{Active, AcquireFailures, AcquireHeapSize, ActiveAcquire...}",
                 "CimSystemProperties": "Microsoft.Management.Infrastructure.CimSystemProperties"}
@@ -99,8 +99,9 @@ def test_variants_of_the_same_export(variant, tmp_path):
 def test_semicolon_export_with_use_culture():
     text = export_csv(ROWS).replace('","', '";"')
     assert read_cim_csv(text.encode(), delimiter=";").records.tobytes() == expected_records().tobytes()
-    with pytest.raises(CimCsvFormatError, match="line 2: malformed CSV .* delimiter="):
-        read_cim_csv(text.encode())
+    assert read_cim_csv(text.encode()).records.tobytes() == expected_records().tobytes()  # told from the header
+    with pytest.raises(CimCsvFormatError, match=r"line 2: .*delimiter ',' \(given\).*pass delimiter="):
+        read_cim_csv(text.encode(), delimiter=",")
 
 
 def _cell_error(bad: str, field: str = "AuthenticationFailures"):
@@ -157,8 +158,8 @@ def test_structural_errors():
         read_cim_csv("\r\n".join(lines).encode())
     with pytest.raises(CimCsvFormatError, match="no header"):
         read_cim_csv(b"")
-    with pytest.raises(CimCsvFormatError, match="line 3: not valid UTF-8"):
-        read_cim_csv(export_csv(ROWS).encode().replace(b"ISCSI-HOST1", b"\xff", 1))
+    with pytest.raises(CimCsvFormatError, match="line 3: not valid UTF-8.*pass encoding="):
+        read_cim_csv(export_csv(ROWS).encode().replace(b"True", b"\xff", 1), encoding="utf-8")
     with pytest.raises(TypeError):
         read_cim_csv(3.5)
 
@@ -193,7 +194,7 @@ def test_timestamps_empty_cell_is_nat_and_bad_cells_name_line_and_column():
     text = export_csv(rows, columns=cols, extra={"When": lambda k: ["", "2024-01-01T00:00:00-05:30"][k]})
     cap = read_cim_csv(text.encode(), timestamp_column="When")
     assert np.isnat(cap.timestamps[0]) and str(cap.timestamps[1]) == "2024-01-01T05:30:00.000000000"
-    for bad in ["2024-01-01T00:00:00", "5/6/2024 7:08:09 AM", "2024-02-30T00:00:00Z", "2024-01-01T24:00:00Z",
+    for bad in ["5/6/2024 7:08:09 AM", "2024-02-30T00:00:00Z", "2024-01-01T24:00:00Z",
                 "2300-01-01T00:00:00Z", "1700000000"]:
         text = export_csv(rows, columns=cols, extra={"When": lambda k, bad=bad: bad})
         with pytest.raises(CimCsvFormatError) as err:

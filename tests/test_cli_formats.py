@@ -36,7 +36,7 @@ def export_csv(records: np.ndarray, names: list[str], stamps: list[str], *, type
     lines = [TYPE_LINE] if type_line else []
     lines.append(",".join(f'"{c}"' for c in COLUMNS))
     for rec, name, stamp in zip(records, names, stamps):
-        cell = {"Active": "True", "InstanceName": name, "PSComputerName": "ISCSI-HOST1",
+        cell = {"Active": "True", "InstanceName": name, "PSComputerName": "",
                 "CimClass": "root/wmi:MSiSCSI_MMIPSECStats",
                 "CimInstanceProperties": "{Active, AcquireFailures, AcquireHeapSize, ActiveAcquire...}",
                 "CimSystemProperties": "Microsoft.Management.Infrastructure.CimSystemProperties",
@@ -145,9 +145,11 @@ def test_report_on_cim_csv_uses_real_time_steps(files: dict[str, Path], sample: 
 
 
 def test_cim_csv_without_timestamps_takes_interval(files: dict[str, Path]) -> None:
-    rep = report_json(str(files["cim"]), "--interval", "10")
+    untimed = files["cim"].with_name("cim-untimed.csv")  # a column named Timestamp is used by itself: rename it
+    untimed.write_bytes(files["cim"].read_bytes().replace(b'"Timestamp"', b'"When"', 1))
+    rep = report_json(str(untimed), "--interval", "10")
     assert rep["start"] is None and rep["rate_unit"] == "per second"
-    result = run("convert", str(files["cim"]), "-o", "-", "--what", "rates")
+    result = run("convert", str(untimed), "-o", "-", "--what", "rates")
     assert result.returncode == 2
     one_error_line(result.stderr, "--interval", "--timestamp-column")
 

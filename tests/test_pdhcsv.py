@@ -613,5 +613,6 @@ def test_cli_text_output_stdin_and_options(perfmon: dict[str, Path]) -> None:
     assert piped.returncode == 0, piped.stderr
     assert json.loads(piped.stdout)["files"][0]["records"] == 120
     result = run("info", str(perfmon["tsv"]), "--timestamp-column", "Time")
-    assert result.returncode != 0
-    one_error_line(result.stderr, "timestamp_column does not apply to perfmon PDH-CSV/TSV")
+    assert result.returncode == 2
+    one_error_line(result.stderr, "--timestamp-column applies to --input-format cim-csv only",
+                   "perfmon PDH-CSV/TSV (detected")

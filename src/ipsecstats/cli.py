@@ -172,7 +172,19 @@ def _build_parser() -> argparse.ArgumentParser:
                           "Captures carry instance names (deltas pair records by name, no --stride) and times "
                           "(no --interval)")
     log.add_argument("--timestamp-column", metavar="NAME",
-                     help="cim-csv: the column holding each row's time (ISO 8601 with offset, or FILETIME ticks)")
+                     help="cim-csv: the column holding each row's time (default: a filled Timestamp_Sys100NS, "
+                          "else a column named Timestamp)")
+    log.add_argument("--timestamp-format", metavar="FORMAT",
+                     help="cim-csv: strptime format of culture times, e.g. \"%%m/%%d/%%Y %%I:%%M:%%S %%p\" (en-US) or "
+                          "\"%%d.%%m.%%Y %%H:%%M:%%S\" (de-DE); ISO 8601 and FILETIME ticks need none")
+    log.add_argument("--timezone", metavar="ZONE",
+                     help="cim-csv: the zone of times without a UTC offset: an IANA name (Europe/Berlin) or an offset "
+                          "(+02:00); default UTC, with a warning")
+    log.add_argument("--delimiter", type=_delimiter, metavar="CHAR",
+                     help="cim-csv: the field separator (, ; tab or any one character); default: told from the header")
+    log.add_argument("--encoding", metavar="NAME",
+                     help="cim-csv: the text encoding (utf-8, utf-16, cp1252, cp1250, ...); default: a BOM, else "
+                          "UTF-8, else cp1252 with a warning")
 
     dist = _Parser(add_help=False)
     dist.add_argument("--scheduler", metavar="ADDRESS|threads|processes",
@@ -240,6 +252,11 @@ def _check_time_options(args: argparse.Namespace, paths: list[str] | None = None
     fall before 2262 (times are datetime64[ns]). Streams are checked as they are read."""
     if args.start is not None and args.interval is None:
         raise UsageError("--start needs --interval (the time of sample k is start + k * interval)")
+    several = getattr(args, "scheduler", None) or getattr(args, "more_files", None)
+    given = [flag for flag, key in CSV_FLAGS if getattr(args, key, None) is not None]
+    if several and given:
+        raise UsageError(f"{', '.join(given)} cannot be combined with --scheduler or several FILEs to convert "
+                         "yet; read one file at a time")
     if args.start is None:
         return
     for path in paths or ():
@@ -254,6 +271,19 @@ def _check_last_time(start: dt.datetime, interval: float, samples: int, what: st
     if last > (_LAST_TIME - start).total_seconds():
         raise UsageError(f"{what}: --start {start.isoformat()} and --interval {interval:g} put sample "
                          f"{samples - 1:,} after 2262-04-11, past nanosecond times")
+
+
+#: The cim-csv reader's options: (flag, argparse destination and keyword).
+CSV_FLAGS = (("--timestamp-format", "timestamp_format"), ("--timezone", "timezone"),
+             ("--delimiter", "delimiter"), ("--encoding", "encoding"))
+
+
+def _delimiter(text: str) -> str:
+    named = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";"}
+    text = named.get(text.lower(), text)
+    if len(text) != 1 or text in '"\r\n' or not text.isascii():
+        raise argparse.ArgumentTypeError(f"one ASCII character other than '\"', CR and LF (or tab), got {text!r}")
+    return text
 
 
 def _file_size(path: str) -> int | None:
@@ -298,17 +328,22 @@ def _open_log(args: argparse.Namespace, path: str) -> Any:
     try:
         fmt = formats.detect(src) if args.input_format == "auto" else formats.by_name(args.input_format)
         how = "" if args.input_format != "auto" else " (detected; see --input-format)"
-        if fmt.name == "raw":
-            if args.timestamp_column is not None:
-                raise UsageError(f"{path}: --timestamp-column applies to --input-format cim-csv only (this file is "
-                                 "raw records)")
-        elif args.stride is not None:
+        if fmt.name != "raw" and args.stride is not None:
             raise UsageError(f"{path}: --stride does not apply to {fmt.name} input{how}: its records carry instance "
                              "names, and deltas pair the records of each name")
-        if fmt.name == "wnode" and args.timestamp_column is not None:
-            raise UsageError(f"{path}: --timestamp-column applies to --input-format cim-csv only")
-        reader = fmt.open(src, stride=args.stride, timestamp_column=args.timestamp_column,
-                          allow_partial=args.allow_partial)
+        reader: Any
+        csv_options: dict[str, Any] = {key: getattr(args, key, None) for _, key in (("", "timestamp_column"), *CSV_FLAGS)}
+        if fmt.name != "cim-csv":
+            given = [flag for flag, key in (("--timestamp-column", "timestamp_column"), *CSV_FLAGS)
+                     if csv_options[key] is not None]
+            if given:
+                raise UsageError(f"{path}: {', '.join(given)} applies to --input-format cim-csv only (this file is "
+                                 f"{fmt.title}{how})")
+            reader = fmt.open(src, stride=args.stride, allow_partial=args.allow_partial)
+        else:
+            reader = fmt.open(src, option_style="flag", allow_partial=args.allow_partial, **csv_options)
+            for text in reader.notes:  # reads the header
+                _note(text)
     except BaseException:
         src.close()
         raise

@@ -83,8 +83,9 @@ class Format:
 
 
 def is_text(prefix: bytes) -> str | None:
-    """``prefix`` as text (UTF-8, or UTF-16 with a BOM), or None when it is binary: not
-    decodable, or holding control characters other than tab, line ends and form feed."""
+    """``prefix`` as text (UTF-8, UTF-16 with a BOM, or else the Windows ANSI code page cp1252
+    that PowerShell's ``-Encoding Default`` and perfmon write), or None when it is binary:
+    not decodable, or holding NUL or control characters other than tab, line ends and form feed."""
     if prefix.startswith((b"\xff\xfe", b"\xfe\xff")):
         decoder = codecs.getincrementaldecoder("utf-16")()
     elif b"\0" in prefix:
@@ -94,5 +95,10 @@ def is_text(prefix: bytes) -> str | None:
     try:
         text = decoder.decode(prefix, final=False)
     except UnicodeDecodeError:
-        return None
+        if prefix.startswith((b"\xff\xfe", b"\xfe\xff")):
+            return None
+        try:
+            text = prefix.decode("cp1252")
+        except UnicodeDecodeError:  # one of the five bytes cp1252 leaves undefined
+            return None
     return None if text.translate(_TEXT_CONTROLS) != text else text

@@ -1,0 +1,126 @@
+"""The command line on CIM CSV shapes: --delimiter, --encoding, --timestamp-format, --timezone,
+and messages that name these flags (the library's name the keywords)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_cimcsv_shapes import ANSI, HOSTS, PLAIN, SHAPES
+from test_cli import one_error_line, run
+
+from ipsecstats._schema import COUNTERS, FIELD_NAMES
+
+
+def write(tmp_path: Path, shape: str, data: bytes | None = None) -> str:
+    path = tmp_path / (shape.replace(" ", "-").replace("/", "") + ".csv")
+    path.write_bytes(SHAPES[shape][0] if data is None else data)
+    return str(path)
+
+
+def info(*args: str) -> tuple[dict, str]:
+    result = run("info", "--format", "json", *args)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["files"][0], result.stderr
+
+
+def span(stamps: list[int]) -> tuple[str, str]:
+    import numpy as np
+
+    first, last = (np.datetime64(s, "ns").astype("datetime64[s]").item() for s in (stamps[0], stamps[-1]))
+    return first.isoformat(), last.isoformat()
+
+
+def test_timestamp_format_and_timezone_give_utc(tmp_path):
+    path = write(tmp_path, "ps51 get-date de-DE")
+    got, err = info(path, "--timestamp-format", "%d.%m.%Y %H:%M:%S", "--timezone", "Europe/Berlin")
+    assert got["records"] == len(PLAIN.records) and got["decreasing_counters"] == {}
+    first, last = span(PLAIN.utc_ns())
+    assert got["start"].startswith(first) and got["end"].startswith(last), got
+    assert got["median_step_seconds"] == 60.0
+    assert "note:" in err and "times from column 'Timestamp'" in err and "--timestamp-column" in err
+    assert "warning" not in err
+
+
+def test_without_timestamp_format_the_error_names_the_flag(tmp_path):
+    path = write(tmp_path, "ps51 get-date en-US")
+    result = run("info", path)
+    assert result.returncode == 1
+    line = one_error_line("\n".join(x for x in result.stderr.splitlines() if "note:" not in x),
+                          "line 3, column 1 (Timestamp)", "culture date", "--timestamp-format",
+                          "'%m/%d/%Y %I:%M:%S %p' (month first")
+    assert "timestamp_format=" not in line
+
+
+def test_naive_times_warn_once_and_timezone_fixes_them(tmp_path):
+    path = write(tmp_path, "ps51 get-date en-US")
+    fmt = "%m/%d/%Y %I:%M:%S %p"
+    got, err = info(path, "--timestamp-format", fmt)
+    warnings = [x for x in err.splitlines() if "warning:" in x]
+    assert len(warnings) == 1 and "no UTC offset" in warnings[0] and "--timezone" in warnings[0]
+    got, err = info(path, "--timestamp-format", fmt, "--timezone", "America/New_York")
+    assert "warning" not in err
+    assert got["start"].startswith(span(PLAIN.utc_ns())[0])
+    result = run("info", path, "--timestamp-format", fmt, "--timezone", "Mars/Olympus")
+    one_error_line("\n".join(x for x in result.stderr.splitlines() if "note:" not in x), "--timezone", "Mars/Olympus",
+                   "no such time zone")
+
+
+def test_delimiter_flag(tmp_path):
+    path = write(tmp_path, "ps51 use-culture de-DE")
+    got, _ = info(path)  # told from the header
+    assert got["records"] == len(PLAIN.records)
+    got, _ = info(path, "--delimiter", ";")
+    assert got["records"] == len(PLAIN.records)
+    result = run("info", path, "--delimiter", ",")
+    line = one_error_line(result.stderr, "line 2", "delimiter ',' (given)", "--delimiter")
+    assert "delimiter=" not in line
+    tab = write(tmp_path, "ps51 use-culture de-DE", SHAPES["ps51 use-culture de-DE"][0].replace(b";", b"\t"))
+    assert info(tab, "--delimiter", "tab")[0]["records"] == len(PLAIN.records)
+    result = run("info", path, "--delimiter", ";;")
+    assert result.returncode == 2 and "--delimiter" in result.stderr
+
+
+def test_encoding_flag_and_cp1252_detection(tmp_path):
+    path = write(tmp_path, "ps51 cp1252 host")
+    got, err = info(path)
+    assert got["input_format"] == "cim-csv" and got["records"] == len(ANSI.records)
+    assert got["instance_names"][0] == "SRV-MÜNCHEN " + ANSI.names[0]
+    warnings = [x for x in err.splitlines() if "warning:" in x]
+    assert len(warnings) == 1 and "cp1252" in warnings[0] and "--encoding" in warnings[0]
+    got, err = info(path, "--encoding", "cp1252")
+    assert "warning" not in err and got["instance_names"][0].startswith("SRV-MÜNCHEN ")
+    result = run("info", path, "--encoding", "utf-8")
+    one_error_line(result.stderr, "line 3", "not valid UTF-8", "--encoding")
+    result = run("info", path, "--encoding", "klingon")
+    one_error_line(result.stderr, "--encoding", "'klingon'", "no such encoding")
+
+
+def test_two_hosts_report_per_host_totals(tmp_path):
+    path = write(tmp_path, "ps51 two hosts")
+    result = run("report", path, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    rep = json.loads(result.stdout)["reports"][0]
+    assert rep["instance_names"] == [f"{h} {n}" for h, n in zip(HOSTS.row_hosts, HOSTS.names)]
+    per = HOSTS.values.reshape(-1, HOSTS.k, 21)
+    for c in COUNTERS:
+        truth = int(per[-1, :, FIELD_NAMES.index(c)].sum() - per[0, :, FIELD_NAMES.index(c)].sum())
+        assert (rep["counters"][c]["increase"], rep["counters"][c]["restarts"]) == (truth, 0), c
+    assert sum(rep["counters"][c]["increase"] for c in COUNTERS) > 0
+
+
+@pytest.mark.parametrize("flag,value", [("--delimiter", ";"), ("--encoding", "cp1252"),
+                                        ("--timestamp-format", "%d.%m.%Y"), ("--timezone", "UTC")])
+def test_csv_flags_refuse_other_formats(tmp_path, flag, value):
+    raw = tmp_path / "x.bin"
+    raw.write_bytes(PLAIN.records.tobytes())
+    result = run("info", str(raw), flag, value)
+    one_error_line(result.stderr, flag, "applies to --input-format cim-csv only")
+
+
+def test_csv_flags_are_refused_with_a_scheduler(tmp_path):
+    path = write(tmp_path, "ps51 use-culture de-DE")
+    result = run("report", path, "--scheduler", "threads", "--delimiter", ";")
+    assert result.returncode == 2
+    one_error_line(result.stderr, "--delimiter", "--scheduler")
