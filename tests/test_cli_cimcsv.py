@@ -119,8 +119,45 @@ def test_csv_flags_refuse_other_formats(tmp_path, flag, value):
     one_error_line(result.stderr, flag, "applies to --input-format cim-csv only")
 
 
-def test_csv_flags_are_refused_with_a_scheduler(tmp_path):
-    path = write(tmp_path, "ps51 use-culture de-DE")
-    result = run("report", path, "--scheduler", "threads", "--delimiter", ";")
-    assert result.returncode == 2
-    one_error_line(result.stderr, "--delimiter", "--scheduler")
+def test_csv_flags_reach_a_scheduler_and_a_dataset(tmp_path):
+    path = write(tmp_path, "ps51 get-date de-DE")
+    flags = ["--timestamp-format", "%d.%m.%Y %H:%M:%S", "--timezone", "Europe/Berlin"]
+    local = run("report", path, "--format", "json", *flags)
+    remote = run("report", path, "--format", "json", "--scheduler", "threads", *flags)
+    assert local.returncode == remote.returncode == 0, remote.stderr
+    assert json.loads(remote.stdout) == json.loads(local.stdout)
+    out = tmp_path / "dataset"
+    done = run("convert", path, path, "-o", f"{out}/", "--what", "rates", *flags)
+    assert done.returncode == 0, done.stderr
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(out)
+    import numpy as np
+
+    second_poll = np.datetime64(int(PLAIN.utc_ns()[0]), "ns") + np.timedelta64(60, "s")  # a rate's later record
+    assert table.column("timestamp")[0].value == second_poll.astype(np.int64)  # UTC: the zone was applied
+    bare = run("report", path, "--scheduler", "threads")  # the culture date still needs its format
+    assert bare.returncode == 1 and "timestamp_format" in bare.stderr
+
+
+def test_the_readme_sampling_loop_needs_no_flags(tmp_path):
+    """The shape the README's PowerShell loop writes: Timestamp ('o', UTC), PSComputerName,
+    InstanceName and the 21 properties, all quoted, UTF-8 with a BOM, CRLF, appended per poll."""
+    import datetime as dt
+
+    from ipsecstats._generate import generate
+
+    values = generate(40, instances=2).view("<u8").reshape(-1, 21)
+    names = ["ROOT\\ISCSIPRT\\0000_0", "ROOT\\ISCSIPRT\\0001_0"]
+    lines = ['"' + '","'.join(["Timestamp", "PSComputerName", "InstanceName", *FIELD_NAMES]) + '"']
+    start = dt.datetime(2024, 6, 3)
+    for k, row in enumerate(values.tolist()):
+        stamp = (start + dt.timedelta(seconds=10 * (k // 2))).strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
+        lines.append('"' + '","'.join([stamp, "SRV-ISCSI01", names[k % 2], *map(str, row)]) + '"')
+    path = tmp_path / "ipsec-2024-06-03.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + ("\r\n".join(lines) + "\r\n").encode())
+    got, err = info(str(path))
+    assert got["records"] == 40 and got["median_step_seconds"] == 10.0
+    assert got["start"].startswith("2024-06-03T00:00:00") and "warning" not in err
+    result = run("report", str(path))
+    assert result.returncode == 0 and "SRV-ISCSI01 ROOT\\ISCSIPRT\\0001_0" in result.stdout

@@ -126,7 +126,7 @@ def test_raw_logs_and_captures_do_not_mix(captures, tmp_path):
     raw.write_bytes(generate(6, instances=2).tobytes())
     with pytest.raises(ValueError, match=r"raw\.bin holds raw records but .*host0\.wnode is a .*separately"):
         ipsdask.read_logs([str(raw), captures[0][0]], what="deltas")
-    with pytest.raises(ValueError, match="timestamp_column= applies to CIM CSV"):
+    with pytest.raises(ValueError, match="timestamp_column= apply to CIM CSV captures only"):
         ipsdask.read_logs(str(raw), timestamp_column="Timestamp")
     with pytest.warns(ipsecstats.PartialRecordWarning):  # the caller's choice holds: a WNODE file read as raw
         forced = ipsdask.read_logs(captures[0][0], input_format="raw", allow_partial=True)

@@ -410,10 +410,13 @@ def scan(reader: Any, *, on_decrease: str = "auto", bins: int = 0,
 
 
 def scan_path(path: str, *, input_format: str = "auto", stride: int | None = None, on_decrease: str = "auto",
-              allow_partial: bool = False, timestamp_column: str | None = None) -> LogStats:
-    """``scan`` of the file at ``path``: a module-level function, so Dask workers can run it."""
+              allow_partial: bool = False, **csv_options: Any) -> LogStats:
+    """``scan`` of the file at ``path``: a module-level function, so Dask workers can run it.
+
+    ``csv_options`` (``timestamp_column``, ``timestamp_format``, ``timezone``, ``delimiter``,
+    ``encoding``) go to a CIM CSV file's reader; set for another format, they are a
+    ``FormatOptionError``."""
     from . import formats
 
-    reader = formats.open_reader(path, input_format, stride=stride, timestamp_column=timestamp_column,
-                                 allow_partial=allow_partial)
+    reader = formats.open_reader(path, input_format, stride=stride, allow_partial=allow_partial, **csv_options)
     return scan(reader, on_decrease=on_decrease)

@@ -252,11 +252,6 @@ def _check_time_options(args: argparse.Namespace, paths: list[str] | None = None
     fall before 2262 (times are datetime64[ns]). Streams are checked as they are read."""
     if args.start is not None and args.interval is None:
         raise UsageError("--start needs --interval (the time of sample k is start + k * interval)")
-    several = getattr(args, "scheduler", None) or getattr(args, "more_files", None)
-    given = [flag for flag, key in CSV_FLAGS if getattr(args, key, None) is not None]
-    if several and given:
-        raise UsageError(f"{', '.join(given)} cannot be combined with --scheduler or several FILEs to convert "
-                         "yet; read one file at a time")
     if args.start is None:
         return
     for path in paths or ():
@@ -276,6 +271,13 @@ def _check_last_time(start: dt.datetime, interval: float, samples: int, what: st
 #: The cim-csv reader's options: (flag, argparse destination and keyword).
 CSV_FLAGS = (("--timestamp-format", "timestamp_format"), ("--timezone", "timezone"),
              ("--delimiter", "delimiter"), ("--encoding", "encoding"))
+
+
+def _csv_options(args: argparse.Namespace, given_only: bool = True) -> dict[str, Any]:
+    """The CIM CSV reader's keywords from --timestamp-column and ``CSV_FLAGS`` (only those given)."""
+    keys = ("timestamp_column", *(key for _, key in CSV_FLAGS))
+    options = {key: getattr(args, key, None) for key in keys}
+    return {k: v for k, v in options.items() if v is not None} if given_only else options
 
 
 def _delimiter(text: str) -> str:
@@ -332,7 +334,7 @@ def _open_log(args: argparse.Namespace, path: str) -> Any:
             raise UsageError(f"{path}: --stride does not apply to {fmt.name} input{how}: its records carry instance "
                              "names, and deltas pair the records of each name")
         reader: Any
-        csv_options: dict[str, Any] = {key: getattr(args, key, None) for _, key in (("", "timestamp_column"), *CSV_FLAGS)}
+        csv_options = _csv_options(args, given_only=False)
         if fmt.name != "cim-csv":
             given = [flag for flag, key in (("--timestamp-column", "timestamp_column"), *CSV_FLAGS)
                      if csv_options[key] is not None]
@@ -422,7 +424,7 @@ def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[s
         with _scheduler_errors(args.scheduler):
             remote = map_files(scan_path, list(paths), scheduler=args.scheduler, input_format=args.input_format,
                                stride=args.stride, on_decrease=args.on_decrease,
-                               allow_partial=args.allow_partial, timestamp_column=args.timestamp_column)
+                               allow_partial=args.allow_partial, **_csv_options(args))
     for i, path in enumerate(paths):
         trailing: list[int] = []
         if remote is not None:
@@ -557,7 +559,7 @@ def _convert_dataset(args: argparse.Namespace) -> int:
                                  what=args.what, stride=args.stride or 1,
                                  interval=args.interval if args.what == "rates" else None,
                                  on_decrease=args.on_decrease, allow_partial=args.allow_partial,
-                                 input_format=args.input_format, timestamp_column=args.timestamp_column)
+                                 input_format=args.input_format, **_csv_options(args))
     except (OSError, ValueError) as exc:
         _error(args, args.file, exc)
         return EXIT_DATA

@@ -263,26 +263,26 @@ class CaptureFileReader:
 
     def __init__(self, files: tuple[str, ...], formats: tuple[str, ...], what: str, interval: float | None,
                  on_decrease: DecreasePolicy, kinds: tuple[tuple[str, str], ...] | None,
-                 timestamp_column: str | None):
+                 csv_options: tuple[tuple[str, Any], ...] = ()):
         self.files = files
         self.formats = formats  # the format name of each file
         self.what = what
         self.interval = interval
         self.on_decrease = on_decrease
         self.kinds = kinds
-        self.timestamp_column = timestamp_column
+        self.csv_options = csv_options  # (keyword, value) pairs for the CIM CSV files' readers
         self.fields = value_fields(what, kinds)
         self.columns = ("file", "record", "timestamp", "instance") + self.fields
 
     def __dask_tokenize__(self) -> Any:
         return (type(self).__name__, self.files, self.formats, self.what, self.interval, self.on_decrease,
-                self.kinds, self.timestamp_column)
+                self.kinds, self.csv_options)
 
     def _chunks(self, part: LogPart) -> Iterator[Any]:
         from ._pipeline import iter_capture
 
         fmt = self.formats[part.file_index]
-        options = {"timestamp_column": self.timestamp_column} if fmt == "cim-csv" else {}
+        options = dict(self.csv_options) if fmt == "cim-csv" else {}
         try:
             yield from iter_capture(part.path, self.what, input_format=fmt, on_decrease=self.on_decrease,
                                     interval=self.interval, kinds=None if self.kinds is None else dict(self.kinds),
@@ -335,7 +335,7 @@ class CaptureFileReader:
         return self._frame(LogPart(0, self.files[0], 0, 0), [], self.columns)
 
 
-def _probe(path: str, input_format: str, timestamp_column: str | None) -> tuple[str, bool]:
+def _probe(path: str, input_format: str, csv_options: dict[str, Any]) -> tuple[str, bool]:
     """The format of the file at ``path`` and whether its records carry times (opens and closes it)."""
     from . import formats
 
@@ -344,7 +344,7 @@ def _probe(path: str, input_format: str, timestamp_column: str | None) -> tuple[
         fmt = formats.detect(src) if input_format == "auto" else formats.by_name(input_format)
         if fmt.name == "raw":
             return fmt.name, False
-        options: dict[str, Any] = {"timestamp_column": timestamp_column} if fmt.name == "cim-csv" else {}
+        options = csv_options if fmt.name == "cim-csv" else {}
         reader = fmt.open(src, **options)
         return fmt.name, bool(reader.has_timestamps)
     finally:
@@ -377,6 +377,10 @@ def read_logs(
     allow_partial: bool = False,
     input_format: str = "auto",
     timestamp_column: str | None = None,
+    timestamp_format: str | None = None,
+    timezone: str | None = None,
+    delimiter: str | None = None,
+    encoding: str | None = None,
 ) -> Any:
     """Records, deltas or rates of many log files as one ``dask.dataframe.DataFrame``.
 
@@ -399,7 +403,8 @@ def read_logs(
     bounded chunks. Their columns are ``file``, ``record``, ``timestamp`` (UTC; NaT where a
     file has no times), ``instance`` (the name), then the fields; deltas pair the records of
     each instance name, and rates divide by the real time steps (``interval`` only for
-    captures without times). ``timestamp_column`` names a CIM CSV file's time column. Raw
+    captures without times). ``timestamp_column``, ``timestamp_format``, ``timezone``,
+    ``delimiter`` and ``encoding`` go to the CIM CSV files' readers (see ``read_cim_csv``). Raw
     logs and captures cannot be mixed in one frame.
     """
     dd = require("dask.dataframe", "dask", "read_logs()")
@@ -420,8 +425,11 @@ def read_logs(
     resolve_kinds(kinds)  # validate now, not on a worker
 
     paths = expand_paths(paths_or_glob)
+    csv_options = {k: v for k, v in (("timestamp_column", timestamp_column), ("timestamp_format", timestamp_format),
+                                     ("timezone", timezone), ("delimiter", delimiter), ("encoding", encoding))
+                   if v is not None}
     if input_format != "raw":
-        probed = [_probe(path, input_format, timestamp_column) for path in paths]
+        probed = [_probe(path, input_format, csv_options) for path in paths]
         captures = [(path, name) for path, (name, _) in zip(paths, probed) if name != "raw"]
         if captures:
             raws = [path for path, (name, _) in zip(paths, probed) if name == "raw"]
@@ -432,11 +440,12 @@ def read_logs(
                                  f"{by_name(captures[0][1]).title}: raw logs and captures cannot share one "
                                  "frame or dataset; read them separately")
             return _read_captures(dd, paths, [name for name, _ in probed], [timed for _, timed in probed], what,
-                                  interval, on_decrease, kind_items, timestamp_column, columns)
+                                  interval, on_decrease, kind_items, csv_options, columns)
     if what == "rates" and interval is None:
         raise ValueError("read_logs(what='rates') needs interval= (seconds between samples of one instance)")
-    if timestamp_column is not None:
-        raise ValueError("read_logs(): timestamp_column= applies to CIM CSV captures only; these are raw logs")
+    if csv_options:
+        raise ValueError(f"read_logs(): {', '.join(k + '=' for k in csv_options)} apply to CIM CSV captures only; "
+                         "these are raw logs")
     counts = []
     for path in paths:
         counts.append(whole_records(os.stat(path).st_size, allow_partial, path))
@@ -459,7 +468,7 @@ def _checked_columns(columns: list[str] | None, known: tuple[str, ...]) -> list[
 
 def _read_captures(dd: Any, paths: list[str], names: list[str], timed: list[bool], what: str,
                    interval: float | None, on_decrease: DecreasePolicy, kinds: tuple[tuple[str, str], ...] | None,
-                   timestamp_column: str | None, columns: list[str] | None) -> Any:
+                   csv_options: dict[str, Any], columns: list[str] | None) -> Any:
     """``read_logs`` of capture files: one partition per file (see ``CaptureFileReader``)."""
     if what == "rates":
         untimed = [path for path, t in zip(paths, timed) if not t]
@@ -475,7 +484,7 @@ def _read_captures(dd: Any, paths: list[str], names: list[str], timed: list[bool
     files = tuple(dict.fromkeys(paths))
     formats_of = dict(zip(paths, names))
     reader = CaptureFileReader(files, tuple(formats_of[f] for f in files), what, interval, on_decrease, kinds,
-                               timestamp_column)
+                               tuple(csv_options.items()))
     columns = _checked_columns(columns, reader.columns)
     parts = [LogPart(files.index(path), path, 0, -1) for path in paths]
     return dd.from_map(reader, parts, meta=reader.meta(), columns=columns, label=f"ipsecstats-{what}")
