@@ -69,3 +69,23 @@ def test_exports_get_a_host_column(tmp_path):
     write_table([(0, cap.records, cols)], str(out), "csv", Layout("records", columns=cols), cap.records.dtype, {})
     header, first = out.read_text().splitlines()[:2]
     assert header.startswith("record,host,instance,") and first.startswith(f"0,SRV1,{PDO},")
+
+
+def test_a_host_named_only_after_rows_without_one_is_kept_apart():
+    """A CIM CSV whose first rows have an empty PSComputerName (a local query) and whose later
+    rows name another host with the same PDO name: two instances, no false restart."""
+    from test_cimcsv import export_csv
+
+    from ipsecstats import read_cim_csv
+
+    def rising(k: int) -> list[int]:
+        return [k * 100 + j for j in range(21)]
+
+    hosts = ["", "", "", "SRV2", "SRV2", "SRV2"]
+    values = [rising(10 + k) for k in range(3)] + [rising(k) for k in range(3)]  # SRV2 starts lower
+    rows = [(PDO, v) for v in values]
+    data = export_csv(rows, extra={"PSComputerName": lambda k: hosts[k]}).encode()
+    cap = read_cim_csv(data)
+    assert cap.instance_names == (PDO, "SRV2 " + PDO) and cap.instance_hosts == ("", "SRV2")
+    deltas = cap.deltas(on_decrease="raise")  # merged, SRV2's lower values would be a restart
+    assert [len(d) for d in deltas.values()] == [2, 2]

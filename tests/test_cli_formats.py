@@ -175,7 +175,8 @@ def test_convert_capture_deltas_to_csv_has_timestamp_and_instance(files: dict[st
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     cap = read_cim_csv(files["cim"], timestamp_column="Timestamp")
     earlier, later = _pair_deltas(cap)
-    assert list(rows[0])[:3] == ["record", "timestamp", "instance"]
+    assert list(rows[0])[:4] == ["record", "timestamp", "host", "instance"]  # a PSComputerName column, empty here
+    assert {r["host"] for r in rows} == {""}
     assert [int(r["record"]) for r in rows] == later.tolist()
     assert [r["instance"] for r in rows] == cap.instances[later].tolist()
     assert [r["timestamp"] for r in rows] == [np.datetime_as_string(t, unit="s", timezone="UTC")

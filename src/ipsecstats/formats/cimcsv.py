@@ -394,7 +394,9 @@ class CimCsvReader:
             return first[j] if first is not None and j < len(first) else ""
 
         host = next((h for h in HOST_COLUMNS if h in position), None)
-        self._host_col = host if host is not None and cell(host) else None
+        # a host column keys instances by (host, name) in every row, even where it is empty (a
+        # local query's PSComputerName): a host named only later is then still kept apart
+        self._host_col = host
         ts = self.timestamp_column
         if ts is not None:
             if ts in wanted or ts == "CimClass" or ts == self._host_col:
@@ -650,7 +652,7 @@ class CimCsvReader:
             c = self._pairs.get((name << 32) | host)
             if c is None:
                 c = self._pairs[(name << 32) | host] = table.code(self._texts[_NAME][name],
-                                                                  self._texts[_HOST][host] or None)
+                                                                  self._texts[_HOST][host])
             return c
 
         if hosts.size and bool((hosts == hosts[0]).all()):  # one host in these rows: a lookup per name id
