@@ -610,7 +610,8 @@ def iter_deltas(
     """``deltas`` of a log, chunk by chunk: the concatenation equals ``deltas(read(source), ...)``.
 
     Chunks have at most ``chunk_records`` rows (the first ``stride`` records have no
-    predecessor, so there are ``stride`` fewer rows than records). With ``return_resets=True`` each item
+    predecessor, so there are ``stride`` fewer rows than records; at most
+    ``MAX_CHUNK_RECORDS``, and no buffer larger than the source needs). With ``return_resets=True`` each item
     is ``(values, resets)``. Chunks are never overwritten once yielded. ``on_decrease=
     "raise"`` names the global delta row. A regular file given by path is read through
     memory-mapped windows (``mmap=True``, the fast path: about 2x ``readinto``); a file
