@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import tracemalloc
 from pathlib import Path
@@ -186,7 +187,7 @@ def test_freed_results_give_their_memory_back_within_two_seconds() -> None:
 
 
 def test_idle_mappings_decay_and_reused_ones_do_not() -> None:
-    cache = MappingCache(limit=1 << 30, decay=0.2)
+    cache = MappingCache(limit=1 << 30, decay=1.0)  # long enough for the steps below on a busy machine
     a = cache.take(4 * 2**20)
     where = a.__array_interface__["data"][0]
     del a
@@ -195,7 +196,7 @@ def test_idle_mappings_decay_and_reused_ones_do_not() -> None:
     b = cache.take(4 * 2**20)  # reused at once: the decay never sees it
     assert b.__array_interface__["data"][0] == where
     del b
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 5
     while cache.cached_bytes() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert cache.cached_bytes() == 0
@@ -203,6 +204,54 @@ def test_idle_mappings_decay_and_reused_ones_do_not() -> None:
     del c
     assert cache.cached_bytes() == 4 * 2**20
     cache.clear()
+
+
+def test_decay_and_reuse_racing_in_threads_never_share_memory() -> None:
+    cache = MappingCache(limit=64 * 2**20, decay=0.002)  # the decay thread drops mappings all the time
+    errors: list[tuple[int, int]] = []
+
+    def work(seed: int) -> None:
+        for k in range(150):
+            a = cache.take(2 * 2**20 * (1 + k % 3)).view(np.uint64)
+            a[:] = seed * 1000 + k
+            if k % 10 == 0:
+                time.sleep(0.004)  # idle long enough for the decay to act
+                gc.collect()
+            if not np.all(a == seed * 1000 + k):
+                errors.append((seed, k))
+            del a
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    cache.clear()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_decays_too() -> None:
+    code = textwrap.dedent("""
+        import gc, os, time
+        import numpy as np
+        from ipsecstats._alloc import CACHE, aligned_empty
+        a = aligned_empty(20 * 2**20, np.uint8)
+        del a
+        pid = os.fork()
+        if pid == 0:
+            b = aligned_empty(20 * 2**20, np.uint8)
+            del b
+            gc.collect()
+            deadline = time.monotonic() + 3
+            while CACHE.cached_bytes() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            os._exit(0 if CACHE.cached_bytes() == 0 else 3)
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "0"
 
 
 def test_the_decay_thread_does_not_keep_the_interpreter_alive() -> None:

@@ -106,6 +106,7 @@ class MappingCache:
         self._thread: threading.Thread | None = None
         self._wake = _thread.allocate_lock()
         self._waiting = False  # the decay thread waits for a mapping to come back
+        self._starting = _thread.allocate_lock()  # one starter at a time (never waited for)
 
     def take(self, nbytes: int) -> npt.NDArray[np.uint8]:
         size = -(-max(nbytes, 1) // _GRANULE) * _GRANULE
@@ -159,13 +160,21 @@ class MappingCache:
                 self._wake.release()
 
     def _start_decay(self) -> None:
-        self._wake = _thread.allocate_lock()
-        self._wake.acquire()
-        self._waiting = False
-        thread = threading.Thread(target=self._decay_loop, args=(self._wake,), name="ipsecstats-buffer-decay",
-                                  daemon=True)
-        thread.start()
-        self._thread = thread
+        if not self._starting.acquire(blocking=False):
+            return  # another thread (or a finalizer's caller up this stack) is starting it
+        try:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            wake = _thread.allocate_lock()
+            wake.acquire()
+            self._wake = wake
+            self._waiting = False
+            thread = threading.Thread(target=self._decay_loop, args=(wake,), name="ipsecstats-buffer-decay",
+                                      daemon=True)
+            thread.start()
+            self._thread = thread
+        finally:
+            self._starting.release()
 
     def _decay_loop(self, wake: Any) -> None:
         """Drop mappings idle for ``decay`` seconds; sleep until the next one is due."""
@@ -189,6 +198,13 @@ class MappingCache:
                 wake.acquire()
             self._waiting = False
 
+    def _after_fork(self) -> None:
+        """In a forked child: no decay thread exists, and no lock may stay held by one of the parent's."""
+        self._thread = None
+        self._starting = _thread.allocate_lock()
+        self._wake = _thread.allocate_lock()
+        self._waiting = False
+
     def cached_bytes(self) -> int:
         return sum(idle.size for idle in list(self._free))
 
@@ -198,6 +214,8 @@ class MappingCache:
 
 
 CACHE = MappingCache(_cache_limit())
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=CACHE._after_fork)
 
 
 def release_buffers() -> int:
