@@ -83,7 +83,7 @@ class RawReader:
         Fewer bytes than the array holds means that the source ended.
         """
         src = self.source
-        left = None if src.size is None else (src.size - src.consumed) // RECORD_SIZE
+        left = None if src.size is None else -(-(src.size - src.consumed) // RECORD_SIZE)  # a partial one too
         cap = min(self.chunk_records, max(1, max(CHUNK_RECORDS, first) if left is None else left))
         records = np.empty(cap, dtype=RECORD_DTYPE)
         got = src.readinto(records.view(np.uint8))
