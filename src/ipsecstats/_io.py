@@ -429,10 +429,19 @@ def _delta_chunks(
         yield first_row, values[:filled], None if resets is None else resets[:filled]
 
 
-def _rows_left(src: _Input, stride: int) -> Callable[[int], int | None]:
-    """``rows_left(done)`` for ``_delta_chunks``: the delta rows a regular file holds after ``done``."""
+def _rows_left(src: _Input, stride: int, enough: int) -> Callable[[int], int | None]:
+    """``rows_left(done)``: the rows (records less ``stride``) a regular file holds after ``done``; None for a stream.
+
+    A file only grows (a shrink is an error of its own), so a size already seen is a lower
+    bound: the file is asked again only when that bound is below ``enough`` rows.
+    """
+    seen: list[int | None] = []
+
     def left(done: int) -> int | None:
+        if seen and (seen[0] is None or seen[0] - stride - done >= enough):
+            return None if seen[0] is None else seen[0] - stride - done
         total = src.total_records()
+        seen[:] = [total]
         return None if total is None else total - stride - done
     return left
 
@@ -558,11 +567,7 @@ def iter_records(
 
 def _iter_records(src: _Input, chunk_records: int, allow_partial: bool) -> Iterator[npt.NDArray[np.void]]:
     recycler = _Recycler(lambda rows: (aligned_empty(rows, RECORD_DTYPE),))
-
-    def left(done: int) -> int | None:
-        total = src.total_records()
-        return None if total is None else total - done
-
+    left = _rows_left(src, 0, chunk_records)
     try:
         src.open()
         records = 0
@@ -654,7 +659,7 @@ def _iter_deltas(
         for _, values, resets in _delta_chunks(pairs, chunk_rows=chunk_records, stride=stride,
                                                on_decrease=on_decrease, kinds=kinds,
                                                return_resets=return_resets, outputs=outputs,
-                                               rows_left=_rows_left(src, stride), budget=budget):
+                                               rows_left=_rows_left(src, stride, chunk_records), budget=budget):
             yield (values, resets) if return_resets else values
             del values, resets
     finally:
@@ -730,7 +735,7 @@ def _iter_rates(
         for first_row, d, _ in _delta_chunks(pairs, chunk_rows=chunk_records, stride=stride,
                                              on_decrease=on_decrease, kinds=kinds,
                                              return_resets=False, outputs=internal,
-                                             rows_left=_rows_left(src, stride), budget=budget):
+                                             rows_left=_rows_left(src, stride, chunk_records), budget=budget):
             m = d.shape[0]
             if ts is None:
                 divisor: Any = _seconds_per_row(0, stride, interval, None)
