@@ -9,12 +9,17 @@ the next (``deltas(..., previous=...)``).
 
 Memory stays bounded: an iterator holds one input window (a memory map of at most
 ``chunk_records`` records, or a 4096-record ``readinto`` buffer) and the output
-chunks the caller still references.
+chunks the caller still references. Output buffers are sized by what the source
+holds: for a regular file, never more than the records left in it (a huge
+``chunk_records`` on a small file costs nothing); for a stream, they start at
+``DEFAULT_CHUNK_RECORDS`` and double (with a copy) while the data keeps coming.
 
 Chunks are the caller's to keep: a yielded array is never overwritten. Output
-memory is recycled (no page faults of fresh memory) only when nothing outside the
-iterator references a previously yielded chunk, or any view of it, any more;
-a caller that keeps every chunk simply gets fresh arrays.
+memory is reused (no page faults of fresh memory) only with proof that nothing
+else reaches it: a numpy-owned buffer when its owner's reference count says no
+chunk or view of it is left, a cache-backed one (16 MB and more) only through the
+mapping cache of ``_alloc``, which proves that no buffer export is left on it. A
+caller that keeps every chunk, or any buffer over one, simply gets fresh arrays.
 
 A source that ends in a partial record (a live capture caught mid-write) is
 reported after the whole records have been yielded: ``TruncatedRecordError``, or
@@ -52,6 +57,9 @@ Source = Union[str, "os.PathLike[str]", IO[bytes]]
 #: cache between the read and the delta kernel (see PERFORMANCE.md).
 READ_BLOCK_RECORDS = 4096
 DEFAULT_CHUNK_RECORDS = 65536
+#: The largest ``chunk_records`` accepted (721 GB of records: a bound no buffer reaches,
+#: since buffers are sized by the source, and far from any integer overflow).
+MAX_CHUNK_RECORDS = 2**32
 
 # Recycling output buffers relies on CPython reference counts (with the GIL).
 _CAN_RECYCLE = platform.python_implementation() == "CPython" and getattr(sys, "_is_gil_enabled", lambda: True)()
@@ -104,6 +112,16 @@ class _Input:
         if self.owned and self.file is not None:
             self.file.close()
             self.file = None
+
+    def total_records(self) -> int | None:
+        """The whole records a regular file holds from where reading began, now; None for a stream."""
+        try:
+            st = os.fstat(self.file.fileno())
+        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return max(st.st_size - self.start, 0) // RECORD_SIZE
 
     def regular_fd(self) -> int | None:
         """The file descriptor when this is a regular file opened here (mappable), else None."""
@@ -227,15 +245,19 @@ def _counted(blocks: Iterator[npt.NDArray[np.void]], seen: list[int]) -> Iterato
 
 
 class _Recycler:
-    """Hands out output arrays; reuses one only when nothing else references its memory.
+    """Hands out output arrays of at least ``rows`` rows; reuses one only when nothing else reaches it.
 
-    Every yielded chunk is a view whose ``base`` is the buffer's owner, and so is every
-    view a caller makes of it; the owner's reference count therefore says whether the
-    caller still holds any part of it. Two buffers alternate, because a ``for`` loop
-    still holds the previous chunk while it asks for the next.
+    Only buffers that numpy owns are pooled: every view a caller makes of a yielded chunk,
+    and every buffer exported from one, keeps a reference to the buffer's owner (the
+    array that owns the memory, each pooled array's ``base``), so its reference count
+    says whether any part of it is still held. Cache-backed buffers (``_alloc``) are not
+    pooled: a memoryview over their mapping reaches the memory without the owner, so
+    only the cache, which proves that no export is left, may reuse them. Two buffers
+    alternate, because a ``for`` loop still holds the previous chunk while it asks for
+    the next.
     """
 
-    def __init__(self, make: Callable[[], tuple[npt.NDArray[Any], ...]], keep: int = 2):
+    def __init__(self, make: Callable[[int], tuple[npt.NDArray[Any], ...]], keep: int = 2):
         self._make = make
         self._keep = keep
         self._pool: list[tuple[npt.NDArray[Any], ...]] = []
@@ -245,17 +267,39 @@ class _Recycler:
         # 2 references: the pooled array's ``base`` pointer and getrefcount's argument.
         return all(sys.getrefcount(a.base) == 2 for a in arrays)
 
-    def get(self) -> tuple[npt.NDArray[Any], ...]:
+    @staticmethod
+    def _numpy_owned(arrays: tuple[npt.NDArray[Any], ...]) -> bool:
+        return all(isinstance(a.base, np.ndarray) and a.base.base is None for a in arrays)
+
+    def get(self, rows: int) -> tuple[npt.NDArray[Any], ...]:
         if _CAN_RECYCLE:
             for arrays in self._pool:
-                if self._free(arrays):
+                if arrays[0].shape[0] >= rows and self._free(arrays):
                     return arrays
-        arrays = self._make()
-        if _CAN_RECYCLE:
-            if len(self._pool) >= self._keep:
-                self._pool.pop(0)  # the caller keeps that one: it is theirs now
+        arrays = self._make(rows)
+        if _CAN_RECYCLE and self._numpy_owned(arrays):
+            if len(self._pool) >= self._keep:  # a free one too small, else the oldest: the caller's now
+                free = [i for i, pooled in enumerate(self._pool) if self._free(pooled)]
+                self._pool.pop(free[0] if free else 0)
             self._pool.append(arrays)
         return arrays
+
+
+def _first_rows(chunk_rows: int, block_rows: int, left: int | None, done: int) -> int:
+    """The rows to allocate for a new output chunk that starts with a block of ``block_rows``.
+
+    ``left``: the rows the source still holds (a regular file), or None for a stream,
+    which gets ``DEFAULT_CHUNK_RECORDS`` or as many rows as it has already given
+    (``done``), whichever is more: memory never exceeds twice what arrived.
+    """
+    hint = max(DEFAULT_CHUNK_RECORDS, done) if left is None else left
+    return min(chunk_rows, max(block_rows, hint, 1))
+
+
+def _grown_rows(chunk_rows: int, capacity: int, needed: int) -> int:
+    """The next capacity of an output chunk that must hold ``needed`` rows: at least double
+    (a file that keeps growing costs a copy of each row at most once on average)."""
+    return min(chunk_rows, max(needed, 2 * capacity))
 
 
 # --------------------------------------------------------------------------- carrying across chunks
@@ -319,12 +363,15 @@ def _delta_chunks(
     on_decrease: str,
     kinds: Mapping[str, str] | None,
     return_resets: bool,
-    outputs: Callable[[], tuple[npt.NDArray[Any], ...]],
+    outputs: Callable[[int], tuple[npt.NDArray[Any], ...]],
+    rows_left: Callable[[int], int | None] = lambda done: None,
     budget: _Budget | None = None,
 ) -> Iterator[tuple[int, npt.NDArray[np.void], npt.NDArray[np.bool_] | None]]:
     """``(first_row, values, resets)`` for consecutive chunks of at most ``chunk_rows`` rows.
 
-    ``outputs()`` gives the ``(values[, resets])`` arrays of ``chunk_rows`` rows to fill.
+    ``outputs(rows)`` gives ``(values[, resets])`` arrays of at least ``rows`` rows to fill,
+    sized by ``_first_rows`` from ``rows_left(rows_done)`` (what the source still holds)
+    and grown by ``_grown_rows`` when more rows arrive than that.
     Row numbers are global: row ``r`` compares record ``r + stride`` with record ``r``.
     A full chunk is handed out before the next block is read; ``budget`` tells the reader
     how many rows still fit.
@@ -351,8 +398,15 @@ def _delta_chunks(
             first_row += filled
             values = resets = None
             filled = 0
-        if values is None:
-            arrays = outputs()
+        if values is None or filled + m > values.shape[0]:
+            left = rows_left(first_row)
+            rows = (_first_rows(chunk_rows, m, left, first_row) if values is None
+                    else _grown_rows(chunk_rows, values.shape[0], max(filled + m, left or 0)))
+            arrays = outputs(rows)
+            if values is not None:  # grown: the rows so far move to the larger buffer
+                arrays[0][:filled] = values[:filled]
+                if return_resets:
+                    arrays[1][:filled] = resets[:filled]
             values = arrays[0]
             resets = arrays[1] if return_resets else None
             del arrays
@@ -375,7 +429,32 @@ def _delta_chunks(
         yield first_row, values[:filled], None if resets is None else resets[:filled]
 
 
+def _rows_left(src: _Input, stride: int, enough: int) -> Callable[[int], int | None]:
+    """``rows_left(done)``: the rows (records less ``stride``) a regular file holds after ``done``; None for a stream.
+
+    A file only grows (a shrink is an error of its own), so a size already seen is a lower
+    bound: the file is asked again only when that bound is below ``enough`` rows.
+    """
+    seen: list[int | None] = []
+
+    def left(done: int) -> int | None:
+        if seen and (seen[0] is None or seen[0] - stride - done >= enough):
+            return None if seen[0] is None else seen[0] - stride - done
+        total = src.total_records()
+        seen[:] = [total]
+        return None if total is None else total - stride - done
+    return left
+
+
 # --------------------------------------------------------------------------- argument checks
+
+
+def check_chunk_records(value: Any) -> int:
+    """``chunk_records`` as an int in ``1 .. MAX_CHUNK_RECORDS``: ``TypeError`` / ``ValueError`` otherwise."""
+    chunk_records = check_int("chunk_records", value, 1)
+    if chunk_records > MAX_CHUNK_RECORDS:
+        raise ValueError(f"chunk_records must be at most {MAX_CHUNK_RECORDS:,} records, got {chunk_records:,}")
+    return chunk_records
 
 
 def _check_policy_and_stride(on_decrease: Any, stride: Any) -> int:
@@ -481,19 +560,30 @@ def iter_records(
     and closed by the iterator; a file object is read from its current position and left
     open. A trailing partial record is reported after the last chunk (see ``read``).
     """
-    chunk_records = check_int("chunk_records", chunk_records, 1)
+    chunk_records = check_chunk_records(chunk_records)
     src = _Input(source, "iter_records()")
     return _iter_records(src, chunk_records, allow_partial)
 
 
 def _iter_records(src: _Input, chunk_records: int, allow_partial: bool) -> Iterator[npt.NDArray[np.void]]:
-    recycler = _Recycler(lambda: (aligned_empty(chunk_records, RECORD_DTYPE),))
+    recycler = _Recycler(lambda rows: (aligned_empty(rows, RECORD_DTYPE),))
+    left = _rows_left(src, 0, chunk_records)
     try:
         src.open()
         records = 0
         while True:
-            buffer = recycler.get()[0]
-            got = src.fill(buffer.view(np.uint8).data)
+            buffer = recycler.get(_first_rows(chunk_records, 0, left(records), records))[0]
+            capacity = min(chunk_records, buffer.shape[0])  # a pooled buffer may hold more
+            got = src.fill(buffer[:capacity].view(np.uint8).data)
+            while got == capacity * RECORD_SIZE and capacity < chunk_records:  # more may come: grow
+                more = left(records + capacity)
+                if more == 0:
+                    break  # a regular file that ends here (records appended later start a new chunk)
+                grown = recycler.get(_grown_rows(chunk_records, capacity, capacity + max(more or 0, 1)))[0]
+                grown[:capacity] = buffer[:capacity]
+                buffer, capacity = grown, min(chunk_records, grown.shape[0])
+                del grown
+                got += src.fill(buffer[got // RECORD_SIZE : capacity].view(np.uint8).data)
             whole = got // RECORD_SIZE
             if whole:
                 chunk = buffer[:whole]
@@ -503,7 +593,7 @@ def _iter_records(src: _Input, chunk_records: int, allow_partial: bool) -> Itera
                 records += whole
             else:
                 del buffer
-            if got < chunk_records * RECORD_SIZE:
+            if got < capacity * RECORD_SIZE:
                 src.check_not_shrunk()
                 _report_tail(src, records, got - whole * RECORD_SIZE, allow_partial)
                 return
@@ -525,7 +615,8 @@ def iter_deltas(
     """``deltas`` of a log, chunk by chunk: the concatenation equals ``deltas(read(source), ...)``.
 
     Chunks have at most ``chunk_records`` rows (the first ``stride`` records have no
-    predecessor, so there are ``stride`` fewer rows than records). With ``return_resets=True`` each item
+    predecessor, so there are ``stride`` fewer rows than records; at most
+    ``MAX_CHUNK_RECORDS``, and no buffer larger than the source needs). With ``return_resets=True`` each item
     is ``(values, resets)``. Chunks are never overwritten once yielded. ``on_decrease=
     "raise"`` names the global delta row. A regular file given by path is read through
     memory-mapped windows (``mmap=True``, the fast path: about 2x ``readinto``); a file
@@ -534,15 +625,15 @@ def iter_deltas(
     buffer, never SIGBUS. Either way a file truncated below what was already read raises
     ``OSError``. Partial tails: see ``read``.
     """
-    chunk_records = check_int("chunk_records", chunk_records, 1)
+    chunk_records = check_chunk_records(chunk_records)
     stride = _check_policy_and_stride(on_decrease, stride)
     kind_tuple = resolve_kinds(kinds)
     dtype = delta_dtype(kind_tuple)
 
-    def make() -> tuple[npt.NDArray[Any], ...]:
-        values = aligned_empty(chunk_records, dtype)
+    def make(rows: int) -> tuple[npt.NDArray[Any], ...]:
+        values = aligned_empty(rows, dtype)
         if return_resets:
-            return values, aligned_empty((chunk_records, NFIELDS), np.bool_)
+            return values, aligned_empty((rows, NFIELDS), np.bool_)
         return (values,)
 
     src = _Input(source, "iter_deltas()")
@@ -559,7 +650,7 @@ def _iter_deltas(
     return_resets: bool,
     allow_partial: bool,
     use_mmap: bool,
-    outputs: Callable[[], tuple[npt.NDArray[Any], ...]],
+    outputs: Callable[[int], tuple[npt.NDArray[Any], ...]],
 ) -> Iterator[Any]:
     try:
         budget = _Budget(chunk_records)
@@ -567,7 +658,8 @@ def _iter_deltas(
                                chunk_records, budget)
         for _, values, resets in _delta_chunks(pairs, chunk_rows=chunk_records, stride=stride,
                                                on_decrease=on_decrease, kinds=kinds,
-                                               return_resets=return_resets, outputs=outputs, budget=budget):
+                                               return_resets=return_resets, outputs=outputs,
+                                               rows_left=_rows_left(src, stride, chunk_records), budget=budget):
             yield (values, resets) if return_resets else values
             del values, resets
     finally:
@@ -593,7 +685,7 @@ def iter_rates(
     ``timestamps[i + stride] - timestamps[i]``, NaN where that step is not positive).
     Other arguments as for ``iter_deltas``; chunks are float64 per second, counters only.
     """
-    chunk_records = check_int("chunk_records", chunk_records, 1)
+    chunk_records = check_chunk_records(chunk_records)
     stride = _check_policy_and_stride(on_decrease, stride)
     kind_tuple = resolve_kinds(kinds)
     ts: npt.NDArray[Any] | None = None
@@ -607,8 +699,15 @@ def iter_rates(
         _seconds_per_row(0, stride, interval, None)  # validates interval (and its absence)
     dtype = delta_dtype(kind_tuple)
     rdtype = rate_dtype(kind_tuple)
-    internal = (aligned_empty(chunk_records, dtype),)  # deltas scratch, never handed out
-    recycler = _Recycler(lambda: (aligned_empty(chunk_records, rdtype),))
+    scratch: list[npt.NDArray[Any]] = []  # the deltas of a chunk, never handed out: one, grown as needed
+
+    def internal(rows: int) -> tuple[npt.NDArray[Any], ...]:
+        if not scratch or scratch[0].shape[0] < rows:
+            scratch[:] = [aligned_empty(rows, dtype)]
+        return (scratch[0],)
+
+    # rates chunks as large as the deltas chunks, so that a short first chunk is reused too
+    recycler = _Recycler(lambda rows: (aligned_empty(max([rows, *(a.shape[0] for a in scratch)]), rdtype),))
     src = _Input(source, "iter_rates()")
     return _iter_rates(src, chunk_records, stride, on_decrease, kinds, allow_partial, mmap,
                        interval, ts, kind_tuple, internal, recycler)
@@ -625,7 +724,7 @@ def _iter_rates(
     interval: float | None,
     ts: npt.NDArray[Any] | None,
     kind_tuple: tuple[Any, ...],
-    internal: tuple[npt.NDArray[Any], ...],
+    internal: Callable[[int], tuple[npt.NDArray[Any], ...]],
     recycler: _Recycler,
 ) -> Iterator[npt.NDArray[np.void]]:
     try:
@@ -635,7 +734,8 @@ def _iter_rates(
                                stride, chunk_records, budget)
         for first_row, d, _ in _delta_chunks(pairs, chunk_rows=chunk_records, stride=stride,
                                              on_decrease=on_decrease, kinds=kinds,
-                                             return_resets=False, outputs=lambda: internal, budget=budget):
+                                             return_resets=False, outputs=internal,
+                                             rows_left=_rows_left(src, stride, chunk_records), budget=budget):
             m = d.shape[0]
             if ts is None:
                 divisor: Any = _seconds_per_row(0, stride, interval, None)
@@ -644,7 +744,7 @@ def _iter_rates(
                 if window.shape[0] != m + stride:
                     raise ValueError(f"{src.name}: timestamps has {ts.shape[0]} entries, but the file has more records")
                 divisor = np.asarray(_seconds_per_row(m + stride, stride, None, window))
-            out = recycler.get()[0][:m]
+            out = recycler.get(m)[0][:m]
             values = d.view(np.uint64).reshape(m, NFIELDS)
             out2d = out.view(np.float64).reshape(m, len(out.dtype.names or ()))
             divide_counters(values, kind_tuple, divisor, out2d)  # as rates() does, bit for bit

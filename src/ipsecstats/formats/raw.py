@@ -17,6 +17,7 @@ import numpy.typing as npt
 from .._capture import Capture
 from .._checks import check_int
 from .._errors import report_partial_record
+from .._io import check_chunk_records
 from .._schema import RECORD_DTYPE, RECORD_SIZE
 from .._source import ByteSource
 from ._base import Format, is_text
@@ -33,7 +34,13 @@ def accept(prefix: bytes) -> bool:
 
 
 class RawReader:
-    """Chunks of ``chunk_records`` records, read with ``readinto`` into fresh arrays."""
+    """Chunks of ``chunk_records`` records, read with ``readinto`` into fresh arrays.
+
+    A chunk's array is sized by what the source holds: the records left when the size is
+    known (a regular file opened here, bytes), else ``CHUNK_RECORDS`` or the records read
+    so far, whichever is more; it doubles (with a copy) while more data arrives, up to
+    ``chunk_records``. A huge ``chunk_records`` therefore costs no more than the data.
+    """
 
     format = "raw"
 
@@ -42,7 +49,7 @@ class RawReader:
         self.source = source
         self.name = source.name
         self.stride = check_int("stride", 1 if stride is None else stride, 1)
-        self.chunk_records = check_int("chunk_records", CHUNK_RECORDS if chunk_records is None else chunk_records, 1)
+        self.chunk_records = check_chunk_records(CHUNK_RECORDS if chunk_records is None else chunk_records)
         self.allow_partial = bool(allow_partial)
         self.names: tuple[str, ...] = ()  # "0", "1", ...: as many as instances seen so far
         self._start_ns: int | None = None
@@ -58,8 +65,7 @@ class RawReader:
         first = 0
         try:
             while True:
-                records = np.empty(self.chunk_records, dtype=RECORD_DTYPE)
-                got = src.readinto(records.view(np.uint8))
+                records, got = self._fill(first)
                 n = got // RECORD_SIZE
                 if n:
                     seen = min(self.stride, first + n)
@@ -67,12 +73,30 @@ class RawReader:
                         self.names += tuple(str(i) for i in range(len(self.names), seen))
                     yield Capture(records[:n], self._times(first, n), self._codes(first, n), self.names, first)
                     first += n
-                if got < self.chunk_records * RECORD_SIZE:
+                if got < records.shape[0] * RECORD_SIZE:
                     report_partial_record(first, got - n * RECORD_SIZE, self.allow_partial, self.name,
                                           src.start)
                     return
         finally:
             src.close()
+
+    def _fill(self, first: int) -> tuple[npt.NDArray[np.void], int]:
+        """A fresh array of records read from the source, and the bytes read into it.
+
+        Fewer bytes than the array holds means that the source ended.
+        """
+        src = self.source
+        left = None if src.size is None else -(-(src.size - src.consumed) // RECORD_SIZE)  # a partial one too
+        cap = min(self.chunk_records, max(1, max(CHUNK_RECORDS, first) if left is None else left))
+        records = np.empty(cap, dtype=RECORD_DTYPE)
+        got = src.readinto(records.view(np.uint8))
+        while got == cap * RECORD_SIZE and cap < self.chunk_records and src.peek(1):  # more is coming
+            grown = np.empty(min(self.chunk_records, 2 * cap), dtype=RECORD_DTYPE)
+            grown[:cap] = records
+            records = grown
+            got += src.readinto(records.view(np.uint8)[got:])
+            cap = records.shape[0]
+        return records, got
 
     def _codes(self, first: int, n: int) -> npt.NDArray[np.intp]:
         if self.stride == 1:
