@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 import ipsecstats
-from ipsecstats import _alloc, _io
+from ipsecstats import _alloc, _checks, _io
 from ipsecstats._alloc import CACHED_MIN_BYTES, MappingCache, aligned_empty
 from ipsecstats.formats import open_reader
 
@@ -369,7 +369,7 @@ def test_the_limit_itself_is_accepted(tiny: tuple[Path, bytes]) -> None:
     path, raw = tiny
     (c,) = list(ipsecstats.iter_records(path, chunk_records=2**32))
     assert c.tobytes() == raw and _memory_bytes(c) < 100 * R + 4096
-    assert _io.MAX_CHUNK_RECORDS == 2**32
+    assert _checks.MAX_CHUNK_RECORDS == 2**32
 
 
 def test_iter_rates_allocates_when_iterated_not_when_called(tiny: tuple[Path, bytes]) -> None:
@@ -398,3 +398,35 @@ def test_the_raw_reader_sizes_chunks_by_the_source(tiny: tuple[Path, bytes], sou
     assert all(_memory_bytes(c) <= 2 * max(len(data), 16384 * R) for c in chunks)
     sizes = [c.records.shape[0] for c in open_reader(io.BytesIO(big), "raw", chunk_records=30_000)]
     assert sizes == [30_000, 30_000, 30_000, 10_000]
+
+
+@pytest.mark.parametrize("fmt", ["cim-csv", "pdh-csv", "wnode", "ipsecstats-csv"])
+def test_every_reader_sizes_its_chunks_by_the_source_and_checks_the_limit(tmp_path: Path, fmt: str) -> None:
+    """A huge chunk_records on a small capture of any format costs no more than the capture;
+    beyond the limit it is a ValueError naming it."""
+    from ipsecstats import formats
+
+    from ipsecstats._generate import generate
+
+    source = tmp_path / "small"
+
+    recs = generate(6, instances=2)
+    if fmt == "wnode":
+        source.write_bytes(ipsecstats.write_wnode(recs, None, ["a", "b"] * 3))
+    elif fmt == "ipsecstats-csv":
+        assert subprocess.run([sys.executable, "-m", "ipsecstats", "convert", "-", "-o", str(source), "--format",
+                               "csv"], input=recs.tobytes(), capture_output=True).returncode == 0
+    elif fmt == "cim-csv":
+        from test_cimcsv import export_csv
+
+        rows = [(("A", "B")[k % 2], v) for k, v in enumerate(recs.view("<u8").reshape(-1, 21).tolist())]
+        source.write_text(export_csv(rows), newline="")
+    else:
+        from test_pdhcsv import pdh_log
+
+        source.write_bytes(pdh_log(recs, 2, others=False))
+    reader = formats.open_reader(str(source), fmt, chunk_records=2**32)
+    chunks = list(reader)
+    assert sum(len(c) for c in chunks) == 6
+    with pytest.raises(ValueError, match="chunk_records must be at most 4,294,967,296"):
+        formats.open_reader(str(source), fmt, chunk_records=2**32 + 1)

@@ -44,7 +44,7 @@ import numpy.typing as npt
 from ._alloc import aligned_empty
 from ._deltas import _check_stride, _seconds_per_row, delta_dtype, deltas, divide_counters, rate_dtype, resolve_kinds
 from ._rules import check_policy
-from ._checks import check_int
+from ._checks import check_chunk_records, check_int
 from ._errors import CounterResetError, report_partial_record
 from ._schema import NFIELDS, RECORD_DTYPE, RECORD_SIZE
 from ._source import fill_view
@@ -57,9 +57,6 @@ Source = Union[str, "os.PathLike[str]", IO[bytes]]
 #: cache between the read and the delta kernel (see PERFORMANCE.md).
 READ_BLOCK_RECORDS = 4096
 DEFAULT_CHUNK_RECORDS = 65536
-#: The largest ``chunk_records`` accepted (721 GB of records: a bound no buffer reaches,
-#: since buffers are sized by the source, and far from any integer overflow).
-MAX_CHUNK_RECORDS = 2**32
 
 # Recycling output buffers relies on CPython reference counts (with the GIL).
 _CAN_RECYCLE = platform.python_implementation() == "CPython" and getattr(sys, "_is_gil_enabled", lambda: True)()
@@ -447,14 +444,6 @@ def _rows_left(src: _Input, stride: int, enough: int) -> Callable[[int], int | N
 
 
 # --------------------------------------------------------------------------- argument checks
-
-
-def check_chunk_records(value: Any) -> int:
-    """``chunk_records`` as an int in ``1 .. MAX_CHUNK_RECORDS``: ``TypeError`` / ``ValueError`` otherwise."""
-    chunk_records = check_int("chunk_records", value, 1)
-    if chunk_records > MAX_CHUNK_RECORDS:
-        raise ValueError(f"chunk_records must be at most {MAX_CHUNK_RECORDS:,} records, got {chunk_records:,}")
-    return chunk_records
 
 
 def _check_policy_and_stride(on_decrease: Any, stride: Any) -> int:

@@ -19,7 +19,7 @@ import numpy.typing as npt
 from .. import _backend
 from .. import _csv_layout as CL
 from .._capture import Capture
-from .._checks import check_int
+from .._checks import check_chunk_records
 from .._schema import FIELD_NAMES, NFIELDS, RECORD_DTYPE, RECORD_SIZE
 from .._source import ByteSource
 from ._exported import Assembler, ExportFormatError, Plan, Rows, Texts, plan_columns
@@ -256,7 +256,7 @@ class TextExportReader:
     def __init__(self, source: ByteSource, *, chunk_records: int | None = None):
         self.source = source
         self.name = source.name
-        self.chunk_records = check_int("chunk_records", CHUNK_RECORDS if chunk_records is None else chunk_records, 1)
+        self.chunk_records = check_chunk_records(CHUNK_RECORDS if chunk_records is None else chunk_records)
         self._max_row = MAX_ROW_BYTES
         try:
             self._blocks = Blocks(source, BLOCK_BYTES)

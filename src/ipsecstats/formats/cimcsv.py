@@ -39,7 +39,7 @@ import numpy.typing as npt
 from .. import _backend
 from .. import _csv_layout as CL
 from .._capture import Capture, NameTable, concat
-from .._checks import check_int
+from .._checks import check_chunk_records, chunk_rows
 from .._schema import FIELD_NAMES, NFIELDS, RECORD_DTYPE, RECORD_SIZE
 from .._source import ByteSource
 from . import _csvtime
@@ -165,7 +165,7 @@ class CimCsvReader:
                              f"'%m/%d/%Y %I:%M:%S %p', got {timestamp_format!r}")
         self.timestamp_format = timestamp_format
         self._zone = _csvtime.parse_zone(timezone, spell)
-        self.chunk_records = check_int("chunk_records", CHUNK_RECORDS if chunk_records is None else chunk_records, 1)
+        self.chunk_records = check_chunk_records(CHUNK_RECORDS if chunk_records is None else chunk_records)
         # private knobs (tests): bytes per read, longest row
         self._block = BLOCK_BYTES
         self._max_row = MAX_ROW_BYTES
@@ -464,7 +464,7 @@ class CimCsvReader:
         roles = self._roles_arr
         header = self._header_names
         nstrs = len(self._slots)
-        cap = self.chunk_records
+        cap = chunk_rows(self.source, self.chunk_records, 2 * 21)  # a row: 21 values, 21 separators
         table = NameTable()
         self._ids: dict[int, dict[bytes, tuple[int, str]]] = {_NAME: {}, _HOST: {}}
         self._pairs: dict[int, int] = {}

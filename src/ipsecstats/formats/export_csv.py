@@ -23,6 +23,7 @@ import numpy.typing as npt
 from .. import _csv_layout as CL
 from .._schema import FIELD_NAMES
 from ._base import Format, is_text
+from .._checks import chunk_rows
 from ._export_text import KernelTable, TextExportReader, value_message
 from ._exported import ExportFormatError, Plan, Rows
 
@@ -58,7 +59,8 @@ class CsvExportReader(TextExportReader):
 
     def _make_table(self, plan: Plan) -> KernelTable:
         n = len(plan.columns)
-        return KernelTable(self.name, plan.columns, list(range(n)), n, self.chunk_records, _decode, self._max_row)
+        rows = chunk_rows(self.source, self.chunk_records, 2 * n)  # a row: a digit and a separator per column
+        return KernelTable(self.name, plan.columns, list(range(n)), n, rows, _decode, self._max_row)
 
     def _parse(self) -> Iterator[Rows]:
         b, table = self._blocks, self._table

@@ -29,6 +29,7 @@ import numpy.typing as npt
 from .. import _csv_layout as CL
 from .._schema import FIELD_NAMES
 from ._base import Format, is_text
+from .._checks import chunk_rows
 from ._export_text import KernelTable, TextExportReader, value_message
 from ._exported import INPUTS_ARE_RECORDS, ExportFormatError, Plan, Rows
 
@@ -111,7 +112,8 @@ class JsonlExportReader(TextExportReader):
     def _make_table(self, plan: Plan) -> KernelTable:
         n = len(plan.columns)
         keys = [(1 + 2 * j, k.encode()) for j, k in enumerate(plan.columns)]
-        return KernelTable(self.name, plan.columns, [2 + 2 * j for j in range(n)], 2 * n + 2, self.chunk_records,
+        rows = chunk_rows(self.source, self.chunk_records, 4 * n)  # a row: "key":digit, per column
+        return KernelTable(self.name, plan.columns, [2 + 2 * j for j in range(n)], 2 * n + 2, rows,
                            _decode, self._max_row, keys, self._line_error)
 
     def _parse(self) -> Iterator[Rows]:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .._capture import Capture
-from .._checks import check_int
+from .._checks import check_chunk_records
 from .._schema import FIELD_NAMES, RECORD_DTYPE
 from .._source import ByteSource
 from ._base import Format
@@ -56,7 +56,7 @@ class ParquetExportReader:
     def __init__(self, source: ByteSource, *, chunk_records: int | None = None):
         self.source = source
         self.name = source.name
-        self.chunk_records = check_int("chunk_records", CHUNK_RECORDS if chunk_records is None else chunk_records, 1)
+        self.chunk_records = check_chunk_records(CHUNK_RECORDS if chunk_records is None else chunk_records)
         try:
             self._pa, pq = _pyarrow()
             self._file = pq.ParquetFile(self._open(), memory_map=False)

@@ -45,7 +45,7 @@ import numpy.typing as npt
 from .. import _backend
 from .. import _pdh_layout as PL
 from .._capture import Capture, NameTable, concat
-from .._checks import check_int
+from .._checks import check_chunk_records, chunk_rows
 from .._schema import FIELD_NAMES, NFIELDS, RECORD_DTYPE
 from .._source import ByteSource
 from ._base import Format, FormatError
@@ -205,7 +205,7 @@ class PdhCsvReader:
     def __init__(self, source: ByteSource, *, chunk_records: int | None = None):
         self.source = source
         self.name = source.name
-        self.chunk_records = check_int("chunk_records", CHUNK_RECORDS if chunk_records is None else chunk_records, 1)
+        self.chunk_records = check_chunk_records(CHUNK_RECORDS if chunk_records is None else chunk_records)
         # private knobs (tests): bytes per read, longest row
         self._block = BLOCK_BYTES
         self._max_row: int | None = None
@@ -309,7 +309,8 @@ class PdhCsvReader:
                                         f"{OBJECT} counters: {what}"), stacklevel=2)
         ninst = len(lay.instances)
         nslots = ninst * NFIELDS
-        cap = max(1, self.chunk_records // ninst)
+        # rows: each holds at least ninst * 21 cells of 2 bytes (a digit or blank and a separator)
+        cap = chunk_rows(self.source, max(1, self.chunk_records // ninst), 2 * NFIELDS * ninst)
         max_row = self._max_row or max(MAX_ROW_BYTES, ROW_BYTES_PER_COLUMN * len(lay.columns))
         shift = lay.bias * 60 * 10**9
         table = NameTable()

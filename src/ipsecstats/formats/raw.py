@@ -17,7 +17,7 @@ import numpy.typing as npt
 from .._capture import Capture
 from .._checks import check_int
 from .._errors import report_partial_record
-from .._io import check_chunk_records
+from .._checks import check_chunk_records
 from .._schema import RECORD_DTYPE, RECORD_SIZE
 from .._source import ByteSource
 from ._base import Format, is_text

@@ -31,7 +31,7 @@ import numpy.typing as npt
 from .. import _backend
 from .. import _wnode_layout as L
 from .._capture import Capture, NameTable, as_datetime_ns
-from .._checks import check_int
+from .._checks import check_chunk_records
 from .._decode import as_record_array, record_bytes_2d
 from .._schema import RECORD_DTYPE, RECORD_SIZE
 from .._source import ByteSource
@@ -234,7 +234,7 @@ class WnodeReader:
     def __init__(self, source: ByteSource, *, chunk_records: int | None = None, allow_partial: bool = False):
         self.source = source
         self.name = source.name
-        self.chunk_records = check_int("chunk_records", CHUNK_RECORDS if chunk_records is None else chunk_records, 1)
+        self.chunk_records = check_chunk_records(CHUNK_RECORDS if chunk_records is None else chunk_records)
         self.allow_partial = bool(allow_partial)
         self.table = NameTable()
         self._window = WINDOW_BYTES  # private knob: tests use tiny windows to split buffers everywhere
