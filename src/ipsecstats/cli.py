@@ -3,7 +3,7 @@
 Subcommands: ``info``, ``report``, ``convert``, ``plot``, ``generate``. Results go to
 standard output and nothing else does; errors are one line on standard error naming
 the file and the problem. Exit status: 0 success, 1 a data or file error, 2 a usage
-error, 130 interrupted (SIGINT, Ctrl-C), 143 terminated (SIGTERM); both leave no partial
+error, 3 a ``report --fail-on`` rule fired, 130 interrupted (SIGINT, Ctrl-C), 143 terminated (SIGTERM); both leave no partial
 output file. ``--debug`` shows the traceback instead.
 """
 
@@ -36,6 +36,7 @@ __all__ = ["main"]
 
 EXIT_DATA = 1
 EXIT_USAGE = 2
+EXIT_RULE = 3  # report --fail-on: a rule fired (1 and 2 take precedence)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a writer killed by SIGPIPE (128 + 13)
@@ -205,7 +206,14 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", parents=[log, run, dist],
                        help="summary and findings per file (the shipped sample log when no FILE is given)")
     p.add_argument("files", nargs="*", metavar="FILE")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text (default) or json: one document with exact integers, each file's report, the rules "
+                        "that fired and the files that failed")
+    p.add_argument("--fail-on", type=_rule, action="append", default=[], metavar="RULE",
+                   help="exit with status 3 when RULE fires on a report (repeatable; exit 1 and 2 take precedence): "
+                        "FIELD>N (a counter's increase, a gauge's max), rate(COUNTER)>X/s (peak rate), "
+                        "mean_rate(COUNTER)>X/s, restarts(COUNTER)>N, restarts>N, wraps>N, or finding:KIND "
+                        "(finding:warning: any warning); OP is > >= < <= == !=. See the README for the finding kinds")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("convert", parents=[log, run, dist], help="write records, deltas or rates as CSV, JSON Lines, .npy or Parquet")
@@ -278,6 +286,16 @@ def _csv_options(args: argparse.Namespace, given_only: bool = True) -> dict[str,
     keys = ("timestamp_column", *(key for _, key in CSV_FLAGS))
     options = {key: getattr(args, key, None) for key in keys}
     return {k: v for k, v in options.items() if v is not None} if given_only else options
+
+
+def _rule(text: str) -> Any:
+    """An argparse ``type``: a ``report --fail-on`` rule (``_alerts``)."""
+    from ._alerts import RuleError, parse_rule
+
+    try:
+        return parse_rule(text)
+    except RuleError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _delimiter(text: str) -> str:
@@ -409,10 +427,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[str, Any] | None) -> int:
+    from ._alerts import RuleError, evaluate
     from ._report import build_report, format_report
     from ._stats import scan, scan_path
 
-    status, reports = 0, []
+    status, reports, fired = 0, [], False
     failed: list[dict[str, str]] = []
     if sample is not None and args.format == "text":
         sys.stdout.write(f"{PROG} report: no FILE given, so this is the sample log shipped with {PROG}\n"
@@ -449,15 +468,21 @@ def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[s
                               sample=sample is not None)
         if sample is not None:
             report["note"] = f"no FILE given: the sample log shipped with {PROG}, made by: {sample['command']}"
+        try:
+            report["fired_rules"] = evaluate(args.fail_on, report)
+        except RuleError as exc:
+            raise UsageError(str(exc)) from None
+        fired = fired or bool(report["fired_rules"])
         reports.append(report)
         if args.format == "text":
             if i and reports[:-1]:
                 sys.stdout.write("\n")
-            sys.stdout.write(format_report(report))
+            sys.stdout.write(format_report(report, [r.text for r in args.fail_on]))
             sys.stdout.flush()
     if args.format == "json":  # the files that failed too, each with its error
-        _print_json({"ipsecstats": __version__, "reports": reports, "errors": failed})
-    return status
+        _print_json({"ipsecstats": __version__, "fail_on": [r.text for r in args.fail_on], "reports": reports,
+                     "errors": failed})
+    return status or (EXIT_RULE if fired else 0)
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
