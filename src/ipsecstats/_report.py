@@ -340,6 +340,16 @@ def _table(title: str, headers: list[str], rows: list[tuple[str, list[str]]], wi
     return lines
 
 
+def window_text(window: dict[str, str | None]) -> str:
+    """``--from``/``--to`` in words: which records a report or an info describes."""
+    parts = []
+    if window.get("from"):
+        parts.append(f"from {_human_time(dt.datetime.fromisoformat(window['from']))}")
+    if window.get("to"):
+        parts.append(f"before {_human_time(dt.datetime.fromisoformat(window['to']))}")
+    return "window: " + ", ".join(parts) + " (--from/--to); records numbered from the window's first"
+
+
 def format_report(report: dict[str, Any], rules: list[str] | None = None) -> str:
     """The report as text for a terminal; with ``rules`` (``--fail-on``), a last section saying which fired."""
     lines = []
@@ -369,6 +379,8 @@ def format_report(report: dict[str, Any], rules: list[str] | None = None) -> str
         detail.append(f"spanning {human_duration(report['duration_seconds'])}")
     detail.append(f"decreases read with --on-decrease {report['on_decrease']}")
     lines.append("  " + "; ".join(detail))
+    if report.get("window"):
+        lines.append("  " + window_text(report["window"]))
     if report["trailing_bytes"]:
         lines.append(f"  ignored {report['trailing_bytes']} trailing byte(s) of a partial record at the end")
     lines.append("")
@@ -444,6 +456,8 @@ def format_info(info: dict[str, Any]) -> str:
     lines.append(f"  size        {info['bytes']:,} bytes")
     tail = f", plus {info['trailing_bytes']} trailing byte(s) (a partial record)" if info["trailing_bytes"] else ""
     lines.append(f"  records     {info['records']:,} of {RECORD_SIZE} bytes{tail}")
+    if info.get("window"):
+        lines.append(f"  window      {window_text(info['window'])[len('window: '):]}")
     if info.get("instance_names") is not None:
         lines.append(f"  format      {_FORMAT_TEXT[info['input_format']]}")
         lines.append(f"  instances   {info['instances']}, up to {info['samples']:,} samples each: "

@@ -161,6 +161,11 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="seconds between samples of one instance (needed for rates per second)")
     log.add_argument("--start", type=_timestamp, metavar="ISO-8601",
                      help="time of the first sample (with --interval); no offset means UTC")
+    log.add_argument("--from", dest="window_from", type=_timestamp, metavar="ISO-8601",
+                     help="only records at or after this time (no offset means UTC); a raw log needs --start and "
+                          "--interval for its times. Deltas pair records inside the window only")
+    log.add_argument("--to", dest="window_to", type=_timestamp, metavar="ISO-8601",
+                     help="only records before this time (no offset means UTC)")
     log.add_argument("--on-decrease", choices=ON_DECREASE, default="auto",
                      help="what a decreasing counter means (default auto: a restart unless it fell by 2**63 or more)")
     log.add_argument("--allow-partial", action="store_true",
@@ -260,6 +265,12 @@ def _check_time_options(args: argparse.Namespace, paths: list[str] | None = None
     fall before 2262 (times are datetime64[ns]). Streams are checked as they are read."""
     if args.start is not None and args.interval is None:
         raise UsageError("--start needs --interval (the time of sample k is start + k * interval)")
+    begin, end = args.window_from, args.window_to
+    if begin is not None and end is not None and not begin < end:
+        raise UsageError(f"--from {begin.isoformat()} is not before --to {end.isoformat()}: the window holds "
+                         "the records with from <= time < to")
+    if (begin is not None or end is not None) and getattr(args, "scheduler", None):
+        raise UsageError("--from/--to do not work with --scheduler yet; leave out --scheduler")
     if args.start is None:
         return
     for path in paths or ():
@@ -371,7 +382,47 @@ def _open_log(args: argparse.Namespace, path: str) -> Any:
         reader.close()
         raise UsageError(f"{path}: --interval and --start do not apply: this {fmt.name} input carries a time for "
                          "every record, and rates use the real time steps")
+    if args.window_from is not None or args.window_to is not None:
+        return _windowed(args, path, reader)
     return reader
+
+
+def _windowed(args: argparse.Namespace, path: str, reader: Any) -> Any:
+    """``reader`` cut to --from/--to (``_window``); a log without times is a usage error."""
+    from ._window import WindowReader, to_ns
+
+    begin = None if args.window_from is None else to_ns(args.window_from)
+    end = None if args.window_to is None else to_ns(args.window_to)
+    if reader.has_timestamps:
+        return WindowReader(reader, begin, end)
+    if reader.stride is not None and args.start is not None:
+        return WindowReader(reader, begin, end, start_ns=to_ns(args.start), step_ns=round(args.interval * 1e9))
+    reader.close()
+    if reader.stride is not None:
+        raise UsageError(f"{path}: --from/--to need the time of each record: a raw log has none, give --start "
+                         "ISO-8601 and --interval SECONDS")
+    hint = ": name its time column with --timestamp-column" if reader.format == "cim-csv" else ""
+    raise UsageError(f"{path}: --from/--to need the time of each record, and this {reader.format} input has "
+                     f"none{hint}")
+
+
+def _window_start(args: argparse.Namespace) -> dt.datetime | None:
+    """The time of the first sample a raw log's reader yields: --start, moved to the first sample
+    inside --from (a raw window is a raw log of its own, starting there)."""
+    if args.start is None or args.window_from is None:
+        return args.start
+    from ._window import first_sample, to_ns
+
+    k = first_sample(to_ns(args.window_from), to_ns(args.start), round(args.interval * 1e9))
+    return args.start + dt.timedelta(seconds=k * args.interval)
+
+
+def _window(args: argparse.Namespace) -> dict[str, str | None] | None:
+    """The --from/--to window for reports (ISO 8601), or None."""
+    if args.window_from is None and args.window_to is None:
+        return None
+    return {"from": None if args.window_from is None else args.window_from.isoformat(),
+            "to": None if args.window_to is None else args.window_to.isoformat()}
 
 
 def _refuse_overwriting(output: str, inputs: list[str]) -> None:
@@ -407,8 +458,9 @@ def cmd_info(args: argparse.Namespace) -> int:
             failed.append({"file": path, "error": _error(args, path, exc)})
             status = EXIT_DATA
             continue
-        info = build_info(stats, trailing_bytes=sum(trailing), interval=args.interval, start=args.start,
+        info = build_info(stats, trailing_bytes=sum(trailing), interval=args.interval, start=_window_start(args),
                           stride_given=args.stride is not None)
+        info["window"] = _window(args)
         results.append(info)
         if args.format == "text":
             sys.stdout.write(format_info(info))
@@ -464,8 +516,9 @@ def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[s
                 failed.append({"file": path, "error": _error(args, path, exc)})
                 status = EXIT_DATA
                 continue
-        report = build_report(stats, interval=args.interval, start=args.start, trailing_bytes=sum(trailing),
+        report = build_report(stats, interval=args.interval, start=_window_start(args), trailing_bytes=sum(trailing),
                               sample=sample is not None)
+        report["window"] = _window(args)
         if sample is not None:
             report["note"] = f"no FILE given: the sample log shipped with {PROG}, made by: {sample['command']}"
         try:
@@ -514,11 +567,12 @@ def cmd_convert(args: argparse.Namespace) -> int:
             stride = reader.stride or 1
             metadata = {"what": args.what, "source": os.path.basename(args.file), "input_format": reader.format,
                         "stride": stride if raw else None,
-                        "interval_seconds": args.interval, "start": args.start.isoformat() if args.start else None,
+                        "interval_seconds": args.interval, "start": (_window_start(args) or args.start).isoformat() if args.start else None,
+                        "window": _window(args),
                         "on_decrease": args.on_decrease if args.what != "records" else None, "ipsecstats": __version__}
             if raw:
                 layout = Layout(args.what, stride=stride, first_record=0 if args.what == "records" else stride,
-                                interval=args.interval, start=args.start)
+                                interval=args.interval, start=_window_start(args))
             else:
                 layout = Layout(args.what, columns=_capture_columns(reader.has_timestamps,
                                                                     getattr(reader, "has_hosts", False)))
@@ -571,6 +625,8 @@ def _convert_dataset(args: argparse.Namespace) -> int:
         raise UsageError("several FILEs or --scheduler write a Parquet dataset: give a directory with -o DIR/")
     if args.start is not None:
         raise UsageError("--start is not supported for a Parquet dataset output; convert one FILE at a time")
+    if args.window_from is not None or args.window_to is not None:
+        raise UsageError("--from/--to are not supported for a Parquet dataset output; convert one FILE at a time")
     missing = [m for m in ("dask", "pyarrow") if not _importable(m)]
     if missing:
         why = "--scheduler" if args.scheduler else ("several FILEs" if args.more_files else
@@ -664,7 +720,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
             return EXIT_DATA
         try:
             with atomic_output(args.output) as f:
-                render(stats, f, interval=args.interval, start=args.start, title=args.title)
+                render(stats, f, interval=args.interval, start=_window_start(args), title=args.title)
         except OSError as exc:
             _error(args, args.output, exc)
             return EXIT_DATA
