@@ -255,9 +255,9 @@ def findings(stats: LogStats, report: dict[str, Any], interval: float | None,
         plural = "restart" if count == 1 else "restarts"
         add("warning", "restart", f"{count:,} {plural}: {shown}{tail}. The service or the HBA restarted; "
                        f"{meaning} (--on-decrease {policy}).")
-        if stats.input_format == "raw" and stats.stride == 1 and count > 2 and 4 * count > stats.rows:
-            add("warning", "interleaved", f"Counters fell in {count / stats.rows:.0%} of the intervals: far more than restarts "
-                           "explain. If the log interleaves several instances, read it with --stride K.")
+        hint = stride_hint(stats)
+        if hint:
+            add("warning", "interleaved", hint)
     wrap_events = [e for e in stats.events if e.wraps]
     if wrap_events:
         shown = "; ".join(f"{', '.join(e.wraps)} on instance {stats.instance_label(e.instance)} at "
@@ -265,6 +265,16 @@ def findings(stats: LogStats, report: dict[str, Any], interval: float | None,
                           for e in wrap_events[:5])
         add("info", "wrap", f"{sum(stats.wraps)} counter wrap(s) past 2**64: {shown}.")
     return out
+
+
+def stride_hint(stats: LogStats) -> str | None:
+    """The hint to read a raw log with ``--stride K`` when counters fell in over a quarter of the
+    intervals (more than 2 times) of a log read as one instance, else None."""
+    count, rows = stats.restart_event_count, stats.rows
+    if stats.input_format == "raw" and stats.stride == 1 and count > 2 and 4 * count > rows:
+        return (f"Counters fell in {count / rows:.0%} of the intervals: far more than restarts explain. "
+                "If the log interleaves several instances, read it with --stride K.")
+    return None
 
 
 def _where(e: Event, start: dt.datetime | None, interval: float | None) -> str:
@@ -448,6 +458,7 @@ def build_info(stats: LogStats, *, trailing_bytes: int, interval: float | None,
             for k, name in enumerate(COUNTERS) if stats.restarts[k] or stats.wraps[k]
         },
         "decrease_events": stats.event_count,
+        "hints": [h for h in [None if stride_given else stride_hint(stats)] if h],
     }
 
 
@@ -480,4 +491,6 @@ def format_info(info: dict[str, Any]) -> str:
         lines.append(f"  decreasing  {len(dec)} counter(s) fell, in {info['decrease_events']} row(s): " + ", ".join(parts))
     else:
         lines.append("  decreasing  no counter ever decreases")
+    for hint in info.get("hints", []):
+        lines.append(textwrap.fill(hint, width=100, initial_indent="  hint        ", subsequent_indent=" " * 14))
     return "\n".join(lines) + "\n"

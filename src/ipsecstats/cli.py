@@ -148,6 +148,32 @@ class _Parser(argparse.ArgumentParser):
         return parsed
 
 
+#: The examples that end each subcommand's --help.
+EXAMPLES = {
+    "info": """examples:
+  ipsecstats info capture.bin --stride 2 --interval 10 --start 2024-06-03T00:00:00Z
+  ipsecstats info C:/ipsec/ipsec-2024-06-*.csv --format json
+  ipsecstats info cap.wnode --from 2024-06-03T08:00Z --to 2024-06-03T09:00Z""",
+    "report": """examples:
+  ipsecstats report capture.bin --stride 2 --interval 10
+  ipsecstats report ipsec.csv --from 2024-06-03T00:00Z --to 2024-06-04T00:00Z --format json
+  ipsecstats report ipsec.csv --fail-on 'AuthenticationFailures>0' --fail-on 'rate(NegotiationFailures)>0.1/s' \\
+      --fail-on finding:restart    # exit status 3 when a rule fires (cron, Nagios-style checks, CI)""",
+    "convert": """examples:
+  ipsecstats convert capture.bin --stride 2 --interval 10 --what rates -o rates.parquet
+  ipsecstats convert cap.wnode --what deltas -o - | head
+  ipsecstats convert day1.csv day2.csv --what deltas -o deltas/    # one Parquet dataset""",
+    "plot": """examples:
+  ipsecstats plot -o sample.png
+  ipsecstats plot capture.bin --stride 2 --interval 10 --start 2024-06-03T00:00Z -o capture.png
+  ipsecstats plot cap.wnode --from 2024-06-03T18:00Z --title "evening" -o evening.png""",
+    "generate": """examples:
+  ipsecstats generate cap.bin --records 2880 --instances 2 --interval 60 --restarts 1
+  ipsecstats generate cap.wnode --format wnode --records 2880 --instances 2 --start 2024-06-03T00:00:00Z
+  ipsecstats generate big.bin --records 6000000 --wrap --seed 1""",
+}
+
+
 def _build_parser() -> argparse.ArgumentParser:
     run = _Parser(add_help=False)
     run.add_argument("--progress", choices=MODES, default="auto",
@@ -203,13 +229,17 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("info", parents=[log, run], help="size, records, instances, time span, restarts of each file")
+    p = sub.add_parser("info", parents=[log, run], help="size, records, instances, time span, restarts of each file",
+                       epilog=EXAMPLES["info"], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text (default) or json: one document with exact integers, each file's facts and the files "
+                        "that failed")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("report", parents=[log, run, dist],
-                       help="summary and findings per file (the shipped sample log when no FILE is given)")
+                       help="summary and findings per file (the shipped sample log when no FILE is given)",
+                       epilog=EXAMPLES["report"], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("files", nargs="*", metavar="FILE")
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="text (default) or json: one document with exact integers, each file's report, the rules "
@@ -221,25 +251,32 @@ def _build_parser() -> argparse.ArgumentParser:
                         "(finding:warning: any warning); OP is > >= < <= == !=. See the README for the finding kinds")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("convert", parents=[log, run, dist], help="write records, deltas or rates as CSV, JSON Lines, .npy or Parquet")
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("more_files", nargs="*", metavar="FILE",
-                   help="more logs: with a directory OUT (or --scheduler), one Parquet dataset, a file per partition")
+    p = sub.add_parser("convert", parents=[log, run, dist],
+                       help="write records, deltas or rates as CSV, JSON Lines, .npy or Parquet",
+                       epilog=EXAMPLES["convert"], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="the log; several logs (or a directory OUT, or --scheduler) make one Parquet dataset, "
+                        "a file per partition")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file, or - for standard output (csv, jsonl)")
-    p.add_argument("--what", choices=("records", "deltas", "rates"), default="records")
+    p.add_argument("--what", choices=("records", "deltas", "rates"), default="records",
+                   help="records (default): the raw values; deltas: each record minus the previous one of its "
+                        "instance (counters uint64 under --on-decrease, gauges int64 changes); rates: counter "
+                        "deltas per second (float64; needs --interval or a capture's times)")
     p.add_argument("--format", choices=("csv", "jsonl", "npy", "parquet"),
                    help="output format (default: from the suffix of OUT; csv for -). CSV, JSON Lines and Parquet "
                         "lead with record, instance and time (timestamp) columns; .npy holds the fields only")
     p.set_defaults(func=cmd_convert)
 
-    p = sub.add_parser("plot", parents=[log, run], help="PNG of counter rates and gauges over time, restarts marked")
+    p = sub.add_parser("plot", parents=[log, run], help="PNG of counter rates and gauges over time, restarts marked",
+                       epilog=EXAMPLES["plot"], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", nargs="?", metavar="FILE", help="the log (default: the shipped sample log)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.png")
     p.add_argument("--bins", type=_positive_int, default=500, help="points per series at most (default 500)")
     p.add_argument("--title", help="figure title")
     p.set_defaults(func=cmd_plot)
 
-    p = sub.add_parser("generate", parents=[run], help="write a realistic synthetic log")
+    p = sub.add_parser("generate", parents=[run], help="write a realistic synthetic log",
+                       epilog=EXAMPLES["generate"], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("output", metavar="OUT")
     p.add_argument("--format", choices=("raw", "wnode"), default="raw",
                    help="raw: interleaved 168-byte records (default); wnode: WNODE_ALL_DATA buffers, one per "
@@ -541,6 +578,7 @@ def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[s
 def cmd_convert(args: argparse.Namespace) -> int:
     from ._export import STREAM_FORMATS, Layout, format_for, write_table
 
+    args.file, args.more_files = args.files[0], args.files[1:]
     _check_time_options(args, [args.file, *args.more_files])
     if args.scheduler or args.more_files or args.output.endswith(("/", os.sep)) or os.path.isdir(args.output):
         return _convert_dataset(args)
