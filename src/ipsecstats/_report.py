@@ -352,11 +352,8 @@ def _table(title: str, headers: list[str], rows: list[tuple[str, list[str]]], wi
 
 def window_text(window: dict[str, str | None]) -> str:
     """``--from``/``--to`` in words: which records a report or an info describes."""
-    parts = []
-    if window.get("from"):
-        parts.append(f"from {_human_time(dt.datetime.fromisoformat(window['from']))}")
-    if window.get("to"):
-        parts.append(f"before {_human_time(dt.datetime.fromisoformat(window['to']))}")
+    parts = [f"{word} {_human_time(dt.datetime.fromisoformat(t))}"
+             for word, t in (("from", window.get("from")), ("before", window.get("to"))) if t]
     return "window: " + ", ".join(parts) + " (--from/--to); records numbered from the window's first"
 
 
