@@ -133,3 +133,24 @@ def test_ordinary_tables_keep_their_widths(capsys: pytest.CaptureFixture[str]) -
     assert "  TotalGetSPI                       19,979      2.31e-01        1.4333         1\n" in out
     assert "Gauges (per instance)                  min          mean           max\n" in out
     assert "  ConnectionListSize                     4       110.808           387\n" in out
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_excerpt_is_todays_report(capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's excerpt of ``ipsecstats report`` (its tables) is what the command prints."""
+    assert cli.main(["report"]) == 0
+    out = capsys.readouterr().out
+    text = README.read_text(encoding="utf-8")
+    excerpt = text.split("$ ipsecstats report\n")[1].split("```")[0]
+    tables = excerpt.split("\nCounters (all instances)")[1].split("\nFindings")[0]
+    assert tables in out
+
+
+def test_readme_names_every_rule() -> None:
+    from ipsecstats._report import FINDING_RULES
+
+    text = README.read_text(encoding="utf-8")
+    for kind in FINDING_RULES:
+        assert f"`finding:{kind}`" in text, kind
