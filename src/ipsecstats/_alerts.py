@@ -142,8 +142,8 @@ def evaluate(rules: list[Rule], report: dict[str, Any]) -> list[dict[str, Any]]:
     fired: list[dict[str, Any]] = []
     for rule in rules:
         if rule.finding is not None:
-            hits = [f["text"] for f in report["findings"]
-                    if f["rule"] == "finding:" + rule.finding or (rule.finding == "warning" and f["level"] == "warning")]
+            hits = [f["text"] for f in report["findings"] if f["rule"] == "finding:" + rule.finding
+                    or (rule.finding == "warning" and f["level"] == "warning")]
             if hits:
                 fired.append({"rule": rule.text, "findings": hits})
             continue

@@ -200,19 +200,23 @@ def findings(stats: LogStats, report: dict[str, Any], interval: float | None,
     if auth == 0:
         add("ok", "no-authentication-failures", "No authentication failures.")
     elif q[-1] >= 5 and q[-1] > 2 * q[0]:
-        add("warning", "authentication-failures-rising", f"Authentication failures are rising: {int(q[-1])} in the last quarter of the log against "
-                       f"{int(q[0])} in the first ({auth:,} in all). Check for a peer with a wrong pre-shared key, "
-                       "certificate or Kerberos identity, or someone guessing credentials.")
+        add("warning", "authentication-failures-rising",
+            f"Authentication failures are rising: {int(q[-1])} in the last quarter of the log against "
+            f"{int(q[0])} in the first ({auth:,} in all). Check for a peer with a wrong pre-shared key, "
+            "certificate or Kerberos identity, or someone guessing credentials.")
     else:
-        add("info", "authentication-failures", f"{auth:,} authentication failures{_per_hour(auth, stats, interval)}, not rising.")
+        add("info", "authentication-failures",
+            f"{auth:,} authentication failures{_per_hour(auth, stats, interval)}, not rising.")
 
     soft = inc["SoftAssociations"]
     soft_col = FIELD_NAMES.index("SoftAssociations")
     if soft:
-        add("warning", "soft-associations", f"{soft:,} negotiations fell back to plaintext (SoftAssociations): that traffic was not "
-                       "encrypted. Check whether the IPsec policy allows fallback to clear.")
+        add("warning", "soft-associations",
+            f"{soft:,} negotiations fell back to plaintext (SoftAssociations): that traffic was not "
+            "encrypted. Check whether the IPsec policy allows fallback to clear.")
     elif stats.field_max[soft_col]:
-        add("info", "soft-associations-before-log", f"SoftAssociations stood at {stats.field_max[soft_col]} before the log began and did not grow.")
+        add("info", "soft-associations-before-log",
+            f"SoftAssociations stood at {stats.field_max[soft_col]} before the log began and did not grow.")
     else:
         add("ok", "no-soft-associations", "No soft (plaintext) associations.")
 
@@ -222,16 +226,18 @@ def findings(stats: LogStats, report: dict[str, Any], interval: float | None,
         level = "warning" if share > 5 else "info"
         add(level, "negotiation-failures-high" if level == "warning" else "negotiation-failures",
             f"Negotiation failures were {share:.1f}% of main-mode SAs ({nego:,} failures, {mm:,} main-mode SAs)"
-                   + ("; above 5% points at mismatched IKE proposals or unreachable peers." if level == "warning" else "."))
+            + ("; above 5% points at mismatched IKE proposals or unreachable peers." if level == "warning" else "."))
     elif nego:
-        add("warning", "negotiation-failures-no-main-mode", f"{nego} negotiation failures and no successful main-mode SA.")
+        add("warning", "negotiation-failures-no-main-mode",
+            f"{nego} negotiation failures and no successful main-mode SA.")
     else:
         add("info", "no-negotiations", "No main-mode SAs and no negotiation failures in the log.")
 
     recv, send = inc["ReceiveFailures"], inc["SendFailures"]
     if recv or send:
-        add("warning", "transport-failures", f"The TCP stack failed to receive {recv:,} and to send {send:,} IKE messages: check the network "
-                       "path and the HBA.")
+        add("warning", "transport-failures",
+            f"The TCP stack failed to receive {recv:,} and to send {send:,} IKE messages: check the network "
+            "path and the HBA.")
     else:
         add("ok", "no-transport-failures", "No receive or send failures.")
 
@@ -254,7 +260,7 @@ def findings(stats: LogStats, report: dict[str, Any], interval: float | None,
                    "a fall counts as 0" if policy == "zero" else "a fall is a modular (wrapped) difference")
         plural = "restart" if count == 1 else "restarts"
         add("warning", "restart", f"{count:,} {plural}: {shown}{tail}. The service or the HBA restarted; "
-                       f"{meaning} (--on-decrease {policy}).")
+            f"{meaning} (--on-decrease {policy}).")
         hint = stride_hint(stats)
         if hint:
             add("warning", "interleaved", hint)
@@ -343,7 +349,8 @@ def _table(title: str, headers: list[str], rows: list[tuple[str, list[str]]], wi
     """A table: the title and row names left-aligned in 26 columns (or wider), then each column
     right-aligned in ``widths[j]`` characters, widened to its widest value plus two spaces."""
     name_width = max([26, len(title) + 1] + [len(name) + 4 for name, _ in rows])
-    cols = [max([w, len(h) + 2] + [len(cells[j]) + 2 for _, cells in rows]) for j, (h, w) in enumerate(zip(headers, widths))]
+    cols = [max([w, len(h) + 2] + [len(cells[j]) + 2 for _, cells in rows])
+            for j, (h, w) in enumerate(zip(headers, widths))]
     lines = [f"{title:<{name_width}}" + "".join(f"{h:>{w}}" for h, w in zip(headers, cols))]
     for name, cells in rows:
         lines.append(f"  {name:<{name_width - 2}}" + "".join(f"{c:>{w}}" for c, w in zip(cells, cols)))
@@ -405,7 +412,8 @@ def format_report(report: dict[str, Any], rules: list[str] | None = None) -> str
     title = "Gauges" + (" (per instance)" if k > 1 else "")
     gauges = report["gauges"]
     gmeans = rate_column([g["mean"] for g in gauges.values()])
-    rows = [(gname, [_fmt_int(g["min"]), mean, _fmt_int(g["max"])]) for (gname, g), mean in zip(gauges.items(), gmeans)]
+    rows = [(gname, [_fmt_int(g["min"]), mean, _fmt_int(g["max"])])
+            for (gname, g), mean in zip(gauges.items(), gmeans)]
     lines += _table(title, ["min", "mean", "max"], rows, [16, 14, 14])
     lines.append("")
     lines.append("Findings")
@@ -423,7 +431,8 @@ def format_report(report: dict[str, Any], rules: list[str] | None = None) -> str
                 lines.append(f"  + {rule}: not fired")
             elif "value" in hit:
                 v = hit["value"]
-                lines.append(f"  ! {rule}: FIRED (value {v:,})" if isinstance(v, int) else f"  ! {rule}: FIRED (value {v!r})")
+                shown = f"{v:,}" if isinstance(v, int) else repr(v)
+                lines.append(f"  ! {rule}: FIRED (value {shown})")
             else:
                 lines.append(f"  ! {rule}: FIRED ({len(hit['findings'])} finding(s))")
     return "\n".join(lines) + "\n"
