@@ -186,6 +186,7 @@ def test_plot_window(capsys: pytest.CaptureFixture[str], wnode: Path, tmp_path: 
     (["report", "{raw}", "--from", at(10)], "a raw log has none, give --start ISO-8601 and --interval SECONDS"),
     (["info", "{raw}", "--stride", "3", "--to", at(10)], "a raw log has none"),
     (["report", "{raw}", "--from", at(10), "--to", at(10)], "is not before --to"),
+    (["report", "{raw}", "--interval", "1e-10", "--start", START, "--to", at(10)], "is below 1 ns"),
     (["report", "{raw}", "--from", "yesterday"], "argument --from: expected an ISO 8601 time"),
     (["report", "{raw}", "--from", at(10), "--scheduler", "threads"], "--from/--to do not work with --scheduler"),
     (["convert", "{raw}", "{raw}", "--from", at(10), "-o", "{tmp}/ds/"], "not supported for a Parquet dataset"),

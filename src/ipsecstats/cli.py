@@ -433,7 +433,11 @@ def _windowed(args: argparse.Namespace, path: str, reader: Any) -> Any:
     if reader.has_timestamps:
         return WindowReader(reader, begin, end)
     if reader.stride is not None and args.start is not None:
-        return WindowReader(reader, begin, end, start_ns=to_ns(args.start), step_ns=round(args.interval * 1e9))
+        step = round(args.interval * 1e9)
+        if step < 1:
+            reader.close()
+            raise UsageError(f"--interval {args.interval:g} is below 1 ns: sample times cannot tell --from/--to apart")
+        return WindowReader(reader, begin, end, start_ns=to_ns(args.start), step_ns=step)
     reader.close()
     if reader.stride is not None:
         raise UsageError(f"{path}: --from/--to need the time of each record: a raw log has none, give --start "
