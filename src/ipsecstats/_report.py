@@ -113,6 +113,7 @@ def build_report(stats: LogStats, *, interval: float | None, start: dt.datetime 
         "counters": counters,
         "gauges": gauges,
         "restart_events": stats.event_count,
+        "restart_count": stats.restart_event_count,
         "restarts": [
             {"record": e.record, "instance": stats.instance_label(e.instance) if stats.instance_names else e.instance,
              "sample": e.sample, "time": _iso(_event_time(e, start, interval)), "counters_restarted": e.restarts,
@@ -154,63 +155,97 @@ def _per_hour(count: int, stats: LogStats, interval: float | None) -> str:
     return f" ({count / hours:.3g} per hour)" if hours else ""
 
 
+#: The kinds of findings, as ``report --fail-on finding:KIND`` names them (``finding:warning``: any warning).
+FINDING_RULES = {
+    "too-few-records": "too few records for any interval",
+    "authentication-failures-rising": "authentication failures rising (last quarter > 2x the first, and >= 5)",
+    "authentication-failures": "authentication failures, not rising",
+    "no-authentication-failures": "no authentication failures (ok)",
+    "soft-associations": "negotiations fell back to plaintext (SoftAssociations grew)",
+    "soft-associations-before-log": "SoftAssociations above 0 before the log began, not growing",
+    "no-soft-associations": "no soft associations (ok)",
+    "negotiation-failures-high": "negotiation failures above 5% of main-mode SAs",
+    "negotiation-failures": "negotiation failures at most 5% of main-mode SAs",
+    "negotiation-failures-no-main-mode": "negotiation failures and no main-mode SA",
+    "no-negotiations": "no main-mode SAs and no negotiation failures",
+    "transport-failures": "receive or send failures (ReceiveFailures, SendFailures)",
+    "no-transport-failures": "no receive or send failures (ok)",
+    "other-failures": "other failure counters grew",
+    "restart": "a counter restarted (fell by less than 2**63)",
+    "interleaved": "counters fell in so many intervals that the log may interleave instances (--stride)",
+    "wrap": "a counter wrapped past 2**64",
+}
+
+
 def findings(stats: LogStats, report: dict[str, Any], interval: float | None,
              start: dt.datetime | None) -> list[dict[str, str]]:
-    """Plain-language findings, most pressing first: ``{"level": "warning"|"ok"|"info", "text": ...}``."""
+    """Plain-language findings, most pressing first: ``{"level": "warning"|"ok"|"info", "rule": ..., "text": ...}``.
+
+    ``rule`` names the kind of finding (``FINDING_RULES``), stable across versions: ``report --fail-on``
+    takes it as a rule that fires when the finding is made.
+    """
     out: list[dict[str, str]] = []
     inc = {name: stats.increase[k] for k, name in enumerate(COUNTERS)}
 
-    def add(level: str, text: str) -> None:
-        out.append({"level": level, "text": text})
+    def add(level: str, kind: str, text: str) -> None:
+        assert kind in FINDING_RULES, kind
+        out.append({"level": level, "rule": "finding:" + kind, "text": text})
 
     if stats.rows == 0:
-        add("info", f"Too few records for any interval (need more than {stats.stride}).")
+        add("info", "too-few-records", f"Too few records for any interval (need more than {stats.stride}).")
         return out
 
     auth = inc["AuthenticationFailures"]
     q = stats.quarters[:, COUNTERS.index("AuthenticationFailures")]
     if auth == 0:
-        add("ok", "No authentication failures.")
+        add("ok", "no-authentication-failures", "No authentication failures.")
     elif q[-1] >= 5 and q[-1] > 2 * q[0]:
-        add("warning", f"Authentication failures are rising: {int(q[-1])} in the last quarter of the log against "
-                       f"{int(q[0])} in the first ({auth:,} in all). Check for a peer with a wrong pre-shared key, "
-                       "certificate or Kerberos identity, or someone guessing credentials.")
+        add("warning", "authentication-failures-rising",
+            f"Authentication failures are rising: {int(q[-1])} in the last quarter of the log against "
+            f"{int(q[0])} in the first ({auth:,} in all). Check for a peer with a wrong pre-shared key, "
+            "certificate or Kerberos identity, or someone guessing credentials.")
     else:
-        add("info", f"{auth:,} authentication failures{_per_hour(auth, stats, interval)}, not rising.")
+        add("info", "authentication-failures",
+            f"{auth:,} authentication failures{_per_hour(auth, stats, interval)}, not rising.")
 
     soft = inc["SoftAssociations"]
     soft_col = FIELD_NAMES.index("SoftAssociations")
     if soft:
-        add("warning", f"{soft:,} negotiations fell back to plaintext (SoftAssociations): that traffic was not "
-                       "encrypted. Check whether the IPsec policy allows fallback to clear.")
+        add("warning", "soft-associations",
+            f"{soft:,} negotiations fell back to plaintext (SoftAssociations): that traffic was not "
+            "encrypted. Check whether the IPsec policy allows fallback to clear.")
     elif stats.field_max[soft_col]:
-        add("info", f"SoftAssociations stood at {stats.field_max[soft_col]} before the log began and did not grow.")
+        add("info", "soft-associations-before-log",
+            f"SoftAssociations stood at {stats.field_max[soft_col]} before the log began and did not grow.")
     else:
-        add("ok", "No soft (plaintext) associations.")
+        add("ok", "no-soft-associations", "No soft (plaintext) associations.")
 
     nego, mm = inc["NegotiationFailures"], inc["OakleyMainMode"]
     if mm:
         share = 100.0 * nego / mm
         level = "warning" if share > 5 else "info"
-        add(level, f"Negotiation failures were {share:.1f}% of main-mode SAs ({nego:,} failures, {mm:,} main-mode SAs)"
-                   + ("; above 5% points at mismatched IKE proposals or unreachable peers." if level == "warning" else "."))
+        add(level, "negotiation-failures-high" if level == "warning" else "negotiation-failures",
+            f"Negotiation failures were {share:.1f}% of main-mode SAs ({nego:,} failures, {mm:,} main-mode SAs)"
+            + ("; above 5% points at mismatched IKE proposals or unreachable peers." if level == "warning" else "."))
     elif nego:
-        add("warning", f"{nego} negotiation failures and no successful main-mode SA.")
+        add("warning", "negotiation-failures-no-main-mode",
+            f"{nego} negotiation failures and no successful main-mode SA.")
     else:
-        add("info", "No main-mode SAs and no negotiation failures in the log.")
+        add("info", "no-negotiations", "No main-mode SAs and no negotiation failures in the log.")
 
     recv, send = inc["ReceiveFailures"], inc["SendFailures"]
     if recv or send:
-        add("warning", f"The TCP stack failed to receive {recv:,} and to send {send:,} IKE messages: check the network "
-                       "path and the HBA.")
+        add("warning", "transport-failures",
+            f"The TCP stack failed to receive {recv:,} and to send {send:,} IKE messages: check the network "
+            "path and the HBA.")
     else:
-        add("ok", "No receive or send failures.")
+        add("ok", "no-transport-failures", "No receive or send failures.")
 
     others = [f"{name} {inc[name]:,}" for name in ("AcquireFailures", "GetSPIFailures", "KeyAdditionFailures",
                                                   "KeyUpdateFailures", "InvalidPackets", "InvalidCookiesReceived")
               if inc[name]]
     if others:
-        add("info", "Other failures: " + ", ".join(others) + ".")
+        add("info", "other-failures", "Other failures: " + ", ".join(others) + ".")
 
     restart_events = [e for e in stats.events if e.restarts]
     if restart_events:
@@ -224,18 +259,28 @@ def findings(stats: LogStats, report: dict[str, Any], interval: float | None,
         meaning = ("increases after a restart are counted from zero" if policy in ("auto", "reset") else
                    "a fall counts as 0" if policy == "zero" else "a fall is a modular (wrapped) difference")
         plural = "restart" if count == 1 else "restarts"
-        add("warning", f"{count:,} {plural}: {shown}{tail}. The service or the HBA restarted; "
-                       f"{meaning} (--on-decrease {policy}).")
-        if stats.input_format == "raw" and stats.stride == 1 and count > 2 and 4 * count > stats.rows:
-            add("warning", f"Counters fell in {count / stats.rows:.0%} of the intervals: far more than restarts "
-                           "explain. If the log interleaves several instances, read it with --stride K.")
+        add("warning", "restart", f"{count:,} {plural}: {shown}{tail}. The service or the HBA restarted; "
+            f"{meaning} (--on-decrease {policy}).")
+        hint = stride_hint(stats)
+        if hint:
+            add("warning", "interleaved", hint)
     wrap_events = [e for e in stats.events if e.wraps]
     if wrap_events:
         shown = "; ".join(f"{', '.join(e.wraps)} on instance {stats.instance_label(e.instance)} at "
                           f"{_where(e, start, interval)}"
                           for e in wrap_events[:5])
-        add("info", f"{sum(stats.wraps)} counter wrap(s) past 2**64: {shown}.")
+        add("info", "wrap", f"{sum(stats.wraps)} counter wrap(s) past 2**64: {shown}.")
     return out
+
+
+def stride_hint(stats: LogStats) -> str | None:
+    """The hint to read a raw log with ``--stride K`` when counters fell in over a quarter of the
+    intervals (more than 2 times) of a log read as one instance, else None."""
+    count, rows = stats.restart_event_count, stats.rows
+    if stats.input_format == "raw" and stats.stride == 1 and count > 2 and 4 * count > rows:
+        return (f"Counters fell in {count / rows:.0%} of the intervals: far more than restarts explain. "
+                "If the log interleaves several instances, read it with --stride K.")
+    return None
 
 
 def _where(e: Event, start: dt.datetime | None, interval: float | None) -> str:
@@ -258,6 +303,7 @@ def _fmt_int(v: int | None) -> str:
 
 
 def _fmt_rate(x: float | None) -> str:
+    """One rate on its own (3 significant digits, thousands grouped); tables use ``rate_column``."""
     if x is None or math.isnan(x):
         return "-"
     if x == 0:
@@ -269,8 +315,57 @@ def _fmt_rate(x: float | None) -> str:
     return f"{x:.3g}"
 
 
-def format_report(report: dict[str, Any]) -> str:
-    """The report as text for a terminal."""
+_MAX_DECIMALS = 6
+_MAX_FIXED = 1e15
+
+
+def rate_column(values: list[float | None]) -> list[str]:
+    """The rates of one table column in one number format: fixed point with the decimals that give
+    the smallest non-zero value 3 significant digits (thousands grouped), or, when that needs more
+    than 6 decimals or a value reaches 10**15, scientific notation with 3 significant digits for
+    every value. Zero is ``0``; a missing value (None, NaN) is ``-``."""
+    finite = [abs(v) for v in values if v is not None and math.isfinite(v) and v != 0]
+    decimals = 0
+    scientific = False
+    if finite:
+        decimals = max(0, 2 - math.floor(math.log10(min(finite))))
+        scientific = decimals > _MAX_DECIMALS or max(finite) >= _MAX_FIXED
+    out = []
+    for v in values:
+        if v is None or math.isnan(v):
+            out.append("-")
+        elif v == 0:
+            out.append("0")
+        elif not math.isfinite(v):
+            out.append(str(v))
+        elif scientific:
+            out.append(f"{v:.2e}")
+        else:
+            out.append(f"{v:,.{decimals}f}")
+    return out
+
+
+def _table(title: str, headers: list[str], rows: list[tuple[str, list[str]]], widths: list[int]) -> list[str]:
+    """A table: the title and row names left-aligned in 26 columns (or wider), then each column
+    right-aligned in ``widths[j]`` characters, widened to its widest value plus two spaces."""
+    name_width = max([26, len(title) + 1] + [len(name) + 4 for name, _ in rows])
+    cols = [max([w, len(h) + 2] + [len(cells[j]) + 2 for _, cells in rows])
+            for j, (h, w) in enumerate(zip(headers, widths))]
+    lines = [f"{title:<{name_width}}" + "".join(f"{h:>{w}}" for h, w in zip(headers, cols))]
+    for name, cells in rows:
+        lines.append(f"  {name:<{name_width - 2}}" + "".join(f"{c:>{w}}" for c, w in zip(cells, cols)))
+    return lines
+
+
+def window_text(window: dict[str, str | None]) -> str:
+    """``--from``/``--to`` in words: which records a report or an info describes."""
+    parts = [f"{word} {_human_time(dt.datetime.fromisoformat(t))}"
+             for word, t in (("from", window.get("from")), ("before", window.get("to"))) if t]
+    return "window: " + ", ".join(parts) + " (--from/--to); records numbered from the window's first"
+
+
+def format_report(report: dict[str, Any], rules: list[str] | None = None) -> str:
+    """The report as text for a terminal; with ``rules`` (``--fail-on``), a last section saying which fired."""
     lines = []
     name = os.path.basename(report["file"])
     k, samples = report["instances"], report["samples"]
@@ -298,28 +393,48 @@ def format_report(report: dict[str, Any]) -> str:
         detail.append(f"spanning {human_duration(report['duration_seconds'])}")
     detail.append(f"decreases read with --on-decrease {report['on_decrease']}")
     lines.append("  " + "; ".join(detail))
+    if report.get("window"):
+        lines.append("  " + window_text(report["window"]))
     if report["trailing_bytes"]:
         lines.append(f"  ignored {report['trailing_bytes']} trailing byte(s) of a partial record at the end")
     lines.append("")
 
     unit = "/s" if report["rate_unit"] == "per second" else "/interval"
     title = "Counters" + (" (all instances)" if k > 1 else "")
-    lines.append(f"{title:<26}{'increase':>16}{'mean' + unit:>14}{'peak' + unit:>14}{'restarts':>10}")
-    for cname, c in report["counters"].items():
-        restarts = f"{c['restarts']:,}" + (f" +{c['wraps']:,} wrap" if c["wraps"] else "")
-        lines.append(f"  {cname:<24}{_fmt_int(c['increase']):>16}{_fmt_rate(c['mean_rate']):>14}"
-                     f"{_fmt_rate(c['peak_rate']):>14}{restarts:>10}")
+    counters = report["counters"]
+    means = rate_column([c["mean_rate"] for c in counters.values()])
+    peaks = rate_column([c["peak_rate"] for c in counters.values()])
+    rows = [(cname, [_fmt_int(c["increase"]), mean, peak,
+                     f"{c['restarts']:,}" + (f" +{c['wraps']:,} wrap" if c["wraps"] else "")])
+            for (cname, c), mean, peak in zip(counters.items(), means, peaks)]
+    lines += _table(title, ["increase", "mean" + unit, "peak" + unit, "restarts"], rows, [16, 14, 14, 10])
     lines.append("")
     title = "Gauges" + (" (per instance)" if k > 1 else "")
-    lines.append(f"{title:<26}{'min':>16}{'mean':>14}{'max':>14}")
-    for gname, g in report["gauges"].items():
-        lines.append(f"  {gname:<24}{_fmt_int(g['min']):>16}{_fmt_rate(g['mean']):>14}{_fmt_int(g['max']):>14}")
+    gauges = report["gauges"]
+    gmeans = rate_column([g["mean"] for g in gauges.values()])
+    rows = [(gname, [_fmt_int(g["min"]), mean, _fmt_int(g["max"])])
+            for (gname, g), mean in zip(gauges.items(), gmeans)]
+    lines += _table(title, ["min", "mean", "max"], rows, [16, 14, 14])
     lines.append("")
     lines.append("Findings")
     marks = {"warning": "!", "info": "-", "ok": "+"}
     for f in report["findings"]:
         lines.append(textwrap.fill(f["text"], width=100, initial_indent=f"  {marks[f['level']]} ",
                                    subsequent_indent="    ", break_on_hyphens=False))
+    if rules:
+        lines.append("")
+        lines.append("Rules (--fail-on)")
+        fired = {f["rule"]: f for f in report.get("fired_rules", [])}
+        for rule in rules:
+            hit = fired.get(rule)
+            if hit is None:
+                lines.append(f"  + {rule}: not fired")
+            elif "value" in hit:
+                v = hit["value"]
+                shown = f"{v:,}" if isinstance(v, int) else repr(v)
+                lines.append(f"  ! {rule}: FIRED (value {shown})")
+            else:
+                lines.append(f"  ! {rule}: FIRED ({len(hit['findings'])} finding(s))")
     return "\n".join(lines) + "\n"
 
 
@@ -349,6 +464,7 @@ def build_info(stats: LogStats, *, trailing_bytes: int, interval: float | None,
             for k, name in enumerate(COUNTERS) if stats.restarts[k] or stats.wraps[k]
         },
         "decrease_events": stats.event_count,
+        "hints": [h for h in [None if stride_given else stride_hint(stats)] if h],
     }
 
 
@@ -357,6 +473,8 @@ def format_info(info: dict[str, Any]) -> str:
     lines.append(f"  size        {info['bytes']:,} bytes")
     tail = f", plus {info['trailing_bytes']} trailing byte(s) (a partial record)" if info["trailing_bytes"] else ""
     lines.append(f"  records     {info['records']:,} of {RECORD_SIZE} bytes{tail}")
+    if info.get("window"):
+        lines.append(f"  window      {window_text(info['window'])[len('window: '):]}")
     if info.get("instance_names") is not None:
         lines.append(f"  format      {_FORMAT_TEXT[info['input_format']]}")
         lines.append(f"  instances   {info['instances']}, up to {info['samples']:,} samples each: "
@@ -379,4 +497,6 @@ def format_info(info: dict[str, Any]) -> str:
         lines.append(f"  decreasing  {len(dec)} counter(s) fell, in {info['decrease_events']} row(s): " + ", ".join(parts))
     else:
         lines.append("  decreasing  no counter ever decreases")
+    for hint in info.get("hints", []):
+        lines.append(textwrap.fill(hint, width=100, initial_indent="  hint        ", subsequent_indent=" " * 14))
     return "\n".join(lines) + "\n"

@@ -3,7 +3,7 @@
 Subcommands: ``info``, ``report``, ``convert``, ``plot``, ``generate``. Results go to
 standard output and nothing else does; errors are one line on standard error naming
 the file and the problem. Exit status: 0 success, 1 a data or file error, 2 a usage
-error, 130 interrupted (SIGINT, Ctrl-C), 143 terminated (SIGTERM); both leave no partial
+error, 3 a ``report --fail-on`` rule fired, 130 interrupted (SIGINT, Ctrl-C), 143 terminated (SIGTERM); both leave no partial
 output file. ``--debug`` shows the traceback instead.
 """
 
@@ -36,6 +36,7 @@ __all__ = ["main"]
 
 EXIT_DATA = 1
 EXIT_USAGE = 2
+EXIT_RULE = 3  # report --fail-on: a rule fired (1 and 2 take precedence)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a writer killed by SIGPIPE (128 + 13)
@@ -147,6 +148,32 @@ class _Parser(argparse.ArgumentParser):
         return parsed
 
 
+#: The examples that end each subcommand's --help.
+EXAMPLES = {
+    "info": """examples:
+  ipsecstats info capture.bin --stride 2 --interval 10 --start 2024-06-03T00:00:00Z
+  ipsecstats info C:/ipsec/ipsec-2024-06-*.csv --format json
+  ipsecstats info cap.wnode --from 2024-06-03T08:00Z --to 2024-06-03T09:00Z""",
+    "report": """examples:
+  ipsecstats report capture.bin --stride 2 --interval 10
+  ipsecstats report ipsec.csv --from 2024-06-03T00:00Z --to 2024-06-04T00:00Z --format json
+  ipsecstats report ipsec.csv --fail-on 'AuthenticationFailures>0' --fail-on 'rate(NegotiationFailures)>0.1/s' \\
+      --fail-on finding:restart    # exit status 3 when a rule fires (cron, Nagios-style checks, CI)""",
+    "convert": """examples:
+  ipsecstats convert capture.bin --stride 2 --interval 10 --what rates -o rates.parquet
+  ipsecstats convert cap.wnode --what deltas -o - | head
+  ipsecstats convert day1.csv day2.csv --what deltas -o deltas/    # one Parquet dataset""",
+    "plot": """examples:
+  ipsecstats plot -o sample.png
+  ipsecstats plot capture.bin --stride 2 --interval 10 --start 2024-06-03T00:00Z -o capture.png
+  ipsecstats plot cap.wnode --from 2024-06-03T18:00Z --title "evening" -o evening.png""",
+    "generate": """examples:
+  ipsecstats generate cap.bin --records 2880 --instances 2 --interval 60 --restarts 1
+  ipsecstats generate cap.wnode --format wnode --records 2880 --instances 2 --start 2024-06-03T00:00:00Z
+  ipsecstats generate big.bin --records 6000000 --wrap --seed 1""",
+}
+
+
 def _build_parser() -> argparse.ArgumentParser:
     run = _Parser(add_help=False)
     run.add_argument("--progress", choices=MODES, default="auto",
@@ -160,6 +187,11 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="seconds between samples of one instance (needed for rates per second)")
     log.add_argument("--start", type=_timestamp, metavar="ISO-8601",
                      help="time of the first sample (with --interval); no offset means UTC")
+    log.add_argument("--from", dest="window_from", type=_timestamp, metavar="ISO-8601",
+                     help="only records at or after this time (no offset means UTC); a raw log needs --start and "
+                          "--interval for its times. Deltas pair records inside the window only")
+    log.add_argument("--to", dest="window_to", type=_timestamp, metavar="ISO-8601",
+                     help="only records before this time (no offset means UTC)")
     log.add_argument("--on-decrease", choices=ON_DECREASE, default="auto",
                      help="what a decreasing counter means (default auto: a restart unless it fell by 2**63 or more)")
     log.add_argument("--allow-partial", action="store_true",
@@ -197,36 +229,54 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("info", parents=[log, run], help="size, records, instances, time span, restarts of each file")
+    p = sub.add_parser("info", parents=[log, run], help="size, records, instances, time span, restarts of each file",
+                       epilog=EXAMPLES["info"], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text (default) or json: one document with exact integers, each file's facts and the files "
+                        "that failed")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("report", parents=[log, run, dist],
-                       help="summary and findings per file (the shipped sample log when no FILE is given)")
+                       help="summary and findings per file (the shipped sample log when no FILE is given)",
+                       epilog=EXAMPLES["report"], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("files", nargs="*", metavar="FILE")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text (default) or json: one document with exact integers, each file's report, the rules "
+                        "that fired and the files that failed")
+    p.add_argument("--fail-on", type=_rule, action="append", default=[], metavar="RULE",
+                   help="exit with status 3 when RULE fires on a report (repeatable; exit 1 and 2 take precedence): "
+                        "FIELD>N (a counter's increase, a gauge's max), rate(COUNTER)>X/s (peak rate), "
+                        "mean_rate(COUNTER)>X/s, restarts(COUNTER)>N, restarts>N, wraps>N, or finding:KIND "
+                        "(finding:warning: any warning); OP is > >= < <= == !=. See the README for the finding kinds")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("convert", parents=[log, run, dist], help="write records, deltas or rates as CSV, JSON Lines, .npy or Parquet")
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("more_files", nargs="*", metavar="FILE",
-                   help="more logs: with a directory OUT (or --scheduler), one Parquet dataset, a file per partition")
+    p = sub.add_parser("convert", parents=[log, run, dist],
+                       help="write records, deltas or rates as CSV, JSON Lines, .npy or Parquet",
+                       epilog=EXAMPLES["convert"], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="the log; several logs (or a directory OUT, or --scheduler) make one Parquet dataset, "
+                        "a file per partition")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file, or - for standard output (csv, jsonl)")
-    p.add_argument("--what", choices=("records", "deltas", "rates"), default="records")
+    p.add_argument("--what", choices=("records", "deltas", "rates"), default="records",
+                   help="records (default): the raw values; deltas: each record minus the previous one of its "
+                        "instance (counters uint64 under --on-decrease, gauges int64 changes); rates: counter "
+                        "deltas per second (float64; needs --interval or a capture's times)")
     p.add_argument("--format", choices=("csv", "jsonl", "npy", "parquet"),
                    help="output format (default: from the suffix of OUT; csv for -). CSV, JSON Lines and Parquet "
                         "lead with record, instance and time (timestamp) columns; .npy holds the fields only")
     p.set_defaults(func=cmd_convert)
 
-    p = sub.add_parser("plot", parents=[log, run], help="PNG of counter rates and gauges over time, restarts marked")
+    p = sub.add_parser("plot", parents=[log, run], help="PNG of counter rates and gauges over time, restarts marked",
+                       epilog=EXAMPLES["plot"], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", nargs="?", metavar="FILE", help="the log (default: the shipped sample log)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.png")
     p.add_argument("--bins", type=_positive_int, default=500, help="points per series at most (default 500)")
     p.add_argument("--title", help="figure title")
     p.set_defaults(func=cmd_plot)
 
-    p = sub.add_parser("generate", parents=[run], help="write a realistic synthetic log")
+    p = sub.add_parser("generate", parents=[run], help="write a realistic synthetic log",
+                       epilog=EXAMPLES["generate"], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("output", metavar="OUT")
     p.add_argument("--format", choices=("raw", "wnode"), default="raw",
                    help="raw: interleaved 168-byte records (default); wnode: WNODE_ALL_DATA buffers, one per "
@@ -252,6 +302,12 @@ def _check_time_options(args: argparse.Namespace, paths: list[str] | None = None
     fall before 2262 (times are datetime64[ns]). Streams are checked as they are read."""
     if args.start is not None and args.interval is None:
         raise UsageError("--start needs --interval (the time of sample k is start + k * interval)")
+    begin, end = args.window_from, args.window_to
+    if begin is not None and end is not None and not begin < end:
+        raise UsageError(f"--from {begin.isoformat()} is not before --to {end.isoformat()}: the window holds "
+                         "the records with from <= time < to")
+    if (begin is not None or end is not None) and getattr(args, "scheduler", None):
+        raise UsageError("--from/--to do not work with --scheduler yet; leave out --scheduler")
     if args.start is None:
         return
     for path in paths or ():
@@ -278,6 +334,16 @@ def _csv_options(args: argparse.Namespace, given_only: bool = True) -> dict[str,
     keys = ("timestamp_column", *(key for _, key in CSV_FLAGS))
     options = {key: getattr(args, key, None) for key in keys}
     return {k: v for k, v in options.items() if v is not None} if given_only else options
+
+
+def _rule(text: str) -> Any:
+    """An argparse ``type``: a ``report --fail-on`` rule (``_alerts``)."""
+    from ._alerts import RuleError, parse_rule
+
+    try:
+        return parse_rule(text)
+    except RuleError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _delimiter(text: str) -> str:
@@ -353,7 +419,51 @@ def _open_log(args: argparse.Namespace, path: str) -> Any:
         reader.close()
         raise UsageError(f"{path}: --interval and --start do not apply: this {fmt.name} input carries a time for "
                          "every record, and rates use the real time steps")
+    if args.window_from is not None or args.window_to is not None:
+        return _windowed(args, path, reader)
     return reader
+
+
+def _windowed(args: argparse.Namespace, path: str, reader: Any) -> Any:
+    """``reader`` cut to --from/--to (``_window``); a log without times is a usage error."""
+    from ._window import WindowReader, to_ns
+
+    begin = None if args.window_from is None else to_ns(args.window_from)
+    end = None if args.window_to is None else to_ns(args.window_to)
+    if reader.has_timestamps:
+        return WindowReader(reader, begin, end)
+    if reader.stride is not None and args.start is not None:
+        step = round(args.interval * 1e9)
+        if step < 1:
+            reader.close()
+            raise UsageError(f"--interval {args.interval:g} is below 1 ns: sample times cannot tell --from/--to apart")
+        return WindowReader(reader, begin, end, start_ns=to_ns(args.start), step_ns=step)
+    reader.close()
+    if reader.stride is not None:
+        raise UsageError(f"{path}: --from/--to need the time of each record: a raw log has none, give --start "
+                         "ISO-8601 and --interval SECONDS")
+    hint = ": name its time column with --timestamp-column" if reader.format == "cim-csv" else ""
+    raise UsageError(f"{path}: --from/--to need the time of each record, and this {reader.format} input has "
+                     f"none{hint}")
+
+
+def _window_start(args: argparse.Namespace) -> dt.datetime | None:
+    """The time of the first sample a raw log's reader yields: --start, moved to the first sample
+    inside --from (a raw window is a raw log of its own, starting there)."""
+    if args.start is None or args.window_from is None:
+        return args.start
+    from ._window import first_sample, to_ns
+
+    k = first_sample(to_ns(args.window_from), to_ns(args.start), round(args.interval * 1e9))
+    return args.start + dt.timedelta(seconds=k * args.interval)
+
+
+def _window(args: argparse.Namespace) -> dict[str, str | None] | None:
+    """The --from/--to window for reports (ISO 8601), or None."""
+    if args.window_from is None and args.window_to is None:
+        return None
+    return {"from": None if args.window_from is None else args.window_from.isoformat(),
+            "to": None if args.window_to is None else args.window_to.isoformat()}
 
 
 def _refuse_overwriting(output: str, inputs: list[str]) -> None:
@@ -389,8 +499,9 @@ def cmd_info(args: argparse.Namespace) -> int:
             failed.append({"file": path, "error": _error(args, path, exc)})
             status = EXIT_DATA
             continue
-        info = build_info(stats, trailing_bytes=sum(trailing), interval=args.interval, start=args.start,
+        info = build_info(stats, trailing_bytes=sum(trailing), interval=args.interval, start=_window_start(args),
                           stride_given=args.stride is not None)
+        info["window"] = _window(args)
         results.append(info)
         if args.format == "text":
             sys.stdout.write(format_info(info))
@@ -409,10 +520,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[str, Any] | None) -> int:
+    from ._alerts import RuleError, evaluate
     from ._report import build_report, format_report
     from ._stats import scan, scan_path
 
-    status, reports = 0, []
+    status, reports, fired = 0, [], False
     failed: list[dict[str, str]] = []
     if sample is not None and args.format == "text":
         sys.stdout.write(f"{PROG} report: no FILE given, so this is the sample log shipped with {PROG}\n"
@@ -445,24 +557,32 @@ def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[s
                 failed.append({"file": path, "error": _error(args, path, exc)})
                 status = EXIT_DATA
                 continue
-        report = build_report(stats, interval=args.interval, start=args.start, trailing_bytes=sum(trailing),
+        report = build_report(stats, interval=args.interval, start=_window_start(args), trailing_bytes=sum(trailing),
                               sample=sample is not None)
+        report["window"] = _window(args)
         if sample is not None:
             report["note"] = f"no FILE given: the sample log shipped with {PROG}, made by: {sample['command']}"
+        try:
+            report["fired_rules"] = evaluate(args.fail_on, report)
+        except RuleError as exc:
+            raise UsageError(str(exc)) from None
+        fired = fired or bool(report["fired_rules"])
         reports.append(report)
         if args.format == "text":
             if i and reports[:-1]:
                 sys.stdout.write("\n")
-            sys.stdout.write(format_report(report))
+            sys.stdout.write(format_report(report, [r.text for r in args.fail_on]))
             sys.stdout.flush()
     if args.format == "json":  # the files that failed too, each with its error
-        _print_json({"ipsecstats": __version__, "reports": reports, "errors": failed})
-    return status
+        _print_json({"ipsecstats": __version__, "fail_on": [r.text for r in args.fail_on], "reports": reports,
+                     "errors": failed})
+    return status or (EXIT_RULE if fired else 0)
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
     from ._export import STREAM_FORMATS, Layout, format_for, write_table
 
+    args.file, args.more_files = args.files[0], args.files[1:]
     _check_time_options(args, [args.file, *args.more_files])
     if args.scheduler or args.more_files or args.output.endswith(("/", os.sep)) or os.path.isdir(args.output):
         return _convert_dataset(args)
@@ -489,11 +609,12 @@ def cmd_convert(args: argparse.Namespace) -> int:
             stride = reader.stride or 1
             metadata = {"what": args.what, "source": os.path.basename(args.file), "input_format": reader.format,
                         "stride": stride if raw else None,
-                        "interval_seconds": args.interval, "start": args.start.isoformat() if args.start else None,
+                        "interval_seconds": args.interval, "start": (_window_start(args) or args.start).isoformat() if args.start else None,
+                        "window": _window(args),
                         "on_decrease": args.on_decrease if args.what != "records" else None, "ipsecstats": __version__}
             if raw:
                 layout = Layout(args.what, stride=stride, first_record=0 if args.what == "records" else stride,
-                                interval=args.interval, start=args.start)
+                                interval=args.interval, start=_window_start(args))
             else:
                 layout = Layout(args.what, columns=_capture_columns(reader.has_timestamps,
                                                                     getattr(reader, "has_hosts", False)))
@@ -546,6 +667,8 @@ def _convert_dataset(args: argparse.Namespace) -> int:
         raise UsageError("several FILEs or --scheduler write a Parquet dataset: give a directory with -o DIR/")
     if args.start is not None:
         raise UsageError("--start is not supported for a Parquet dataset output; convert one FILE at a time")
+    if args.window_from is not None or args.window_to is not None:
+        raise UsageError("--from/--to are not supported for a Parquet dataset output; convert one FILE at a time")
     missing = [m for m in ("dask", "pyarrow") if not _importable(m)]
     if missing:
         why = "--scheduler" if args.scheduler else ("several FILEs" if args.more_files else
@@ -639,7 +762,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
             return EXIT_DATA
         try:
             with atomic_output(args.output) as f:
-                render(stats, f, interval=args.interval, start=args.start, title=args.title)
+                render(stats, f, interval=args.interval, start=_window_start(args), title=args.title)
         except OSError as exc:
             _error(args, args.output, exc)
             return EXIT_DATA
