@@ -239,3 +239,72 @@ def test_report_statistics_agree_between_the_fused_and_the_delta_path(tmp_path):
     np.testing.assert_array_equal(fused.bin_counter_peak, stats.bin_counter_peak)
     # the plot's band reaches the report's max
     assert fused.bin_gauge_max.max(axis=0).tolist() == [fused.field_max[g] for g in _GAUGE_COLS]
+
+
+def test_by_instance_statistics_add_up_to_the_total(tmp_path):
+    from ipsecstats import formats
+    from ipsecstats._generate import generate_blocks
+    from ipsecstats._stats import scan
+
+    data = b"".join(generate_blocks(3003, instances=3, interval=60, restarts=3, seed=11, wrap=False))
+    path = tmp_path / "log.bin"
+    path.write_bytes(data)
+    total = scan(formats.open_reader(str(path), "raw", stride=3), by_instance=True)
+    parts = total.instances
+    assert [p.instance for p in parts] == [0, 1, 2]
+    assert sum(p.records for p in parts) == total.records
+    for name in ("increase", "restarts", "wraps", "field_sum"):
+        assert [sum(col) for col in zip(*(getattr(p, name) for p in parts))] == getattr(total, name), name
+    assert [min(col) for col in zip(*(p.field_min for p in parts))] == total.field_min
+    assert [max(col) for col in zip(*(p.field_max for p in parts))] == total.field_max
+    # each instance alone is the stride-1 scan of its own records
+    recs = np.frombuffer(data, RECORD_DTYPE)
+    for k, part in enumerate(parts):
+        alone = tmp_path / f"alone{k}.bin"
+        alone.write_bytes(recs[k::3].tobytes())
+        ref = scan(formats.open_reader(str(alone), "raw", stride=1))
+        assert (part.increase, part.restarts, part.field_sum, part.rows) == \
+            (ref.increase, ref.restarts, ref.field_sum, ref.rows)
+        np.testing.assert_array_equal(part.peak, ref.peak)
+        assert [(e.record, e.instance) for e in part.events] == [(e.record * 3 + k, k) for e in ref.events]
+    restarts = sorted(e.record for p in parts for e in p.events)
+    assert restarts == sorted(e.record for e in total.events)
+
+
+def test_report_by_instance_in_text_and_json(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from ipsecstats._generate import generate_blocks
+
+    path = tmp_path / "log.bin"
+    path.write_bytes(b"".join(generate_blocks(400, instances=2, interval=60, restarts=1, seed=3, wrap=False)))
+    run = [sys.executable, "-m", "ipsecstats", "report", str(path), "--stride", "2", "--by-instance",
+           "--progress", "never"]
+    text = subprocess.run(run, capture_output=True, text=True, check=True).stdout
+    assert "=== instance 0 alone ===" in text and "=== instance 1 alone ===" in text
+    data = json.loads(subprocess.run(run + ["--format", "json"], capture_output=True, text=True, check=True).stdout)
+    report = data["reports"][0]
+    parts = report["by_instance"]
+    assert [p["instance"] for p in parts] == [0, 1]
+    for name, c in report["counters"].items():
+        assert sum(p["counters"][name]["increase"] for p in parts) == c["increase"]
+    for name, g in report["gauges"].items():
+        assert max(p["gauges"][name]["max"] for p in parts) == g["max"]
+
+
+def test_the_plot_band_reaches_the_report_max(tmp_path):
+    """A gauge's peak is never averaged away: the band's top in every bin count is the report's max."""
+    from ipsecstats import formats
+    from ipsecstats._generate import generate_blocks
+    from ipsecstats._stats import _GAUGE_COLS, scan
+
+    path = tmp_path / "log.bin"
+    path.write_bytes(b"".join(generate_blocks(20000, instances=2, interval=60, restarts=0, seed=4, wrap=False)))
+    for bins in (7, 500, 20000):
+        stats = scan(formats.open_reader(str(path), "raw", stride=2), bins=bins)
+        assert stats.bin_gauge_max is not None and stats.bin_counter_peak is not None
+        assert stats.bin_gauge_max.max(axis=0).tolist() == [stats.field_max[g] for g in _GAUGE_COLS]
+        assert stats.bin_gauge_min.min(axis=0).tolist() == [stats.field_min[g] for g in _GAUGE_COLS]
+        np.testing.assert_array_equal(stats.bin_counter_peak.max(axis=0), stats.peak)

@@ -142,6 +142,7 @@ def render(stats: LogStats, out: Any, *, interval: float | None, start: dt.datet
                              else "min-max")
     ax_conn.set_ylabel("entries")
     ax_conn.set_title(f"Quick-mode state entries (ConnectionListSize, gauge, {band})", loc="left", fontsize=10)
+    _by_instance(stats, x, interval, ax_sa, ax_conn)
     ax_conn.set_xlabel(xlabel)
 
     _mark_restarts(stats, axes, start, interval, times is not None)
@@ -167,6 +168,20 @@ def render(stats: LogStats, out: Any, *, interval: float | None, start: dt.datet
         heading = f"{os.path.basename(stats.path)}: {stats.records:,} records{instances}{every}"
     fig.suptitle(heading, fontsize=12)
     fig.savefig(out, format="png")
+
+
+def _by_instance(stats: LogStats, x: Any, interval: float | None, ax_sa: Any, ax_conn: Any) -> None:
+    """``plot --by-instance``: each instance's quick-mode SA rate and ConnectionListSize mean, one line each."""
+    j, k = GAUGES.index("ConnectionListSize"), COUNTERS.index("OakleyQuickMode")
+    for one in stats.instances or []:
+        if one.bin_gauge_sums is None or one.bin_gauge_samples is None or one.bin_counter_sums is None \
+                or one.bin_samples is None or one.bin_gauge_sums.shape[0] != len(x):
+            continue  # a log too short for the same bins
+        with np.errstate(invalid="ignore", divide="ignore"):
+            level = one.bin_gauge_sums[:, j] / one.bin_gauge_samples
+            rate = one.bin_counter_sums[:, k] / one.bin_samples / (interval or 1.0)
+        ax_conn.plot(x, level, linewidth=0.9, linestyle=(0, (3, 1)), label=f"instance {one.instance}")
+        ax_sa.plot(x, rate, linewidth=0.9, linestyle=(0, (3, 1)), label=f"OakleyQuickMode, instance {one.instance}")
 
 
 def _gauge_band(stats: LogStats) -> tuple[Any, Any]:

@@ -109,6 +109,8 @@ class LogStats:
     median_step: float | None = None  # seconds between samples of one instance
     bin_seconds: npt.NDArray[np.float64] | None = None  # (bins,): seconds spanned per instance
     bin_times: npt.NDArray[np.datetime64] | None = None  # (bins,): mean time of the records
+    instances: list[LogStats] | None = None  # by instance (``scan(by_instance=True)``)
+    instance: int | None = None  # the instance these statistics are of, alone
 
     @property
     def expected_samples(self) -> int:
@@ -449,13 +451,13 @@ class _Fused:
             self.bins = m
             self.width *= 2
 
-    def chunk(self, chunk: Any, stride: int, final: bool = False) -> None:
-        n = len(chunk)
-        rows = chunk.records.view(np.uint8).reshape(n, RECORD_SIZE) if n else np.zeros((0, RECORD_SIZE), np.uint8)
+    def chunk(self, rows: npt.NDArray[np.uint8], start: int, stride: int) -> None:
+        """Records ``rows`` ((n, 168) uint8), the first being record ``start`` of the log."""
+        n = rows.shape[0]
         if n:
-            self._widen((chunk.start + n - 1) // stride)
+            self._widen((start + n - 1) // stride)
         self.kernel.stats_rows(np.ascontiguousarray(rows), self.prev, self.counters, self.policy, stride,
-                               chunk.start if n else 0, self.width, final, self.acc, self.bins, self.events)
+                               start if n else 0, self.width, False, self.acc, self.bins, self.events)
         if n >= stride:
             self.prev = rows[n - stride:].copy()
         self.stats.records += n
@@ -558,8 +560,11 @@ def record_decreases(stats: LogStats, rows: npt.NDArray[Any], cols: npt.NDArray[
 
 
 def scan(reader: Any, *, on_decrease: str = "auto", bins: int = 0,
-         progress: Callable[[int], None] | None = None) -> LogStats:
+         progress: Callable[[int], None] | None = None, by_instance: bool = False) -> LogStats:
     """One pass over ``reader`` (a ``formats.Reader``); ``bins`` > 0 also keeps series for a plot.
+
+    ``by_instance``: also the statistics of each interleaved instance of a raw log alone
+    (``stats.instances``); a capture (WNODE, CSV) is a ValueError, not yet supported.
 
     ``progress`` is called with the bytes read since its last call.
     """
@@ -570,8 +575,11 @@ def scan(reader: Any, *, on_decrease: str = "auto", bins: int = 0,
     stats = LogStats(path=reader.name, stride=reader.stride or 1, on_decrease=on_decrease,
                      bytes_at_start=src.size or 0, bins=bins, input_format=reader.format)
     timed = capture and reader.has_timestamps
+    if by_instance and (capture or on_decrease == "raise"):
+        raise ValueError("--by-instance needs a raw log (a capture's instances are not yet kept apart) "
+                         "and an --on-decrease other than raise")
     if not capture and on_decrease != "raise":
-        return _scan_fused(reader, stats, progress)
+        return _scan_fused(reader, stats, progress, by_instance)
     acc = _Scan(stats, timed)
     done = src.offset
     polls = 0
@@ -595,22 +603,46 @@ def scan(reader: Any, *, on_decrease: str = "auto", bins: int = 0,
     return stats
 
 
-def _scan_fused(reader: Any, stats: LogStats, progress: Callable[[int], None] | None) -> LogStats:
-    """``scan`` of a raw log: one compiled pass over each chunk of records (``_Fused``)."""
+def _scan_fused(reader: Any, stats: LogStats, progress: Callable[[int], None] | None,
+                by_instance: bool = False) -> LogStats:
+    """``scan`` of a raw log: one compiled pass over each chunk of records (``_Fused``).
+
+    ``by_instance``: also one ``LogStats`` per interleaved instance (``stats.instances``), each
+    from the same pass over that instance's records alone (stride 1)."""
     from ._pipeline import at_least
 
     src = reader.source
     stride = stats.stride
     acc = _Fused(stats, stats.on_decrease)
+    parts = [_Fused(LogStats(path=stats.path, stride=1, on_decrease=stats.on_decrease,
+                             bytes_at_start=stats.bytes_at_start // stride, bins=stats.bins,
+                             input_format=stats.input_format), stats.on_decrease)
+             for _ in range(stride if by_instance else 0)]
     done = src.offset
     for chunk in at_least(reader, stride):
-        acc.chunk(chunk, stride)
+        n = len(chunk)
+        rows = chunk.records.view(np.uint8).reshape(n, RECORD_SIZE)
+        acc.chunk(rows, chunk.start, stride)
+        for k, part in enumerate(parts):  # instance k holds records k, k + stride, ...
+            first = (k - chunk.start) % stride
+            part.chunk(rows[first::stride], (chunk.start + first) // stride, 1)
         if progress is not None:
             progress(src.offset - done)
             done = src.offset
     if src.size is None:
         stats.bytes_at_start = src.offset - src.start
     acc.finish(stride)
+    if by_instance:
+        stats.instances = []
+        for k, part in enumerate(parts):
+            part.finish(1)
+            one = part.stats
+            one.instance = k
+            one.path = f"{stats.path} [instance {k}]"
+            one.bytes_at_start = one.records * RECORD_SIZE
+            for e in one.events:  # back to the log's record numbers
+                e.record, e.instance = e.record * stride + k, k
+            stats.instances.append(one)
     return stats
 
 

@@ -206,6 +206,8 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="summary and findings per file (the shipped sample log when no FILE is given)")
     p.add_argument("files", nargs="*", metavar="FILE")
     p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--by-instance", action="store_true",
+                   help="also each interleaved instance of a raw log alone (JSON: by_instance)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("convert", parents=[log, run, dist], help="write records, deltas or rates as CSV, JSON Lines, .npy or Parquet")
@@ -224,6 +226,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="OUT.png")
     p.add_argument("--bins", type=_positive_int, default=500, help="points per series at most (default 500)")
     p.add_argument("--title", help="figure title")
+    p.add_argument("--by-instance", action="store_true", help="also a line per interleaved instance of a raw log")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("generate", parents=[run], help="write a realistic synthetic log")
@@ -409,7 +412,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[str, Any] | None) -> int:
-    from ._report import build_report, format_report
+    from ._report import build_report, format_instances, format_report, instance_reports
     from ._stats import scan, scan_path
 
     status, reports = 0, []
@@ -418,6 +421,8 @@ def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[s
         sys.stdout.write(f"{PROG} report: no FILE given, so this is the sample log shipped with {PROG}\n"
                          f"  {paths[0]}\n  made by: {sample['command']}\n\n")
     remote = None
+    if args.by_instance and getattr(args, "scheduler", None):
+        raise UsageError("--by-instance runs in this process: leave out --scheduler")
     if getattr(args, "scheduler", None):  # one Dask task per file; results come back in order
         from .dask import map_files
 
@@ -440,7 +445,8 @@ def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[s
         else:
             try:
                 with _progress(args, _file_size(path), path) as bar, _trailing_bytes(trailing, show=True):
-                    stats = scan(_open_log(args, path), on_decrease=args.on_decrease, progress=bar.update)
+                    stats = scan(_open_log(args, path), on_decrease=args.on_decrease, progress=bar.update,
+                                 by_instance=args.by_instance)
             except (OSError, ValueError) as exc:
                 failed.append({"file": path, "error": _error(args, path, exc)})
                 status = EXIT_DATA
@@ -449,11 +455,13 @@ def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[s
                               sample=sample is not None)
         if sample is not None:
             report["note"] = f"no FILE given: the sample log shipped with {PROG}, made by: {sample['command']}"
+        if args.by_instance:
+            report["by_instance"] = instance_reports(stats, interval=args.interval, start=args.start)
         reports.append(report)
         if args.format == "text":
             if i and reports[:-1]:
                 sys.stdout.write("\n")
-            sys.stdout.write(format_report(report))
+            sys.stdout.write(format_report(report) + format_instances(report.get("by_instance", [])))
             sys.stdout.flush()
     if args.format == "json":  # the files that failed too, each with its error
         _print_json({"ipsecstats": __version__, "reports": reports, "errors": failed})
@@ -633,7 +641,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         try:
             with _progress(args, size, path) as bar, _trailing_bytes([], show=True):
                 stats = scan(_open_log(args, path), on_decrease=args.on_decrease, bins=args.bins,
-                             progress=bar.update)
+                             progress=bar.update, by_instance=args.by_instance)
         except (OSError, ValueError) as exc:
             _error(args, path, exc)
             return EXIT_DATA
