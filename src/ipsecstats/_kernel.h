@@ -410,6 +410,21 @@ static inline void ips_stats_close(uint64_t *bin, const uint64_t *lo, const uint
     bin[IPS_SB_POLLS] += 1;
 }
 
+/* ips_stats_close on the run's bin held in locals: every column (a non-counter's sums are 0). */
+static inline __attribute__((always_inline)) void ips_stats_close_local(
+    uint64_t *restrict clo, uint64_t *restrict chi, uint64_t *restrict klo, uint64_t *restrict khi,
+    const uint64_t *restrict lo, const uint64_t *restrict hi)
+{
+    for (int k = 0; k < IPS_NFIELDS; k++) {
+        uint64_t s = clo[k] + lo[k];
+        chi[k] += hi[k] + (s < lo[k]);
+        clo[k] = s;
+        uint64_t above = (uint64_t)0 - (uint64_t)((hi[k] > khi[k]) | ((hi[k] == khi[k]) & (lo[k] > klo[k])));
+        khi[k] = (hi[k] & above) | (khi[k] & ~above);
+        klo[k] = (lo[k] & above) | (klo[k] & ~above);
+    }
+}
+
 static inline int ips_stats_columns(const uint64_t *counter, uint8_t *cols)
 {
     int n = 0;
@@ -490,11 +505,15 @@ static inline __attribute__((always_inline)) void ips_stats_pairs_t(ips_stats_ar
     uint64_t take_restart = a->policy == IPS_AUTO ? ~(uint64_t)0 : 0;
     uint64_t zero_dec = a->policy == IPS_ZERO ? ~(uint64_t)0 : 0;
     uint64_t pending = acc[IPS_ST_PENDING], nev = acc[IPS_ST_EVENTS], nrev = acc[IPS_ST_RESTART_EVENTS];
-    uint64_t rows = 0;
+    uint64_t rows = 0, closed = 0;
     uint64_t g = a->start + i0, poll = g / stride, pos = g % stride;   /* no division per row */
+    uint64_t first_poll = (uint64_t)(bin - a->bins) / IPS_SB_WIDTH * a->width;   /* of this bin */
+    uint64_t clo[IPS_NFIELDS], chi[IPS_NFIELDS], klo[IPS_NFIELDS], khi[IPS_NFIELDS];
     for (int k = 0; k < IPS_NFIELDS; k++) {
         plo[k] = acc[IPS_ST_PLO + k]; phi[k] = acc[IPS_ST_PHI + k]; nr[k] = 0; nw[k] = 0;
         cm[k] = a->counter[k] ? ~(uint64_t)0 : 0;
+        clo[k] = bin[IPS_SB_CLO + k]; chi[k] = bin[IPS_SB_CHI + k];
+        klo[k] = bin[IPS_SB_PLO + k]; khi[k] = bin[IPS_SB_PHI + k];
     }
     for (size_t i = i0; i < i1; i++, g++) {
         const unsigned char *c = cur + i * IPS_ROW_BYTES, *p;
@@ -503,10 +522,11 @@ static inline __attribute__((always_inline)) void ips_stats_pairs_t(ips_stats_ar
         else p = NULL;
         if (p) {
             if (pending != poll + 1) {
-                if (pending) {
-                    uint64_t *pb = (pending - 1) / a->width == (uint64_t)(bin - a->bins) / IPS_SB_WIDTH
-                                   ? bin : a->bins + (pending - 1) / a->width * IPS_SB_WIDTH;
-                    ips_stats_close(pb, plo, phi, cols, ncols);
+                if (pending > first_poll) {   /* pending - 1 is a poll of this bin */
+                    ips_stats_close_local(clo, chi, klo, khi, plo, phi);
+                    closed++;
+                } else if (pending) {
+                    ips_stats_close(a->bins + (pending - 1) / a->width * IPS_SB_WIDTH, plo, phi, cols, ncols);
                 }
                 pending = poll + 1;
                 for (int k = 0; k < IPS_NFIELDS; k++) {
@@ -557,7 +577,10 @@ static inline __attribute__((always_inline)) void ips_stats_pairs_t(ips_stats_ar
     for (int k = 0; k < IPS_NFIELDS; k++) {
         acc[IPS_ST_PLO + k] = plo[k]; acc[IPS_ST_PHI + k] = phi[k];
         acc[IPS_ST_RESTARTS + k] += nr[k]; acc[IPS_ST_WRAPS + k] += nw[k];
+        bin[IPS_SB_CLO + k] = clo[k]; bin[IPS_SB_CHI + k] = chi[k];
+        bin[IPS_SB_PLO + k] = klo[k]; bin[IPS_SB_PHI + k] = khi[k];
     }
+    bin[IPS_SB_POLLS] += closed;
     acc[IPS_ST_PENDING] = pending;
     acc[IPS_ST_EVENTS] = nev;
     acc[IPS_ST_RESTART_EVENTS] = nrev;
