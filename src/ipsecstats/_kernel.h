@@ -508,12 +508,71 @@ static inline __attribute__((always_inline)) void ips_stats_pairs_t(ips_stats_ar
     uint64_t rows = 0, closed = 0;
     uint64_t g = a->start + i0, poll = g / stride, pos = g % stride;   /* no division per row */
     uint64_t first_poll = (uint64_t)(bin - a->bins) / IPS_SB_WIDTH * a->width;   /* of this bin */
-    uint64_t clo[IPS_NFIELDS], chi[IPS_NFIELDS], klo[IPS_NFIELDS], khi[IPS_NFIELDS];
+    uint64_t clo[IPS_NFIELDS], chi[IPS_NFIELDS], klo[IPS_NFIELDS], khi[IPS_NFIELDS], bit[IPS_NFIELDS];
     for (int k = 0; k < IPS_NFIELDS; k++) {
+        bit[k] = (uint64_t)1 << k;
         plo[k] = acc[IPS_ST_PLO + k]; phi[k] = acc[IPS_ST_PHI + k]; nr[k] = 0; nw[k] = 0;
         cm[k] = a->counter[k] ? ~(uint64_t)0 : 0;
         clo[k] = bin[IPS_SB_CLO + k]; chi[k] = bin[IPS_SB_CHI + k];
         klo[k] = bin[IPS_SB_PLO + k]; khi[k] = bin[IPS_SB_PHI + k];
+    }
+    if (stride == 1) {   /* every row its own poll: closed at once, but the run's last, which stays pending */
+        for (size_t i = i0; i < i1; i++, g++) {
+            const unsigned char *c = cur + i * IPS_ROW_BYTES;
+            const unsigned char *p = i >= 1 ? c - IPS_ROW_BYTES : (nprev ? prev : NULL);
+            if (!p)
+                continue;
+            if (pending) {   /* a poll left pending by the previous run or call */
+                if (pending > first_poll) {
+                    ips_stats_close_local(clo, chi, klo, khi, plo, phi);
+                    closed++;
+                } else {
+                    ips_stats_close(a->bins + (pending - 1) / a->width * IPS_SB_WIDTH, plo, phi, cols, ncols);
+                }
+                pending = 0;
+            }
+            uint64_t o[IPS_NFIELDS], rbits = 0, wbits = 0;
+            for (int k = 0; k < IPS_NFIELDS; k++) {
+                uint64_t pv = ips_load_le64(p + 8 * k), cv = ips_load_le64(c + 8 * k);
+                uint64_t d = cv - pv;
+                uint64_t dec = ((uint64_t)0 - (uint64_t)(cv < pv)) & cm[k];
+                uint64_t wrap = dec & ((uint64_t)0 - ((pv - cv) >> 63));
+                uint64_t restart = dec & ~wrap;
+                uint64_t to_c = (dec & take_dec) | (restart & take_restart);
+                uint64_t to_0 = dec & zero_dec;
+                o[k] = ((cv & to_c) | (d & ~to_c & ~to_0)) & cm[k];
+                nr[k] += restart & 1;
+                nw[k] += wrap & 1;
+                rbits |= restart & bit[k];
+                wbits |= wrap & bit[k];
+            }
+            if (rbits | wbits) {
+                if (nev < nevents) {
+                    events[3 * nev] = (int64_t)g;
+                    events[3 * nev + 1] = (int64_t)rbits;
+                    events[3 * nev + 2] = (int64_t)wbits;
+                }
+                nev++;
+                nrev += rbits != 0;
+            }
+            rows++;
+            if (i + 1 < i1) {   /* one row's sums fit 64 bits: a 64-bit peak compare */
+                for (int k = 0; k < IPS_NFIELDS; k++) {
+                    uint64_t s = clo[k] + o[k];
+                    chi[k] += s < o[k];
+                    clo[k] = s;
+                    uint64_t above = (uint64_t)0 - (uint64_t)((khi[k] == 0) & (o[k] > klo[k]));
+                    klo[k] = (o[k] & above) | (klo[k] & ~above);
+                }
+                closed++;
+            } else {
+                for (int k = 0; k < IPS_NFIELDS; k++) {
+                    plo[k] = o[k]; phi[k] = 0;
+                }
+                pending = g + 1;
+            }
+        }
+        i1 = i0;   /* done: skip the general loop */
     }
     for (size_t i = i0; i < i1; i++, g++) {
         const unsigned char *c = cur + i * IPS_ROW_BYTES, *p;
@@ -533,7 +592,7 @@ static inline __attribute__((always_inline)) void ips_stats_pairs_t(ips_stats_ar
                     plo[k] = 0; phi[k] = 0;
                 }
             }
-            uint64_t fell = 0;
+            uint64_t rbits = 0, wbits = 0;
             for (int k = 0; k < IPS_NFIELDS; k++) {
                 uint64_t pv = ips_load_le64(p + 8 * k), cv = ips_load_le64(c + 8 * k);
                 uint64_t d = cv - pv;
@@ -548,24 +607,17 @@ static inline __attribute__((always_inline)) void ips_stats_pairs_t(ips_stats_ar
                 plo[k] = s;
                 nr[k] += restart & 1;
                 nw[k] += wrap & 1;
-                fell |= dec;
+                rbits |= restart & bit[k];
+                wbits |= wrap & bit[k];
             }
-            if (fell) {
-                uint64_t rmask = 0, wmask = 0;
-                for (int k = 0; k < IPS_NFIELDS; k++) {
-                    uint64_t pv = ips_load_le64(p + 8 * k), cv = ips_load_le64(c + 8 * k);
-                    if (cm[k] && cv < pv) {
-                        if ((pv - cv) >> 63) wmask |= (uint64_t)1 << k;
-                        else rmask |= (uint64_t)1 << k;
-                    }
-                }
+            if (rbits | wbits) {
                 if (nev < nevents) {
                     events[3 * nev] = (int64_t)g;
-                    events[3 * nev + 1] = (int64_t)rmask;
-                    events[3 * nev + 2] = (int64_t)wmask;
+                    events[3 * nev + 1] = (int64_t)rbits;
+                    events[3 * nev + 2] = (int64_t)wbits;
                 }
                 nev++;
-                nrev += rmask != 0;
+                nrev += rbits != 0;
             }
             rows++;
         }
