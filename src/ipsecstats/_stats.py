@@ -21,7 +21,7 @@ and plot bins are exact; beyond, a quarter boundary falls on a bin edge, at most
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -603,6 +603,59 @@ def scan(reader: Any, *, on_decrease: str = "auto", bins: int = 0,
     return stats
 
 
+_READ_AHEAD = 3  # chunks a reading thread may hold ready
+
+
+def read_ahead(chunks: Any, depth: int = _READ_AHEAD) -> Iterator[Any]:
+    """The items of the iterator ``chunks``, produced by a thread at most ``depth`` items ahead.
+
+    The read of the next chunk (``readinto`` drops the GIL) overlaps the compiled pass over
+    this one (which drops it too), so a pass costs about the larger of the two, not their sum.
+    An exception of the iterator is raised here; when the consumer stops early (an error,
+    Ctrl-C), the thread stops and closes the iterator."""
+    import queue
+    import threading
+
+    items: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple[int, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in chunks:
+                if not put((0, item)):
+                    return
+            put((1, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            put((2, exc))
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=work, name="ipsecstats-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = items.get()
+            if kind == 1:
+                return
+            if kind == 2:
+                raise value
+            yield value
+    finally:
+        stop.set()
+        thread.join()
+
+
 def _scan_fused(reader: Any, stats: LogStats, progress: Callable[[int], None] | None,
                 by_instance: bool = False) -> LogStats:
     """``scan`` of a raw log: one compiled pass over each chunk of records (``_Fused``).
@@ -619,7 +672,7 @@ def _scan_fused(reader: Any, stats: LogStats, progress: Callable[[int], None] | 
                              input_format=stats.input_format), stats.on_decrease)
              for _ in range(stride if by_instance else 0)]
     done = src.offset
-    for chunk in at_least(reader, stride):
+    for chunk in read_ahead(at_least(reader, stride)):
         n = len(chunk)
         rows = chunk.records.view(np.uint8).reshape(n, RECORD_SIZE)
         acc.chunk(rows, chunk.start, stride)
