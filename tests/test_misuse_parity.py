@@ -73,6 +73,16 @@ def _transpose_args() -> dict[str, Any]:
     return {"src": _rows(), "out": np.zeros((21, M), np.uint64)}
 
 
+def _stats_args() -> dict[str, Any]:
+    from ipsecstats._slow import STATS_ACC, STATS_BIN
+
+    bins = np.zeros((3, STATS_BIN), np.uint64)
+    bins[:, 84:105] = np.uint64(2**64 - 1)
+    return {"cur": _rows(), "prev": _rows(2), "counters": np.ones(21, np.uint8), "policy": "auto", "stride": 2,
+            "start": 2, "width": 1, "final": True, "acc": np.zeros(STATS_ACC, np.uint64), "bins": bins,
+            "events": np.zeros((2, 3), np.int64)}
+
+
 def _wnode_args() -> dict[str, Any]:
     from ipsecstats.formats.wnode import write_wnode
 
@@ -89,6 +99,7 @@ ENTRY_POINTS: dict[str, tuple[Callable[[], dict[str, Any]], tuple[str, ...]]] = 
     "rate_rows": (_rate_args, ("values", "columns", "seconds", "out")),
     "transpose_rows": (_transpose_args, ("src", "out")),
     "wnode_count": (_wnode_args, ("buf", "guid")),
+    "stats_rows": (_stats_args, ("cur", "prev", "counters", "acc", "bins", "events")),
 }
 
 
@@ -119,7 +130,7 @@ def test_both_backends_answer_misuse_alike(entry, name, label):
     assert _outcome(fast, entry, name, label) == _outcome(_slow, entry, name, label)
 
 
-@pytest.mark.parametrize("entry", ["delta_rows", "keyed_delta_rows"])
+@pytest.mark.parametrize("entry", ["delta_rows", "keyed_delta_rows", "stats_rows"])
 @pytest.mark.parametrize("policy", [np.str_("auto"), b"auto", None, 1])
 def test_a_policy_that_is_not_exactly_str_is_refused_alike(entry, policy):
     fast = require_fast()

@@ -34,6 +34,22 @@ def transpose_rows(
     out: npt.NDArray[np.uint64],
     streaming: bool = False,
 ) -> None: ...
+STATS_ACC: int
+STATS_BIN: int
+
+def stats_rows(
+    cur: npt.NDArray[np.uint8],
+    prev: npt.NDArray[np.uint8],
+    counters: npt.NDArray[np.uint8],
+    policy: str,
+    stride: int,
+    start: int,
+    width: int,
+    final: bool,
+    acc: npt.NDArray[np.uint64],
+    bins: npt.NDArray[np.uint64],
+    events: npt.NDArray[np.int64],
+) -> None: ...
 def wnode_count(
     buf: npt.NDArray[np.uint8] | bytes, guid: npt.NDArray[np.uint8] | bytes, skip_too_small: bool
 ) -> tuple[int, ...]: ...

@@ -325,6 +325,84 @@ def transpose_rows(src, out, bint streaming=False):
         ips_transpose_run(&s[0, 0], s.strides[0], <size_t>m, &o[0, 0], ld, streaming)
 
 
+# --- Fused statistics pass (report / info / plot) --------------------------------------
+
+cdef extern from "_kernel.h" nogil:
+    enum:
+        IPS_ST_ACC
+        IPS_ST_PENDING
+        IPS_SB_WIDTH
+    ctypedef struct ips_stats_args:
+        const unsigned char *cur
+        const unsigned char *prev
+        size_t n, nprev, stride, nbins, nevents
+        uint64_t start, width
+        const uint64_t *counter
+        int policy, final
+        uint64_t *acc
+        uint64_t *bins
+        _i64 *events
+    void ips_stats_run(ips_stats_args *a, int use_avx2)
+
+STATS_ACC = IPS_ST_ACC
+STATS_BIN = IPS_SB_WIDTH
+
+
+def stats_rows(cur, prev, counters, str policy not None, Py_ssize_t stride, Py_ssize_t start, Py_ssize_t width,
+               bint final, acc, bins, events):
+    """Accumulate the statistics of record rows ``cur`` (arithmetic in ``_kernel.h``, ``ips_stats_run``).
+
+    ``cur``: (n, 168) C-contiguous uint8 records, the first being record ``start`` of the
+    stream; ``prev``: (0 or stride, 168) the stride records before it. Poll = record //
+    ``stride``, bin = poll // ``width``. ``acc``: (STATS_ACC,) uint64 running state;
+    ``bins``: (B, STATS_BIN) uint64 (per bin: 128-bit sums, min, max, counts, peak polls);
+    ``events``: (E, 3) int64, the first E rows in which a counter fell (record, restart
+    bits, wrap bits). ``final``: close the pending poll.
+    """
+    if cur is None or prev is None or counters is None or acc is None or bins is None or events is None:
+        raise TypeError("arrays must not be None")
+    cdef const uint8_t[:, ::1] c = cur
+    cdef const uint8_t[:, ::1] p = prev
+    cdef const uint8_t[::1] kinds = counters
+    cdef uint64_t[::1] a = acc
+    cdef uint64_t[:, ::1] b = bins
+    cdef _i64[:, ::1] ev = events
+    cdef uint64_t counter[NF]
+    cdef ips_stats_args args
+    cdef Py_ssize_t n = c.shape[0], nb = b.shape[0], j
+    if policy not in _POLICIES:
+        raise ValueError(f"policy must be one of {', '.join(_POLICIES)}, got {policy!r}")
+    if stride < 1 or start < 0 or width < 1:
+        raise ValueError(f"stride and width must be >= 1 and start >= 0, got {stride}, {width}, {start}")
+    _check_rows("cur", c.shape, n, RECORD_BYTES)
+    if p.shape[1] != RECORD_BYTES or (p.shape[0] != 0 and p.shape[0] != stride):
+        raise ValueError(f"prev must have shape (0 or {stride}, {RECORD_BYTES}), got ({p.shape[0]}, {p.shape[1]})")
+    if kinds.shape[0] != NF:
+        raise ValueError(f"counters must have shape ({NF},), got ({kinds.shape[0]},)")
+    if a.shape[0] != IPS_ST_ACC:
+        raise ValueError(f"acc must have shape ({IPS_ST_ACC},), got ({a.shape[0]},)")
+    _check_rows("bins", b.shape, nb, IPS_SB_WIDTH)
+    _check_rows("events", ev.shape, ev.shape[0], 3)
+    if n and (start + n - 1) // stride // width >= nb:
+        raise ValueError(f"record {start + n - 1} falls beyond the {nb} bins of width {width}")
+    if a[IPS_ST_PENDING] and (a[IPS_ST_PENDING] - 1) // <uint64_t>width >= <uint64_t>nb:
+        raise ValueError(f"the pending poll falls beyond the {nb} bins of width {width}")
+    for j in range(NF):
+        counter[j] = 0xFFFFFFFFFFFFFFFFULL if kinds[j] else 0
+    args.cur = &c[0, 0] if n else NULL
+    args.prev = &p[0, 0] if p.shape[0] else NULL
+    args.n, args.nprev, args.stride, args.nbins = n, p.shape[0], stride, nb
+    args.nevents = ev.shape[0]
+    args.start, args.width = start, width
+    args.counter = counter
+    args.policy, args.final = _POLICIES[policy], final
+    args.acc = &a[0]
+    args.bins = &b[0, 0] if nb else NULL
+    args.events = &ev[0, 0] if ev.shape[0] else NULL
+    with nogil:
+        ips_stats_run(&args, _use_avx2)
+
+
 # ---------------------------------------------------------------------------------------
 # WNODE walker (raw WMI buffers, wmistr.h). The layout and the status codes come from
 # ``_wnode_layout`` (shared with the ``_slow`` twin); ``_wnode`` validates arguments,

@@ -347,6 +347,350 @@ static inline void ips_transpose_run(const unsigned char *src, ptrdiff_t stride,
 }
 
 /* ==================================================================================
+ * Fused statistics pass (stats_rows): one read of each record feeds the report.
+ *
+ * Record i of the chunk (global index g = start + i, poll g / stride, bin
+ * poll / width) adds to its bin row: the exact sum (lo, hi: a 128-bit carry count),
+ * min and max of each of the 21 items, and one record. When it has an earlier record
+ * (i - stride in the chunk, or prev[i] for i < stride when prev holds stride rows),
+ * each counter's increase under the policy (the delta kernel's arithmetic) adds,
+ * 128-bit, to the pending sum of its poll; a fall is a restart when p - c < 2^63,
+ * else a wrap. When the poll changes (or `final`), the pending poll's sums go into
+ * its bin's sums and raise the bin's peaks (128-bit compares: no float).
+ *
+ * Speed: the record statistics of a run of rows in one bin go through 84 lanes (four
+ * rows: every item lands on a fixed lane), kept in locals, so the compiler vectorizes
+ * them; the increases are branch-free. Both loops are compiled twice, the second time
+ * for AVX2, chosen at run time as the delta kernel is.
+ * ================================================================================== */
+
+enum {
+    IPS_ST_RESTARTS = 0, IPS_ST_WRAPS = 21, IPS_ST_PLO = 42, IPS_ST_PHI = 63,
+    IPS_ST_EVENTS = 84, IPS_ST_RESTART_EVENTS = 85, IPS_ST_PENDING = 86, IPS_ST_ROWS = 87,
+    IPS_ST_ACC = 88,
+    IPS_SB_CLO = 0, IPS_SB_CHI = 21, IPS_SB_FLO = 42, IPS_SB_FHI = 63, IPS_SB_MIN = 84,
+    IPS_SB_MAX = 105, IPS_SB_POLLS = 126, IPS_SB_RECORDS = 127, IPS_SB_PLO = 128, IPS_SB_PHI = 149,
+    IPS_SB_WIDTH = 170
+};
+
+#define IPS_LANES (4 * IPS_NFIELDS)
+#define IPS_STATS_BLOCK 384   /* rows: 64 KB */
+
+typedef struct {
+    const unsigned char *cur, *prev;
+    size_t n, nprev, stride, nbins, nevents;
+    uint64_t start, width;
+    const uint64_t *counter;
+    int policy, final;
+    uint64_t *acc, *bins;
+    int64_t *events;
+} ips_stats_args;
+
+static inline void ips_add128(uint64_t *lo, uint64_t *hi, uint64_t v)
+{
+    uint64_t s = *lo + v;
+    *hi += s < v;
+    *lo = s;
+}
+
+/* A poll's sums (lo, hi) into its bin row: added to the bin's sums, and its peak raised.
+ * Only the counters' columns (cols[0..ncols)): the other sums are zero. */
+static inline void ips_stats_close(uint64_t *bin, const uint64_t *lo, const uint64_t *hi,
+                                   const uint8_t *cols, int ncols)
+{
+    for (int j = 0; j < ncols; j++) {
+        int k = cols[j];
+        ips_add128(&bin[IPS_SB_CLO + k], &bin[IPS_SB_CHI + k], lo[k]);
+        bin[IPS_SB_CHI + k] += hi[k];
+        uint64_t ph = bin[IPS_SB_PHI + k], pl = bin[IPS_SB_PLO + k];
+        int above = hi[k] > ph || (hi[k] == ph && lo[k] > pl);
+        bin[IPS_SB_PHI + k] = above ? hi[k] : ph;
+        bin[IPS_SB_PLO + k] = above ? lo[k] : pl;
+    }
+    bin[IPS_SB_POLLS] += 1;
+}
+
+/* ips_stats_close on the run's bin held in locals: every column (a non-counter's sums are 0). */
+static inline __attribute__((always_inline)) void ips_stats_close_local(
+    uint64_t *restrict clo, uint64_t *restrict chi, uint64_t *restrict klo, uint64_t *restrict khi,
+    const uint64_t *restrict lo, const uint64_t *restrict hi)
+{
+    for (int k = 0; k < IPS_NFIELDS; k++) {
+        uint64_t s = clo[k] + lo[k];
+        chi[k] += hi[k] + (s < lo[k]);
+        clo[k] = s;
+        uint64_t above = (uint64_t)0 - (uint64_t)((hi[k] > khi[k]) | ((hi[k] == khi[k]) & (lo[k] > klo[k])));
+        khi[k] = (hi[k] & above) | (khi[k] & ~above);
+        klo[k] = (lo[k] & above) | (klo[k] & ~above);
+    }
+}
+
+static inline int ips_stats_columns(const uint64_t *counter, uint8_t *cols)
+{
+    int n = 0;
+    for (int k = 0; k < IPS_NFIELDS; k++)
+        if (counter[k])
+            cols[n++] = (uint8_t)k;
+    return n;
+}
+
+/* The pending poll of acc (acc[IPS_ST_PENDING] - 1) into its bin. */
+static void ips_stats_flush(ips_stats_args *a)
+{
+    uint64_t *acc = a->acc;
+    if (!acc[IPS_ST_PENDING])
+        return;
+    uint64_t *bin = a->bins + (acc[IPS_ST_PENDING] - 1) / a->width * IPS_SB_WIDTH;
+    uint8_t cols[IPS_NFIELDS];
+    int ncols = ips_stats_columns(a->counter, cols);
+    ips_stats_close(bin, acc + IPS_ST_PLO, acc + IPS_ST_PHI, cols, ncols);
+    for (int k = 0; k < IPS_NFIELDS; k++)
+        acc[IPS_ST_PLO + k] = acc[IPS_ST_PHI + k] = 0;
+    acc[IPS_ST_PENDING] = 0;
+}
+
+/* Rows [0, n) of `cur`, all in the bin row `bin`. */
+static inline __attribute__((always_inline)) void ips_stats_records_t(const unsigned char *cur, size_t n,
+                                                                      uint64_t *bin)
+{
+    uint64_t lo[IPS_LANES], hi[IPS_LANES], mn[IPS_LANES], mx[IPS_LANES];
+    for (int q = 0; q < IPS_LANES; q++) {
+        lo[q] = 0; hi[q] = 0; mn[q] = ~(uint64_t)0; mx[q] = 0;
+    }
+    size_t blocks = n / 4, i;
+    for (i = 0; i < blocks; i++) {
+        const unsigned char *c = cur + i * 4 * IPS_ROW_BYTES;
+        for (int q = 0; q < IPS_LANES; q++) {
+            uint64_t v = ips_load_le64(c + 8 * q);
+            uint64_t s = lo[q] + v;
+            hi[q] += s < v;
+            lo[q] = s;
+            mn[q] = v < mn[q] ? v : mn[q];
+            mx[q] = v > mx[q] ? v : mx[q];
+        }
+    }
+    for (i = blocks * 4; i < n; i++) {
+        const unsigned char *c = cur + i * IPS_ROW_BYTES;
+        for (int k = 0; k < IPS_NFIELDS; k++) {
+            uint64_t v = ips_load_le64(c + 8 * k);
+            uint64_t s = lo[k] + v;
+            hi[k] += s < v;
+            lo[k] = s;
+            mn[k] = v < mn[k] ? v : mn[k];
+            mx[k] = v > mx[k] ? v : mx[k];
+        }
+    }
+    for (int q = 0; q < IPS_LANES; q++) {
+        int k = q % IPS_NFIELDS;
+        ips_add128(&bin[IPS_SB_FLO + k], &bin[IPS_SB_FHI + k], lo[q]);
+        bin[IPS_SB_FHI + k] += hi[q];
+        if (mn[q] < bin[IPS_SB_MIN + k]) bin[IPS_SB_MIN + k] = mn[q];
+        if (mx[q] > bin[IPS_SB_MAX + k]) bin[IPS_SB_MAX + k] = mx[q];
+    }
+    bin[IPS_SB_RECORDS] += n;
+}
+
+/* The increases of rows [i0, i1) of the chunk, all in the bin row `bin`. */
+static inline __attribute__((always_inline)) void ips_stats_pairs_t(ips_stats_args *a, size_t i0, size_t i1,
+                                                                    uint64_t *bin)
+{
+    uint64_t *acc = a->acc;
+    const unsigned char *cur = a->cur, *prev = a->prev;
+    const size_t stride = a->stride, nprev = a->nprev, nevents = a->nevents;
+    int64_t *events = a->events;
+    uint64_t plo[IPS_NFIELDS], phi[IPS_NFIELDS], nr[IPS_NFIELDS], nw[IPS_NFIELDS], cm[IPS_NFIELDS];
+    uint8_t cols[IPS_NFIELDS];
+    int ncols = ips_stats_columns(a->counter, cols);
+    uint64_t take_dec = a->policy == IPS_RESET ? ~(uint64_t)0 : 0;
+    uint64_t take_restart = a->policy == IPS_AUTO ? ~(uint64_t)0 : 0;
+    uint64_t zero_dec = a->policy == IPS_ZERO ? ~(uint64_t)0 : 0;
+    uint64_t pending = acc[IPS_ST_PENDING], nev = acc[IPS_ST_EVENTS], nrev = acc[IPS_ST_RESTART_EVENTS];
+    uint64_t rows = 0, closed = 0;
+    uint64_t g = a->start + i0, poll = g / stride, pos = g % stride;   /* no division per row */
+    uint64_t first_poll = (uint64_t)(bin - a->bins) / IPS_SB_WIDTH * a->width;   /* of this bin */
+    uint64_t clo[IPS_NFIELDS], chi[IPS_NFIELDS], klo[IPS_NFIELDS], khi[IPS_NFIELDS], bit[IPS_NFIELDS];
+    for (int k = 0; k < IPS_NFIELDS; k++) {
+        bit[k] = (uint64_t)1 << k;
+        plo[k] = acc[IPS_ST_PLO + k]; phi[k] = acc[IPS_ST_PHI + k]; nr[k] = 0; nw[k] = 0;
+        cm[k] = a->counter[k] ? ~(uint64_t)0 : 0;
+        clo[k] = bin[IPS_SB_CLO + k]; chi[k] = bin[IPS_SB_CHI + k];
+        klo[k] = bin[IPS_SB_PLO + k]; khi[k] = bin[IPS_SB_PHI + k];
+    }
+    if (stride == 1) {   /* every row its own poll: closed at once, but the run's last, which stays pending */
+        for (size_t i = i0; i < i1; i++, g++) {
+            const unsigned char *c = cur + i * IPS_ROW_BYTES;
+            const unsigned char *p = i >= 1 ? c - IPS_ROW_BYTES : (nprev ? prev : NULL);
+            if (!p)
+                continue;
+            if (pending) {   /* a poll left pending by the previous run or call */
+                if (pending > first_poll) {
+                    ips_stats_close_local(clo, chi, klo, khi, plo, phi);
+                    closed++;
+                } else {
+                    ips_stats_close(a->bins + (pending - 1) / a->width * IPS_SB_WIDTH, plo, phi, cols, ncols);
+                }
+                pending = 0;
+            }
+            uint64_t o[IPS_NFIELDS], rbits = 0, wbits = 0;
+            for (int k = 0; k < IPS_NFIELDS; k++) {
+                uint64_t pv = ips_load_le64(p + 8 * k), cv = ips_load_le64(c + 8 * k);
+                uint64_t d = cv - pv;
+                uint64_t dec = ((uint64_t)0 - (uint64_t)(cv < pv)) & cm[k];
+                uint64_t wrap = dec & ((uint64_t)0 - ((pv - cv) >> 63));
+                uint64_t restart = dec & ~wrap;
+                uint64_t to_c = (dec & take_dec) | (restart & take_restart);
+                uint64_t to_0 = dec & zero_dec;
+                o[k] = ((cv & to_c) | (d & ~to_c & ~to_0)) & cm[k];
+                nr[k] += restart & 1;
+                nw[k] += wrap & 1;
+                rbits |= restart & bit[k];
+                wbits |= wrap & bit[k];
+            }
+            if (rbits | wbits) {
+                if (nev < nevents) {
+                    events[3 * nev] = (int64_t)g;
+                    events[3 * nev + 1] = (int64_t)rbits;
+                    events[3 * nev + 2] = (int64_t)wbits;
+                }
+                nev++;
+                nrev += rbits != 0;
+            }
+            rows++;
+            if (i + 1 < i1) {   /* one row's sums fit 64 bits: a 64-bit peak compare */
+                for (int k = 0; k < IPS_NFIELDS; k++) {
+                    uint64_t s = clo[k] + o[k];
+                    chi[k] += s < o[k];
+                    clo[k] = s;
+                    uint64_t above = (uint64_t)0 - (uint64_t)((khi[k] == 0) & (o[k] > klo[k]));
+                    klo[k] = (o[k] & above) | (klo[k] & ~above);
+                }
+                closed++;
+            } else {
+                for (int k = 0; k < IPS_NFIELDS; k++) {
+                    plo[k] = o[k]; phi[k] = 0;
+                }
+                pending = g + 1;
+            }
+        }
+        i1 = i0;   /* done: skip the general loop */
+    }
+    for (size_t i = i0; i < i1; i++, g++) {
+        const unsigned char *c = cur + i * IPS_ROW_BYTES, *p;
+        if (i >= stride) p = c - stride * IPS_ROW_BYTES;
+        else if (nprev) p = prev + i * IPS_ROW_BYTES;
+        else p = NULL;
+        if (p) {
+            if (pending != poll + 1) {
+                if (pending > first_poll) {   /* pending - 1 is a poll of this bin */
+                    ips_stats_close_local(clo, chi, klo, khi, plo, phi);
+                    closed++;
+                } else if (pending) {
+                    ips_stats_close(a->bins + (pending - 1) / a->width * IPS_SB_WIDTH, plo, phi, cols, ncols);
+                }
+                pending = poll + 1;
+                for (int k = 0; k < IPS_NFIELDS; k++) {
+                    plo[k] = 0; phi[k] = 0;
+                }
+            }
+            uint64_t rbits = 0, wbits = 0;
+            for (int k = 0; k < IPS_NFIELDS; k++) {
+                uint64_t pv = ips_load_le64(p + 8 * k), cv = ips_load_le64(c + 8 * k);
+                uint64_t d = cv - pv;
+                uint64_t dec = ((uint64_t)0 - (uint64_t)(cv < pv)) & cm[k];   /* all ones on a fall */
+                uint64_t wrap = dec & ((uint64_t)0 - ((pv - cv) >> 63));
+                uint64_t restart = dec & ~wrap;
+                uint64_t to_c = (dec & take_dec) | (restart & take_restart);
+                uint64_t to_0 = dec & zero_dec;
+                uint64_t out = ((cv & to_c) | (d & ~to_c & ~to_0)) & cm[k];
+                uint64_t s = plo[k] + out;
+                phi[k] += s < out;
+                plo[k] = s;
+                nr[k] += restart & 1;
+                nw[k] += wrap & 1;
+                rbits |= restart & bit[k];
+                wbits |= wrap & bit[k];
+            }
+            if (rbits | wbits) {
+                if (nev < nevents) {
+                    events[3 * nev] = (int64_t)g;
+                    events[3 * nev + 1] = (int64_t)rbits;
+                    events[3 * nev + 2] = (int64_t)wbits;
+                }
+                nev++;
+                nrev += rbits != 0;
+            }
+            rows++;
+        }
+        if (++pos == stride) {
+            pos = 0;
+            poll++;
+        }
+    }
+    for (int k = 0; k < IPS_NFIELDS; k++) {
+        acc[IPS_ST_PLO + k] = plo[k]; acc[IPS_ST_PHI + k] = phi[k];
+        acc[IPS_ST_RESTARTS + k] += nr[k]; acc[IPS_ST_WRAPS + k] += nw[k];
+        bin[IPS_SB_CLO + k] = clo[k]; bin[IPS_SB_CHI + k] = chi[k];
+        bin[IPS_SB_PLO + k] = klo[k]; bin[IPS_SB_PHI + k] = khi[k];
+    }
+    bin[IPS_SB_POLLS] += closed;
+    acc[IPS_ST_PENDING] = pending;
+    acc[IPS_ST_EVENTS] = nev;
+    acc[IPS_ST_RESTART_EVENTS] = nrev;
+    acc[IPS_ST_ROWS] += rows;
+}
+
+static void ips_stats_records_portable(const unsigned char *cur, size_t n, uint64_t *bin)
+{
+    ips_stats_records_t(cur, n, bin);
+}
+
+static void ips_stats_pairs_portable(ips_stats_args *a, size_t i0, size_t i1, uint64_t *bin)
+{
+    ips_stats_pairs_t(a, i0, i1, bin);
+}
+
+#if IPS_HAVE_AVX2_PATH
+__attribute__((target("avx2"))) static void ips_stats_records_avx2(const unsigned char *cur, size_t n,
+                                                                   uint64_t *bin)
+{
+    ips_stats_records_t(cur, n, bin);
+}
+
+__attribute__((target("avx2"))) static void ips_stats_pairs_avx2(ips_stats_args *a, size_t i0, size_t i1,
+                                                                 uint64_t *bin)
+{
+    ips_stats_pairs_t(a, i0, i1, bin);
+}
+#endif
+
+static void ips_stats_run(ips_stats_args *a, int use_avx2)
+{
+    size_t i = 0;
+    (void)use_avx2;
+    while (i < a->n) {
+        uint64_t b = (a->start + i) / a->stride / a->width;
+        uint64_t end_g = (b + 1) * a->width * a->stride;   /* first record of the next bin */
+        size_t i1 = end_g - a->start < a->n ? (size_t)(end_g - a->start) : a->n;
+        if (i1 - i > IPS_STATS_BLOCK)   /* both loops read the rows while they are in L1/L2 */
+            i1 = i + IPS_STATS_BLOCK;
+        uint64_t *bin = a->bins + b * IPS_SB_WIDTH;
+#if IPS_HAVE_AVX2_PATH
+        if (use_avx2) {
+            ips_stats_records_avx2(a->cur + i * IPS_ROW_BYTES, i1 - i, bin);
+            ips_stats_pairs_avx2(a, i, i1, bin);
+        } else
+#endif
+        {
+            ips_stats_records_portable(a->cur + i * IPS_ROW_BYTES, i1 - i, bin);
+            ips_stats_pairs_portable(a, i, i1, bin);
+        }
+        i = i1;
+    }
+    if (a->final)
+        ips_stats_flush(a);
+}
+
+/* ==================================================================================
  * Instance-keyed deltas (keyed_delta_rows). Record i (row cur + i * stride, instance
  * codes[i]) pairs with the previous record of the same instance: an earlier record of
  * this chunk, or the state row of that instance (the last record of an earlier chunk,

@@ -141,7 +141,7 @@ def iter_delta_chunks(reader: Any, *, on_decrease: str = "auto", kinds: Any = No
         yield from _keyed_chunks(reader, on_decrease, kinds, interval)
 
 
-def _at_least(reader: Any, stride: int) -> Iterator[Capture]:
+def at_least(reader: Any, stride: int) -> Iterator[Capture]:
     """The reader's chunks, joined where needed so that each holds at least ``stride`` records
     (the carry of the next chunk), but the last; a stream of fewer records than ``stride``
     is a ValueError: no instance has two samples."""
@@ -164,7 +164,7 @@ def _stride_chunks(reader: Any, stride: int, on_decrease: str, kinds: Any,
                    interval: float | None) -> Iterator[DeltaChunk]:
     previous: npt.NDArray[np.void] | None = None
     rows = 0
-    for chunk in _at_least(reader, stride):
+    for chunk in at_least(reader, stride):
         recs = chunk.records
         n = recs.shape[0]
         try:

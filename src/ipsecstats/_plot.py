@@ -1,9 +1,12 @@
 """One figure of a log: counter rates over time, the gauges, restarts marked.
 
-The log is reduced in one streaming pass (``_report.scan``) to at most ``bins``
-points per series, so a log of any size plots quickly: each point of a counter is
-its mean rate over the bin (all instances added), each point of a gauge its mean
-level (all instances added). matplotlib is imported here only (the ``plot`` extra).
+The log is reduced in one streaming pass (``_stats.scan``) to at most ``bins``
+points per series, so a log of any size plots quickly. A counter's line is its mean
+rate over the bin (all instances added), with a lighter band up to the bin's peak poll
+(peak increase / interval, or the peak per-second rate of a capture). A gauge is drawn
+per instance: the mean line over the bin and a band from the least to the greatest
+value any instance held, so no peak is averaged away (the band's top is the report's
+max). matplotlib is imported here only (the ``plot`` extra).
 """
 
 from __future__ import annotations
@@ -57,14 +60,21 @@ def render(stats: LogStats, out: Any, *, interval: float | None, start: dt.datet
         per_interval = stats.bin_counter_sums / stats.bin_samples[:, None]
         gauges = stats.bin_gauge_sums / stats.bin_gauge_samples[:, None]
     per_interval[stats.bin_samples == 0] = np.nan
+    gauges /= max(stats.stride, 1)  # the mean of one instance
     gauges[stats.bin_gauge_samples == 0] = np.nan
+    g_lo, g_hi = _gauge_band(stats)
     if stats.bin_seconds is not None:  # a capture with timestamps: real time per bin
         interval = stats.median_step
         with np.errstate(invalid="ignore", divide="ignore"):
             rates = stats.bin_counter_sums / stats.bin_seconds[:, None]
         rates[~(stats.bin_seconds > 0)] = np.nan
+        peaks = stats.bin_counter_peak
     else:
         rates = per_interval / interval if interval else per_interval
+        peaks = None if stats.bin_counter_peak is None else (
+            stats.bin_counter_peak / interval if interval else stats.bin_counter_peak)
+    if peaks is not None:
+        peaks = np.where(stats.bin_samples[:, None] > 0, peaks, np.nan)
     rate_unit = "per second" if interval else "per interval"
 
     times = _bin_datetimes(stats)
@@ -75,7 +85,8 @@ def render(stats: LogStats, out: Any, *, interval: float | None, start: dt.datet
         x = np.array([start + dt.timedelta(seconds=float(c) * interval) for c in centres])
         xlabel = f"time ({start.tzname() or 'UTC'})"
     elif interval is not None:
-        x, xlabel = centres * interval / 3600, "hours since the first sample"
+        unit_seconds, xlabel = _elapsed_unit(stats, interval)
+        x = centres * interval / unit_seconds
     else:
         x, xlabel = centres, "sample"
 
@@ -85,10 +96,13 @@ def render(stats: LogStats, out: Any, *, interval: float | None, start: dt.datet
     ax_sa, ax_fail, ax_queue, ax_conn = axes
 
     for name in _SA_SERIES:
-        ax_sa.plot(x, rates[:, COUNTERS.index(name)], label=name, linewidth=1.1,
-                   linestyle=_STYLES.get(name, "solid"))
+        k = COUNTERS.index(name)
+        (line,) = ax_sa.plot(x, rates[:, k], label=name, linewidth=1.1, linestyle=_STYLES.get(name, "solid"))
+        if peaks is not None:
+            ax_sa.fill_between(x, rates[:, k], peaks[:, k], color=line.get_color(), alpha=0.15, linewidth=0)
     ax_sa.set_ylabel(f"SAs {rate_unit}")
-    ax_sa.set_title("Security associations and SPI requests", loc="left", fontsize=10)
+    peak_note = ": mean line, band up to the peak poll of each bin" if peaks is not None else ""
+    ax_sa.set_title(f"Security associations and SPI requests{peak_note}", loc="left", fontsize=10)
 
     # rare events: a moving window (an hour when the interval is known) instead of raw bins
     window, window_text = _failure_window(stats, interval)
@@ -111,23 +125,32 @@ def render(stats: LogStats, out: Any, *, interval: float | None, start: dt.datet
     note = f"; zero throughout: {', '.join(quiet)}" if quiet else ""
     ax_fail.set_title(f"Failures and anomalies ({window_text}{note})", loc="left", fontsize=10)
 
+    band = "per instance: mean line, min-max band" if g_lo is not None else "per instance, mean"
     for name in _QUEUE_SERIES:
-        ax_queue.plot(x, gauges[:, GAUGES.index(name)], label=name, linewidth=1.0)
+        j = GAUGES.index(name)
+        (line,) = ax_queue.plot(x, gauges[:, j], label=name, linewidth=1.0)
+        if g_lo is not None and g_hi is not None:
+            ax_queue.fill_between(x, g_lo[:, j], g_hi[:, j], color=line.get_color(), alpha=0.18, linewidth=0)
     ax_queue.set_ylabel("entries")
-    ax_queue.set_title("Queues and heaps (gauges)", loc="left", fontsize=10)
+    ax_queue.set_title(f"Queues and heaps (gauges, {band})", loc="left", fontsize=10)
 
-    ax_conn.plot(x, gauges[:, GAUGES.index("ConnectionListSize")], label="ConnectionListSize",
-                 color="tab:purple", linewidth=1.1)
+    j = GAUGES.index("ConnectionListSize")
+    ax_conn.plot(x, gauges[:, j], label="ConnectionListSize", color="tab:purple", linewidth=1.1)
+    if g_lo is not None and g_hi is not None:
+        ax_conn.fill_between(x, g_lo[:, j], g_hi[:, j], color="tab:purple", alpha=0.2, linewidth=0,
+                             label=f"min-max (peak {int(np.nanmax(g_hi[:, j])):,})" if np.isfinite(g_hi[:, j]).any()
+                             else "min-max")
     ax_conn.set_ylabel("entries")
-    ax_conn.set_title("Quick-mode state entries (ConnectionListSize, gauge)", loc="left", fontsize=10)
+    ax_conn.set_title(f"Quick-mode state entries (ConnectionListSize, gauge, {band})", loc="left", fontsize=10)
+    _by_instance(stats, x, interval, ax_sa, ax_conn)
     ax_conn.set_xlabel(xlabel)
 
     _mark_restarts(stats, axes, start, interval, times is not None)
     for ax in axes:
         ax.grid(True, alpha=0.3)
         ax.set_ylim(bottom=0)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8, ncol=3, loc="upper left", framealpha=0.85)
+        if ax.get_legend_handles_labels()[0]:  # outside the axes: it never hides a restart label
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0), borderaxespad=0.0)
     if times is not None or (start is not None and interval is not None):
         import matplotlib.dates as mdates
 
@@ -139,9 +162,45 @@ def render(stats: LogStats, out: Any, *, interval: float | None, start: dt.datet
     every = f", one sample every {interval:g} s" if interval else ""
     if stats.bin_seconds is not None and interval:
         every = f", one sample every {interval:g} s (median)"
-    fig.suptitle(title or f"{os.path.basename(stats.path)}: {stats.records:,} records{instances}{every}",
-                 fontsize=12)
+    if title:
+        heading = f"{title} ({instances[2:]})" if instances else title
+    else:
+        heading = f"{os.path.basename(stats.path)}: {stats.records:,} records{instances}{every}"
+    fig.suptitle(heading, fontsize=12)
     fig.savefig(out, format="png")
+
+
+def _by_instance(stats: LogStats, x: Any, interval: float | None, ax_sa: Any, ax_conn: Any) -> None:
+    """``plot --by-instance``: each instance's quick-mode SA rate and ConnectionListSize mean, one line each."""
+    j, k = GAUGES.index("ConnectionListSize"), COUNTERS.index("OakleyQuickMode")
+    for one in stats.instances or []:
+        if one.bin_gauge_sums is None or one.bin_gauge_samples is None or one.bin_counter_sums is None \
+                or one.bin_samples is None or one.bin_gauge_sums.shape[0] != len(x):
+            continue  # a log too short for the same bins
+        with np.errstate(invalid="ignore", divide="ignore"):
+            level = one.bin_gauge_sums[:, j] / one.bin_gauge_samples
+            rate = one.bin_counter_sums[:, k] / one.bin_samples / (interval or 1.0)
+        ax_conn.plot(x, level, linewidth=0.9, linestyle=(0, (3, 1)), label=f"instance {one.instance}")
+        ax_sa.plot(x, rate, linewidth=0.9, linestyle=(0, (3, 1)), label=f"OakleyQuickMode, instance {one.instance}")
+
+
+def _gauge_band(stats: LogStats) -> tuple[Any, Any]:
+    """Each bin's least and greatest gauge value (any instance) as float, NaN where a bin is empty."""
+    if stats.bin_gauge_min is None or stats.bin_gauge_max is None:
+        return None, None
+    empty = ~(stats.bin_gauge_samples > 0) if stats.bin_gauge_samples is not None else False
+    lo = stats.bin_gauge_min.astype(np.float64)
+    hi = stats.bin_gauge_max.astype(np.float64)
+    lo[empty], hi[empty] = np.nan, np.nan
+    return lo, hi
+
+
+def _elapsed_unit(stats: LogStats, interval: float) -> tuple[float, str]:
+    """Seconds per axis unit and the axis label: hours since the first sample, or days when the log
+    spans more than three days."""
+    if stats.expected_samples * interval > 3 * 86400:
+        return 86400.0, "days since the first sample (pass --start for dates)"
+    return 3600.0, "hours since the first sample"
 
 
 def _failure_window(stats: LogStats, interval: float | None) -> tuple[int, str]:
@@ -185,7 +244,7 @@ def _mark_restarts(stats: LogStats, axes: Any, start: dt.datetime | None, interv
         elif start is not None and interval is not None:
             xpos = sample_time(start, interval, e.sample)
         elif interval is not None:
-            xpos = e.sample * interval / 3600
+            xpos = e.sample * interval / _elapsed_unit(stats, interval)[0]
         else:
             xpos = e.sample
         for ax in axes:

@@ -500,3 +500,21 @@ def format_info(info: dict[str, Any]) -> str:
     for hint in info.get("hints", []):
         lines.append(textwrap.fill(hint, width=100, initial_indent="  hint        ", subsequent_indent=" " * 14))
     return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- by instance
+
+
+def instance_reports(stats: LogStats, *, interval: float | None, start: dt.datetime | None) -> list[dict[str, Any]]:
+    """``build_report`` of each instance alone (``scan(by_instance=True)``), each with its ``instance``."""
+    reports = []
+    for one in stats.instances or []:
+        report = build_report(one, interval=interval, start=start)
+        report["instance"] = one.instance
+        reports.append(report)
+    return reports
+
+
+def format_instances(reports: list[dict[str, Any]]) -> str:
+    """The per-instance sections as text: each instance's report under a heading."""
+    return "".join(f"\n=== instance {r['instance']} alone ===\n" + format_report(r) for r in reports)

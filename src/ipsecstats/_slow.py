@@ -6,6 +6,7 @@ the extension is not built. The arithmetic is stated in ``_kernel.h``.
 
 from __future__ import annotations
 
+import operator
 import struct
 from typing import Any
 
@@ -272,6 +273,146 @@ def transpose_rows(src: npt.NDArray[np.uint8], out: npt.NDArray[np.uint64], stre
         raise ValueError("out must be 8-byte aligned")
     if m:
         np.copyto(out.T, src.view("<u8"))
+
+
+# --- Fused statistics pass: the twin of ``_fast.stats_rows`` ----------------------------------
+
+STATS_ACC = 88
+STATS_BIN = 170
+_ST_RESTARTS, _ST_WRAPS, _ST_PLO, _ST_PHI = 0, 21, 42, 63
+_ST_EVENTS, _ST_RESTART_EVENTS, _ST_PENDING, _ST_ROWS = 84, 85, 86, 87
+_SB_CLO, _SB_CHI, _SB_FLO, _SB_FHI, _SB_MIN, _SB_MAX, _SB_POLLS, _SB_RECORDS = 0, 21, 42, 63, 84, 105, 126, 127
+_SB_PLO, _SB_PHI = 128, 149
+
+
+def _group_sums(u: npt.NDArray[np.uint64], starts: npt.NDArray[np.intp]) -> tuple[Any, Any]:
+    """Exact sums of the row groups beginning at ``starts`` of (m, k) uint64 ``u``, as (lo, hi) uint64."""
+    h = np.add.reduceat(u >> np.uint64(32), starts, axis=0, dtype=np.uint64)
+    low = np.add.reduceat(u & np.uint64(0xFFFFFFFF), starts, axis=0, dtype=np.uint64)
+    part = h << np.uint64(32)
+    lo = low + part
+    hi = (h >> np.uint64(32)) + (lo < low)
+    return lo, hi
+
+
+def _add128(lo: Any, hi: Any, add_lo: Any, add_hi: Any) -> None:
+    """(lo, hi) += (add_lo, add_hi) in place, mod 2**128."""
+    s = lo + add_lo
+    hi += add_hi + (s < add_lo)
+    lo[...] = s
+
+
+def stats_rows(cur: Any, prev: Any, counters: Any, policy: str, stride: int, start: int, width: int, final: bool,
+               acc: Any, bins: Any, events: Any) -> None:
+    """Accumulate the statistics of record rows ``cur`` (see ``_fast.stats_rows``)."""
+    if cur is None or prev is None or counters is None or acc is None or bins is None or events is None:
+        raise TypeError("arrays must not be None")
+    cur = _kernel_buffer("cur", cur, 2, layout="C")
+    prev = _kernel_buffer("prev", prev, 2, layout="C")
+    counters = _kernel_buffer("counters", counters, 1, layout="C")
+    acc = _kernel_buffer("acc", acc, 1, layout="C", writeable=True, dtype=np.uint64)
+    bins = _kernel_buffer("bins", bins, 2, layout="C", writeable=True, dtype=np.uint64)
+    events = _kernel_buffer("events", events, 2, layout="C", writeable=True, dtype=np.int64)
+    if type(policy) is not str:
+        raise TypeError(f"policy must be a str, not {type(policy).__name__}")
+    stride, start, width, final = operator.index(stride), operator.index(start), operator.index(width), bool(final)
+    if policy not in _POLICIES:
+        raise ValueError(f"policy must be one of {', '.join(_POLICIES)}, got {policy!r}")
+    if stride < 1 or start < 0 or width < 1:
+        raise ValueError(f"stride and width must be >= 1 and start >= 0, got {stride}, {width}, {start}")
+    n, nb = cur.shape[0], bins.shape[0]
+    _check_rows("cur", cur.shape, n, RECORD_SIZE)
+    if prev.shape[1] != RECORD_SIZE or prev.shape[0] not in (0, stride):
+        raise ValueError(f"prev must have shape (0 or {stride}, {RECORD_SIZE}), got {prev.shape}")
+    if counters.shape != (NFIELDS,):
+        raise ValueError(f"counters must have shape ({NFIELDS},), got {counters.shape}")
+    if acc.shape != (STATS_ACC,):
+        raise ValueError(f"acc must have shape ({STATS_ACC},), got {acc.shape}")
+    _check_rows("bins", bins.shape, nb, STATS_BIN)
+    _check_rows("events", events.shape, events.shape[0], 3)
+    if n and (start + n - 1) // stride // width >= nb:
+        raise ValueError(f"record {start + n - 1} falls beyond the {nb} bins of width {width}")
+    if acc[_ST_PENDING] and (int(acc[_ST_PENDING]) - 1) // width >= nb:
+        raise ValueError(f"the pending poll falls beyond the {nb} bins of width {width}")
+    if n:
+        _stats_records(cur.view("<u8").reshape(n, NFIELDS), start, stride, width, bins)
+        _stats_pairs(cur, prev, counters.astype(bool), policy, stride, start, width, acc, bins, events)
+    if final:
+        _stats_flush(acc, bins, width)
+
+
+def _stats_records(u: Any, start: int, stride: int, width: int, bins: Any) -> None:
+    b = (np.arange(start, start + u.shape[0], dtype=np.int64) // stride) // width
+    starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
+    ids = b[starts]
+    rows = bins[ids]
+    lo, hi = _group_sums(u, starts)
+    _add128(rows[:, _SB_FLO:_SB_FHI], rows[:, _SB_FHI:_SB_MIN], lo, hi)
+    np.minimum(rows[:, _SB_MIN:_SB_MAX], np.minimum.reduceat(u, starts, axis=0), out=rows[:, _SB_MIN:_SB_MAX])
+    np.maximum(rows[:, _SB_MAX:_SB_POLLS], np.maximum.reduceat(u, starts, axis=0), out=rows[:, _SB_MAX:_SB_POLLS])
+    rows[:, _SB_RECORDS] += np.diff(np.r_[starts, u.shape[0]]).astype(np.uint64)
+    bins[ids] = rows
+
+
+def _stats_flush(acc: Any, bins: Any, width: int) -> None:
+    """The pending poll into its bin: its sums added, the bin's peak polls raised (128-bit compares)."""
+    if not acc[_ST_PENDING]:
+        return
+    b = (int(acc[_ST_PENDING]) - 1) // width
+    lo, hi = acc[_ST_PLO:_ST_PHI].copy(), acc[_ST_PHI:_ST_EVENTS].copy()
+    pl, ph = bins[b, _SB_PLO:_SB_PHI], bins[b, _SB_PHI:]
+    above = (hi > ph) | ((hi == ph) & (lo > pl))
+    pl[above], ph[above] = lo[above], hi[above]
+    _add128(bins[b, _SB_CLO:_SB_CHI], bins[b, _SB_CHI:_SB_FLO], lo, hi)
+    bins[b, _SB_POLLS] += np.uint64(1)
+    acc[_ST_PLO:_ST_EVENTS] = 0
+    acc[_ST_PENDING] = 0
+
+
+def _stats_pairs(cur: Any, prev: Any, counter: Any, policy: str, stride: int, start: int, width: int, acc: Any,
+                 bins: Any, events: Any) -> None:
+    n = cur.shape[0]
+    first = 0 if prev.shape[0] else stride
+    if first >= n:
+        return
+    c = cur.view("<u8").reshape(n, NFIELDS)[first:]
+    u = cur.view("<u8").reshape(n, NFIELDS)
+    p = np.concatenate([prev.view("<u8").reshape(-1, NFIELDS), u])[:n] if first == 0 else u[: n - stride]
+    g = np.arange(start + first, start + n, dtype=np.int64)
+    polls = g // stride
+    d = c - p
+    dec = (c < p) & counter
+    wrap = dec & ((p - c) >= _HALF)
+    restart = dec & ~wrap
+    if policy == "reset":
+        d = np.where(dec, c, d)
+    elif policy == "auto":
+        d = np.where(restart, c, d)
+    elif policy == "zero":
+        d = np.where(dec, np.uint64(0), d)
+    d = np.where(counter, d, np.uint64(0))
+    acc[_ST_RESTARTS:_ST_WRAPS] += np.count_nonzero(restart, axis=0).astype(np.uint64)
+    acc[_ST_WRAPS:_ST_PLO] += np.count_nonzero(wrap, axis=0).astype(np.uint64)
+    weights = np.uint64(1) << np.arange(NFIELDS, dtype=np.uint64)
+    rbits = (restart * weights).sum(axis=1, dtype=np.uint64)
+    wbits = (wrap * weights).sum(axis=1, dtype=np.uint64)
+    fell = np.flatnonzero(rbits | wbits)
+    e0 = int(acc[_ST_EVENTS])
+    room = max(events.shape[0] - e0, 0)
+    keep = fell[:room]
+    events[e0: e0 + keep.shape[0], 0] = g[keep]
+    events[e0: e0 + keep.shape[0], 1] = rbits[keep].astype(np.int64)
+    events[e0: e0 + keep.shape[0], 2] = wbits[keep].astype(np.int64)
+    acc[_ST_EVENTS] += np.uint64(fell.shape[0])
+    acc[_ST_RESTART_EVENTS] += np.uint64(np.count_nonzero(rbits[fell]))
+    acc[_ST_ROWS] += np.uint64(polls.shape[0])
+    starts = np.flatnonzero(np.r_[True, polls[1:] != polls[:-1]])
+    lo, hi = _group_sums(d, starts)
+    for j, poll in enumerate(polls[starts].tolist()):
+        if acc[_ST_PENDING] != poll + 1:
+            _stats_flush(acc, bins, width)
+            acc[_ST_PENDING] = poll + 1
+        _add128(acc[_ST_PLO:_ST_PHI], acc[_ST_PHI:_ST_EVENTS], lo[j], hi[j])
 
 
 # --- WNODE walker: the twin of ``_fast.wnode_count`` / ``wnode_fill`` -----------------------

@@ -21,7 +21,7 @@ and plot bins are exact; beyond, a quarter boundary falls on a bin edge, at most
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,7 @@ __all__ = ["Event", "LogStats", "scan", "utc_datetime"]
 _COUNTER_COLS = [FIELD_NAMES.index(n) for n in COUNTERS]
 _GAUGE_COLS = [FIELD_NAMES.index(n) for n in GAUGES]
 _HALF = np.uint64(1 << 63)
+_U64_MAX = np.uint64(0xFFFFFFFFFFFFFFFF)
 _LOW32 = np.uint64(0xFFFFFFFF)
 _QUARTERS = 4
 MAX_EVENTS = 1000  # restart events kept for the report (all are counted)
@@ -95,6 +96,9 @@ class LogStats:
     bin_samples: npt.NDArray[np.float64] | None = None  # (bins,): delta samples per bin
     bin_gauge_sums: npt.NDArray[np.float64] | None = None  # (bins, 5): gauge values, all instances
     bin_gauge_samples: npt.NDArray[np.float64] | None = None  # (bins,): record samples per bin
+    bin_gauge_min: npt.NDArray[Any] | None = None  # (bins, 5): least gauge value of one instance
+    bin_gauge_max: npt.NDArray[Any] | None = None  # (bins, 5): greatest gauge value of one instance
+    bin_counter_peak: npt.NDArray[np.float64] | None = None  # (bins, 16): peak poll (or per-second rate)
     # a capture (WNODE, CIM CSV): stride is then the number of instance names
     input_format: str = "raw"
     instance_names: tuple[str, ...] | None = None
@@ -105,6 +109,8 @@ class LogStats:
     median_step: float | None = None  # seconds between samples of one instance
     bin_seconds: npt.NDArray[np.float64] | None = None  # (bins,): seconds spanned per instance
     bin_times: npt.NDArray[np.datetime64] | None = None  # (bins,): mean time of the records
+    instances: list[LogStats] | None = None  # by instance (``scan(by_instance=True)``)
+    instance: int | None = None  # the instance these statistics are of, alone
 
     @property
     def expected_samples(self) -> int:
@@ -154,6 +160,35 @@ class _Bins:
         used = first < max(polls, 1)
         part = np.minimum(first[used] * bins // max(polls, 1), bins - 1)
         np.add.at(out, part, self.sums[used])
+        return out
+
+
+class _ExtremeBins:
+    """Min (``np.minimum``) or max (``np.maximum``) per poll, in ``FINE_BINS`` bins of ``width`` polls
+    (the width doubling as ``_Bins``'s)."""
+
+    def __init__(self, columns: int, ufunc: Any, initial: Any, dtype: Any):
+        self.width = 1
+        self.ufunc, self.initial = ufunc, initial
+        self.values = np.full((FINE_BINS, columns), initial, dtype=dtype)
+
+    def add(self, polls: npt.NDArray[np.int64], values: npt.NDArray[Any]) -> None:
+        if polls.shape[0] == 0:
+            return
+        while int(polls[-1]) >= FINE_BINS * self.width:
+            half = self.ufunc(self.values[0::2], self.values[1::2])
+            self.values[: FINE_BINS // 2] = half
+            self.values[FINE_BINS // 2:] = self.initial
+            self.width *= 2
+        self.ufunc.at(self.values, polls // self.width, values)
+
+    def rebin(self, polls: int, bins: int) -> npt.NDArray[Any]:
+        """The extremes over ``bins`` equal parts of ``polls`` polls (as ``_Bins.rebin``)."""
+        out = np.full((bins, self.values.shape[1]), self.initial, dtype=self.values.dtype)
+        first = np.arange(FINE_BINS, dtype=np.int64) * self.width
+        used = first < max(polls, 1)
+        part = np.minimum(first[used] * bins // max(polls, 1), bins - 1)
+        self.ufunc.at(out, part, self.values[used])
         return out
 
 
@@ -227,6 +262,9 @@ class _Scan:
         self.counter_bins = _Bins(len(COUNTERS) + 1)  # increases, then the polls counted
         self.gauge_bins = _Bins(len(GAUGES) + 1)  # gauge sums, then the records counted
         self.time_bins = _Bins(2)  # ns past the first time, stamped records
+        self.gauge_min = _ExtremeBins(len(GAUGES), np.minimum, _U64_MAX, np.uint64)
+        self.gauge_max = _ExtremeBins(len(GAUGES), np.maximum, 0, np.uint64)
+        self.peak_bins = _ExtremeBins(len(COUNTERS), np.maximum, 0.0, np.float64)
         self.second_bins = _Bins(1)
         self.steps = _Steps()
         self.seconds = 0.0
@@ -252,6 +290,8 @@ class _Scan:
             gauges[:, :-1] = u[:, _GAUGE_COLS]
             gauges[:, -1] = 1.0
             self.gauge_bins.add(polls, gauges)
+            self.gauge_min.add(polls, u[:, _GAUGE_COLS])
+            self.gauge_max.add(polls, u[:, _GAUGE_COLS])
         if timestamps is not None:
             ns = timestamps.view(np.int64)
             stamped = ns != np.iinfo(np.int64).min
@@ -302,6 +342,8 @@ class _Scan:
         k = len(COUNTERS)
         peaks = sums[:, k:] if self.timed else sums
         np.maximum(self.stats.peak, peaks.max(axis=0), out=self.stats.peak)
+        if self.stats.bins:
+            self.peak_bins.add(ids, peaks)
         binned = np.empty((ids.shape[0], k + 1))
         binned[:, :k] = sums[:, :k]
         binned[:, k] = 1.0
@@ -342,6 +384,9 @@ class _Scan:
             stats.bin_counter_sums, stats.bin_samples = c[:, :-1], c[:, -1]
             g = self.gauge_bins.rebin(polls, stats.bins)
             stats.bin_gauge_sums, stats.bin_gauge_samples = g[:, :-1], g[:, -1] / k
+            stats.bin_gauge_min = self.gauge_min.rebin(polls, stats.bins)
+            stats.bin_gauge_max = self.gauge_max.rebin(polls, stats.bins)
+            stats.bin_counter_peak = self.peak_bins.rebin(polls, stats.bins)
             if self.timed:
                 stats.bin_seconds = self.second_bins.rebin(polls, stats.bins)[:, 0] / k
             if self.first_ns is not None:
@@ -349,6 +394,147 @@ class _Scan:
                 if t[:, 1].all():
                     offsets = np.round(t[:, 0] / t[:, 1]).astype(np.int64)
                     stats.bin_times = (np.int64(self.first_ns) + offsets).view("datetime64[ns]")
+
+
+# column blocks of a ``stats_rows`` bin row (``_kernel.h``: IPS_SB_*)
+_CLO, _CHI, _FLO, _FHI, _MIN, _MAX, _POLLS, _RECS, _PLO, _PHI = 0, 21, 42, 63, 84, 105, 126, 127, 128, 149
+_RESTARTS, _WRAPS, _EVENTS, _RESTART_EVENTS, _ROWS = 0, 21, 84, 85, 87
+
+
+def _exact(lo: npt.NDArray[np.uint64], hi: npt.NDArray[np.uint64]) -> list[int]:
+    """Column sums of the 128-bit values ``hi * 2**64 + lo`` of (m, k) arrays, as Python ints."""
+    return [a + (b << 64) for a, b in zip(exact_column_sums(lo), exact_column_sums(hi))]
+
+
+def _empty_bins(rows: int) -> npt.NDArray[np.uint64]:
+    bins = np.zeros((rows, _PHI + 21), np.uint64)
+    bins[:, _MIN:_MAX] = _U64_MAX
+    return bins
+
+
+class _Fused:
+    """The compiled pass (``stats_rows``) over a raw log: record and delta statistics in one read.
+
+    Per fine bin of ``width`` polls (the width doubling as the log grows, as ``_Bins``): the
+    exact (128-bit) sums of the counter increases and of the raw values, min and max of every
+    field, the polls and records counted, and each counter's peak poll."""
+
+    def __init__(self, stats: LogStats, policy: str):
+        from ._backend import KERNEL
+
+        self.kernel = KERNEL
+        self.stats = stats
+        self.policy = policy
+        self.width = 1
+        self.acc = np.zeros(KERNEL.STATS_ACC, np.uint64)
+        self.bins = _empty_bins(FINE_BINS)
+        self.events = np.zeros((MAX_EVENTS, 3), np.int64)
+        self.counters = np.zeros(NFIELDS, np.uint8)
+        self.counters[_COUNTER_COLS] = 1
+        self.prev = np.zeros((0, RECORD_SIZE), np.uint8)
+
+    def _widen(self, last_poll: int) -> None:
+        while last_poll // self.width >= FINE_BINS:
+            a, b = self.bins[0::2], self.bins[1::2]
+            m = _empty_bins(FINE_BINS)
+            h = m[: FINE_BINS // 2]
+            for lo, hi in ((_CLO, _CHI), (_FLO, _FHI)):
+                s = a[:, lo:hi] + b[:, lo:hi]
+                h[:, hi:hi + 21] = a[:, hi:hi + 21] + b[:, hi:hi + 21] + (s < a[:, lo:hi])
+                h[:, lo:hi] = s
+            h[:, _MIN:_MAX] = np.minimum(a[:, _MIN:_MAX], b[:, _MIN:_MAX])
+            h[:, _MAX:_POLLS] = np.maximum(a[:, _MAX:_POLLS], b[:, _MAX:_POLLS])
+            h[:, _POLLS:_PLO] = a[:, _POLLS:_PLO] + b[:, _POLLS:_PLO]
+            pa, pb = a[:, _PLO:], b[:, _PLO:]
+            above = (pb[:, 21:] > pa[:, 21:]) | ((pb[:, 21:] == pa[:, 21:]) & (pb[:, :21] > pa[:, :21]))
+            h[:, _PLO:] = np.where(np.concatenate([above, above], axis=1), pb, pa)
+            self.bins = m
+            self.width *= 2
+
+    def chunk(self, rows: npt.NDArray[np.uint8], start: int, stride: int) -> None:
+        """Records ``rows`` ((n, 168) uint8), the first being record ``start`` of the log."""
+        n = rows.shape[0]
+        if n:
+            self._widen((start + n - 1) // stride)
+        self.kernel.stats_rows(np.ascontiguousarray(rows), self.prev, self.counters, self.policy, stride,
+                               start if n else 0, self.width, False, self.acc, self.bins, self.events)
+        if n >= stride:
+            self.prev = rows[n - stride:].copy()
+        self.stats.records += n
+
+    def finish(self, stride: int) -> None:
+        stats = self.stats
+        self.kernel.stats_rows(np.zeros((0, RECORD_SIZE), np.uint8), self.prev, self.counters, self.policy,
+                               stride, 0, self.width, True, self.acc, self.bins, self.events)
+        bins, acc = self.bins, self.acc
+        used = bins[:, _RECS] > 0
+        if used.any():
+            stats.field_min = bins[used, _MIN:_MAX].min(axis=0).tolist()
+            stats.field_max = bins[used, _MAX:_POLLS].max(axis=0).tolist()
+        stats.field_sum = _exact(bins[:, _FLO:_FHI], bins[:, _FHI:_MIN])
+        increase = _exact(bins[:, _CLO:_CHI], bins[:, _CHI:_FLO])
+        stats.increase = [increase[c] for c in _COUNTER_COLS]
+        stats.restarts = [int(acc[_RESTARTS + c]) for c in _COUNTER_COLS]
+        stats.wraps = [int(acc[_WRAPS + c]) for c in _COUNTER_COLS]
+        stats.rows = int(acc[_ROWS])
+        stats.event_count = int(acc[_EVENTS])
+        stats.restart_event_count = int(acc[_RESTART_EVENTS])
+        kept = min(stats.event_count, MAX_EVENTS)
+        stats.events = [self._event(int(g), int(r), int(w), stride) for g, r, w in self.events[:kept].tolist()]
+        peaks = self._peaks()
+        stats.peak = peaks[used].max(axis=0) if used.any() else np.zeros(len(COUNTERS))
+        polls = -(-stats.records // stride)
+        stats.sample_count = polls
+        stats.quarters = self.rebin(polls, _QUARTERS, _CLO, _CHI, _COUNTER_COLS)
+        if stats.bins:
+            stats.bins = max(1, min(stats.bins, polls))
+            stats.bin_counter_sums = self.rebin(polls, stats.bins, _CLO, _CHI, _COUNTER_COLS)
+            stats.bin_samples = self._parts(polls, stats.bins, bins[:, _POLLS].astype(np.float64), np.add)
+            stats.bin_gauge_sums = self.rebin(polls, stats.bins, _FLO, _FHI, _GAUGE_COLS)
+            stats.bin_gauge_samples = self._parts(polls, stats.bins, bins[:, _RECS].astype(np.float64), np.add) / stride
+            g = [_MIN + c for c in _GAUGE_COLS]
+            stats.bin_gauge_min = self._parts(polls, stats.bins, np.where(used[:, None], bins[:, g], _U64_MAX),
+                                              np.minimum, _U64_MAX)
+            stats.bin_gauge_max = self._parts(polls, stats.bins, bins[:, [_MAX + c for c in _GAUGE_COLS]], np.maximum)
+            stats.bin_counter_peak = self._parts(polls, stats.bins, peaks, np.maximum)
+
+    def _peaks(self) -> npt.NDArray[np.float64]:
+        """(FINE_BINS, 16): each bin's peak poll of each counter, exact ints rounded once to float64."""
+        lo = self.bins[:, [_PLO + c for c in _COUNTER_COLS]]
+        hi = self.bins[:, [_PHI + c for c in _COUNTER_COLS]]
+        out = lo.astype(np.float64)
+        big = hi != 0
+        out[big] = [float(int(h) << 64 | int(v)) for h, v in zip(hi[big].tolist(), lo[big].tolist())]
+        return out
+
+    @staticmethod
+    def _event(g: int, rbits: int, wbits: int, stride: int) -> Event:
+        restarts = [FIELD_NAMES[c] for c in range(NFIELDS) if rbits >> c & 1]
+        wraps = [FIELD_NAMES[c] for c in range(NFIELDS) if wbits >> c & 1]
+        return Event(g, g % stride, g // stride, restarts, wraps)
+
+    def _part_of(self, polls: int, parts: int) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
+        """Fine bin ``j`` goes to part ``first_poll(j) * parts // polls`` (as ``_Bins.rebin``)."""
+        first = np.arange(FINE_BINS, dtype=np.int64) * self.width
+        used = first < max(polls, 1)
+        return used, np.minimum(first[used] * parts // max(polls, 1), parts - 1)
+
+    def _parts(self, polls: int, parts: int, values: Any, ufunc: Any, initial: Any = 0) -> Any:
+        used, part = self._part_of(polls, parts)
+        out = np.full((parts,) + values.shape[1:], initial, dtype=values.dtype)
+        ufunc.at(out, part, values[used])
+        return out
+
+    def rebin(self, polls: int, parts: int, lo: int, hi: int, cols: list[int]) -> npt.NDArray[np.float64]:
+        """Exact sums of 128-bit bin columns over ``parts`` parts of the log, rounded once to float64."""
+        used, part = self._part_of(polls, parts)
+        out = np.zeros((parts, len(cols)))
+        sel = self.bins[used]
+        for j in range(parts):
+            rows = sel[part == j]
+            sums = _exact(rows[:, [lo + c for c in cols]], rows[:, [hi + c for c in cols]])
+            out[j] = [float(v) for v in sums]
+        return out
 
 
 def record_decreases(stats: LogStats, rows: npt.NDArray[Any], cols: npt.NDArray[Any], prev: npt.NDArray[np.uint64],
@@ -374,8 +560,11 @@ def record_decreases(stats: LogStats, rows: npt.NDArray[Any], cols: npt.NDArray[
 
 
 def scan(reader: Any, *, on_decrease: str = "auto", bins: int = 0,
-         progress: Callable[[int], None] | None = None) -> LogStats:
+         progress: Callable[[int], None] | None = None, by_instance: bool = False) -> LogStats:
     """One pass over ``reader`` (a ``formats.Reader``); ``bins`` > 0 also keeps series for a plot.
+
+    ``by_instance``: also the statistics of each interleaved instance of a raw log alone
+    (``stats.instances``); a capture (WNODE, CSV) is a ValueError, not yet supported.
 
     ``progress`` is called with the bytes read since its last call.
     """
@@ -386,6 +575,11 @@ def scan(reader: Any, *, on_decrease: str = "auto", bins: int = 0,
     stats = LogStats(path=reader.name, stride=reader.stride or 1, on_decrease=on_decrease,
                      bytes_at_start=src.size or 0, bins=bins, input_format=reader.format)
     timed = capture and reader.has_timestamps
+    if by_instance and (capture or on_decrease == "raise"):
+        raise ValueError("--by-instance needs a raw log (a capture's instances are not yet kept apart) "
+                         "and an --on-decrease other than raise")
+    if not capture and on_decrease != "raise":
+        return _scan_fused(reader, stats, progress, by_instance)
     acc = _Scan(stats, timed)
     done = src.offset
     polls = 0
@@ -406,6 +600,102 @@ def scan(reader: Any, *, on_decrease: str = "auto", bins: int = 0,
     acc.finish(polls, len(names) if capture else stats.stride)
     if capture:
         stats.instance_names = names
+    return stats
+
+
+_READ_AHEAD = 3  # chunks a reading thread may hold ready
+
+
+def read_ahead(chunks: Any, depth: int = _READ_AHEAD) -> Iterator[Any]:
+    """The items of the iterator ``chunks``, produced by a thread at most ``depth`` items ahead.
+
+    The read of the next chunk (``readinto`` drops the GIL) overlaps the compiled pass over
+    this one (which drops it too), so a pass costs about the larger of the two, not their sum.
+    An exception of the iterator is raised here; when the consumer stops early (an error,
+    Ctrl-C), the thread stops and closes the iterator."""
+    import queue
+    import threading
+
+    items: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple[int, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in chunks:
+                if not put((0, item)):
+                    return
+            put((1, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            put((2, exc))
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=work, name="ipsecstats-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = items.get()
+            if kind == 1:
+                return
+            if kind == 2:
+                raise value
+            yield value
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _scan_fused(reader: Any, stats: LogStats, progress: Callable[[int], None] | None,
+                by_instance: bool = False) -> LogStats:
+    """``scan`` of a raw log: one compiled pass over each chunk of records (``_Fused``).
+
+    ``by_instance``: also one ``LogStats`` per interleaved instance (``stats.instances``), each
+    from the same pass over that instance's records alone (stride 1)."""
+    from ._pipeline import at_least
+
+    src = reader.source
+    stride = stats.stride
+    acc = _Fused(stats, stats.on_decrease)
+    parts = [_Fused(LogStats(path=stats.path, stride=1, on_decrease=stats.on_decrease,
+                             bytes_at_start=stats.bytes_at_start // stride, bins=stats.bins,
+                             input_format=stats.input_format), stats.on_decrease)
+             for _ in range(stride if by_instance else 0)]
+    done = src.offset
+    for chunk in read_ahead(at_least(reader, stride)):
+        n = len(chunk)
+        rows = chunk.records.view(np.uint8).reshape(n, RECORD_SIZE)
+        acc.chunk(rows, chunk.start, stride)
+        for k, part in enumerate(parts):  # instance k holds records k, k + stride, ...
+            first = (k - chunk.start) % stride
+            part.chunk(rows[first::stride], (chunk.start + first) // stride, 1)
+        if progress is not None:
+            progress(src.offset - done)
+            done = src.offset
+    if src.size is None:
+        stats.bytes_at_start = src.offset - src.start
+    acc.finish(stride)
+    if by_instance:
+        stats.instances = []
+        for k, part in enumerate(parts):
+            part.finish(1)
+            one = part.stats
+            one.instance = k
+            one.path = f"{stats.path} [instance {k}]"
+            one.bytes_at_start = one.records * RECORD_SIZE
+            for e in one.events:  # back to the log's record numbers
+                e.record, e.instance = e.record * stride + k, k
+            stats.instances.append(one)
     return stats
 
 

@@ -249,6 +249,8 @@ def _build_parser() -> argparse.ArgumentParser:
                         "FIELD>N (a counter's increase, a gauge's max), rate(COUNTER)>X/s (peak rate), "
                         "mean_rate(COUNTER)>X/s, restarts(COUNTER)>N, restarts>N, wraps>N, or finding:KIND "
                         "(finding:warning: any warning); OP is > >= < <= == !=. See the README for the finding kinds")
+    p.add_argument("--by-instance", action="store_true",
+                   help="also each interleaved instance of a raw log alone (JSON: by_instance)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("convert", parents=[log, run, dist],
@@ -273,6 +275,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="OUT.png")
     p.add_argument("--bins", type=_positive_int, default=500, help="points per series at most (default 500)")
     p.add_argument("--title", help="figure title")
+    p.add_argument("--by-instance", action="store_true", help="also a line per interleaved instance of a raw log")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("generate", parents=[run], help="write a realistic synthetic log",
@@ -521,7 +524,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[str, Any] | None) -> int:
     from ._alerts import RuleError, evaluate
-    from ._report import build_report, format_report
+    from ._report import build_report, format_instances, format_report, instance_reports
     from ._stats import scan, scan_path
 
     status, reports, fired = 0, [], False
@@ -530,6 +533,8 @@ def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[s
         sys.stdout.write(f"{PROG} report: no FILE given, so this is the sample log shipped with {PROG}\n"
                          f"  {paths[0]}\n  made by: {sample['command']}\n\n")
     remote = None
+    if args.by_instance and getattr(args, "scheduler", None):
+        raise UsageError("--by-instance runs in this process: leave out --scheduler")
     if getattr(args, "scheduler", None):  # one Dask task per file; results come back in order
         from .dask import map_files
 
@@ -552,7 +557,8 @@ def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[s
         else:
             try:
                 with _progress(args, _file_size(path), path) as bar, _trailing_bytes(trailing, show=True):
-                    stats = scan(_open_log(args, path), on_decrease=args.on_decrease, progress=bar.update)
+                    stats = scan(_open_log(args, path), on_decrease=args.on_decrease, progress=bar.update,
+                                 by_instance=args.by_instance)
             except (OSError, ValueError) as exc:
                 failed.append({"file": path, "error": _error(args, path, exc)})
                 status = EXIT_DATA
@@ -562,6 +568,8 @@ def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[s
         report["window"] = _window(args)
         if sample is not None:
             report["note"] = f"no FILE given: the sample log shipped with {PROG}, made by: {sample['command']}"
+        if args.by_instance:
+            report["by_instance"] = instance_reports(stats, interval=args.interval, start=_window_start(args))
         try:
             report["fired_rules"] = evaluate(args.fail_on, report)
         except RuleError as exc:
@@ -571,7 +579,8 @@ def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[s
         if args.format == "text":
             if i and reports[:-1]:
                 sys.stdout.write("\n")
-            sys.stdout.write(format_report(report, [r.text for r in args.fail_on]))
+            sys.stdout.write(format_report(report, [r.text for r in args.fail_on])
+                             + format_instances(report.get("by_instance", [])))
             sys.stdout.flush()
     if args.format == "json":  # the files that failed too, each with its error
         _print_json({"ipsecstats": __version__, "fail_on": [r.text for r in args.fail_on], "reports": reports,
@@ -756,7 +765,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         try:
             with _progress(args, size, path) as bar, _trailing_bytes([], show=True):
                 stats = scan(_open_log(args, path), on_decrease=args.on_decrease, bins=args.bins,
-                             progress=bar.update)
+                             progress=bar.update, by_instance=args.by_instance)
         except (OSError, ValueError) as exc:
             _error(args, path, exc)
             return EXIT_DATA
