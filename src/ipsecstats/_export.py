@@ -1,4 +1,4 @@
-"""Write records, deltas or rates to CSV, JSON Lines, ``.npy`` or Parquet, exactly.
+"""Write records, deltas or rates to CSV, JSON Lines, ``.npy``, Parquet or OpenMetrics, exactly.
 
 Integers are written as integers in every format: CSV and JSON Lines print Python
 ints (2**64 - 1 stays 18446744073709551615), ``.npy`` keeps the numpy dtype, and
@@ -36,9 +36,10 @@ from ._capture import InstanceLabels
 __all__ = ["FORMATS", "STREAM_FORMATS", "Layout", "atomic_output", "format_for", "fsync_directory", "same_file",
            "write_table"]
 
-FORMATS = ("csv", "jsonl", "npy", "parquet")
+FORMATS = ("csv", "jsonl", "npy", "parquet", "openmetrics")
 STREAM_FORMATS = ("csv", "jsonl")  # the formats that can go to standard output
-_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".npy": "npy", ".parquet": "parquet", ".pq": "parquet"}
+_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".npy": "npy", ".parquet": "parquet", ".pq": "parquet",
+             ".om": "openmetrics", ".prom": "openmetrics"}
 
 
 def format_for(path: str, explicit: str | None = None) -> str:
@@ -443,8 +444,15 @@ def write_table(
         return
     if fmt == "parquet":
         _pyarrow()  # fail before creating anything when pyarrow is missing
+    if fmt == "openmetrics" and layout.what != "records":
+        raise ValueError(f"OpenMetrics holds the raw counters (records), not {layout.what}: Prometheus "
+                         "computes rates itself (rate(), resets())")
     with atomic_output(out) as f:
-        if fmt == "npy":
+        if fmt == "openmetrics":
+            from ._openmetrics import write_openmetrics
+
+            write_openmetrics(f, ((_leading(layout, c), c[1]) for c in chunks), layout.stride)
+        elif fmt == "npy":
             _write_npy(f, chunks, dtype)
         elif fmt == "parquet":
             _write_parquet(f, layout, chunks, metadata or {})
