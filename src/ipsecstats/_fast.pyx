@@ -255,6 +255,8 @@ def keyed_delta_rows(cur, codes, ticks, state_rows, state_ticks, state_seen, cou
 cdef extern from "_kernel.h" nogil:
     void ips_rates_run(const uint64_t *values, const uint8_t *cols, int ncols,
                        const double *seconds, size_t seconds_step, double *out, size_t nrows)
+    void ips_rates_dispatch(const uint64_t *values, const uint8_t *cols, int ncols, const double *seconds,
+                            size_t seconds_step, double *out, size_t nrows, int streaming, int use_avx2)
 
 
 def rate_rows(values, columns, seconds, out):
@@ -283,9 +285,10 @@ def rate_rows(values, columns, seconds, out):
     if (<char *>&o[0, 0] < <char *>&v[0, 0] + m * NF * 8 and
             <char *>&v[0, 0] < <char *>&o[0, 0] + m * k * 8):
         raise ValueError("out must not overlap values")
+    cdef int streaming = m * k * 8 > STREAMING_THRESHOLD
     with nogil:
-        ips_rates_run(&v[0, 0], &cols[0], <int>k, &sec[0], 1 if sec.shape[0] == m and m > 1 else 0,
-                      &o[0, 0], <size_t>m)
+        ips_rates_dispatch(&v[0, 0], &cols[0], <int>k, &sec[0], 1 if sec.shape[0] == m and m > 1 else 0,
+                           &o[0, 0], <size_t>m, streaming, _use_avx2)
 
 
 # --- Columnar transpose (decode_columns / delta_columns) ------------------------------
@@ -1625,3 +1628,77 @@ def pdh_rows(const uint8_t[::1] buf not None, bint final, int delimiter, const _
     with nogil:
         _pdh_run(&c)
     return (c.err_code, c.nrows, c.consumed, c.line, c.err_column, c.err_offset, c.err_length)
+
+
+# --- Deltas fused with rates (rates() without a full array of deltas) -------------------
+
+cdef extern from "_kernel.h" nogil:
+    void ips_delta_rates_run(const unsigned char *p, const unsigned char *c, size_t nrows,
+                                 int policy, const uint64_t *counter, const uint8_t *cols, int ncols,
+                                 const double *seconds, size_t seconds_step, double *out,
+                                 uint64_t *scratch, size_t scratch_rows, int streaming, int use_avx2)
+
+cdef enum:
+    _RATE_BLOCK = 256  # rows of deltas per block: 43 KB, stays in the L1/L2 cache
+
+
+def delta_rate_rows(prev, cur, counters, str policy not None, columns, seconds, out):
+    """``out[i, j] = policy(cur[i] - prev[i])[columns[j]] / seconds[i]``.
+
+    ``delta_rows`` then ``rate_rows`` in one pass, without an array of deltas (AVX2: in
+    registers, else cache-sized blocks): the same bits. ``prev``/``cur``: (m, 168) uint8 rows (any row stride);
+    ``counters``: (21,) uint8; ``columns``: (k,) uint8 < 21; ``seconds``: (m,) or (1,)
+    float64; ``out``: (m, k) C-contiguous float64.
+    """
+    if prev is None or cur is None or counters is None or columns is None or seconds is None or out is None:
+        raise TypeError("prev, cur, counters, columns, seconds and out must be arrays, not None")
+    cdef const uint8_t[:, ::view.contiguous] p = prev
+    cdef const uint8_t[:, ::view.contiguous] c = cur
+    cdef const uint8_t[::1] kinds = counters
+    cdef const uint8_t[::1] cols = columns
+    cdef const double[::1] sec = seconds
+    cdef double[:, ::1] o = out
+    cdef Py_ssize_t m = p.shape[0], k = cols.shape[0], i, j
+    cdef uint64_t counter[NF]
+    cdef uint64_t *scratch
+    cdef int code, streaming
+    cdef size_t sstep
+    if policy not in _POLICIES:
+        raise ValueError(f"policy must be one of {', '.join(_POLICIES)}, got {policy!r}")
+    code = _POLICIES[policy]
+    _check_rows("prev", p.shape, m, RECORD_BYTES)
+    _check_rows("cur", c.shape, m, RECORD_BYTES)
+    if kinds.shape[0] != NF:
+        raise ValueError(f"counters must have shape ({NF},), got ({kinds.shape[0]},)")
+    _check_rows("out", o.shape, m, k)
+    if sec.shape[0] != m and sec.shape[0] != 1:
+        raise ValueError(f"seconds must have shape ({m},) or (1,), got ({sec.shape[0]},)")
+    for j in range(k):
+        if cols[j] >= NF:
+            raise ValueError(f"columns must be < {NF}, got {cols[j]}")
+    if m == 0:
+        return
+    if k and ((<char *>&o[0, 0] < <char *>&p[m - 1, 0] + RECORD_BYTES and <char *>&p[0, 0] < <char *>&o[0, 0] + m * k * 8)
+              or (<char *>&o[0, 0] < <char *>&c[m - 1, 0] + RECORD_BYTES
+                  and <char *>&c[0, 0] < <char *>&o[0, 0] + m * k * 8)):
+        raise ValueError("out must not overlap prev or cur")
+    for j in range(NF):
+        counter[j] = 0xFFFFFFFFFFFFFFFFULL if kinds[j] else 0
+    sstep = 1 if sec.shape[0] == m and m > 1 else 0
+    streaming = m * k * 8 > STREAMING_THRESHOLD
+    scratch = <uint64_t *>malloc(_RATE_BLOCK * NF * 8)
+    if scratch == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            if p.strides[0] == RECORD_BYTES and c.strides[0] == RECORD_BYTES:
+                ips_delta_rates_run(&p[0, 0], &c[0, 0], <size_t>m, code, counter,
+                                           &cols[0] if k else NULL, <int>k, &sec[0], sstep,
+                                           &o[0, 0] if k else NULL, scratch, _RATE_BLOCK, streaming, _use_avx2)
+            else:
+                for i in range(m):
+                    ips_delta_rates_run(&p[i, 0], &c[i, 0], 1, code, counter,
+                                                &cols[0] if k else NULL, <int>k, &sec[i * sstep], 0,
+                                                &o[i, 0] if k else NULL, scratch, 1, 0, _use_avx2)
+    finally:
+        free(scratch)

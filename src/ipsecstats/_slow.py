@@ -1012,3 +1012,49 @@ def pdh_rows(buf: Any, final: bool, delimiter: int, roles: Any, values: Any, mis
         nrows += 1
         line += 1
         p = e
+
+
+# --- Deltas fused with rates: the twin of ``_fast.delta_rate_rows`` --------------------------
+
+
+def delta_rate_rows(
+    prev: npt.NDArray[np.uint8],
+    cur: npt.NDArray[np.uint8],
+    counters: npt.NDArray[np.uint8],
+    policy: str,
+    columns: npt.NDArray[np.uint8],
+    seconds: npt.NDArray[np.float64],
+    out: npt.NDArray[np.float64],
+) -> None:
+    """``delta_rows`` then ``rate_rows``: ``out[i, j] = policy(cur[i] - prev[i])[columns[j]] / seconds[i]``."""
+    if prev is None or cur is None or counters is None or columns is None or seconds is None or out is None:
+        raise TypeError("prev, cur, counters, columns, seconds and out must be arrays, not None")
+    prev = _kernel_buffer("prev", prev, 2, layout="rows")
+    cur = _kernel_buffer("cur", cur, 2, layout="rows")
+    counters = _kernel_buffer("counters", counters, 1, layout="C")
+    columns = _kernel_buffer("columns", columns, 1, layout="C")
+    seconds = _kernel_buffer("seconds", seconds, 1, layout="C", dtype=np.float64)
+    out = _kernel_buffer("out", out, 2, layout="C", writeable=True, dtype=np.float64)
+    if type(policy) is not str:
+        raise TypeError(f"policy must be a str, not {type(policy).__name__}")
+    if policy not in _POLICIES:
+        raise ValueError(f"policy must be one of {', '.join(_POLICIES)}, got {policy!r}")
+    m, k = prev.shape[0], columns.shape[0]
+    _check_rows("prev", prev.shape, m, RECORD_SIZE)
+    _check_rows("cur", cur.shape, m, RECORD_SIZE)
+    if counters.shape != (NFIELDS,):
+        raise ValueError(f"counters must have shape ({NFIELDS},), got {counters.shape}")
+    _check_rows("out", out.shape, m, k)
+    if seconds.shape[0] not in (m, 1):
+        raise ValueError(f"seconds must have shape ({m},) or (1,), got ({seconds.shape[0]},)")
+    if k and int(columns.max()) >= NFIELDS:
+        raise ValueError(f"columns must be < {NFIELDS}, got {int(columns[np.argmax(columns >= NFIELDS)])}")
+    if m == 0:
+        return
+    if k and (np.may_share_memory(out, prev) or np.may_share_memory(out, cur)):
+        raise ValueError("out must not overlap prev or cur")
+    values = np.empty((m, RECORD_SIZE), np.uint8)
+    delta_rows(prev, cur, counters, policy, values)
+    if k:
+        rate_rows(values.view("<u8").astype(np.uint64, copy=False), columns, seconds, out)
+
