@@ -92,3 +92,14 @@ def delta_rate_rows(
     seconds: npt.NDArray[np.float64],
     out: npt.NDArray[np.float64],
 ) -> None: ...
+
+# --- text rows (CSV, JSON Lines) ---
+def format_rows(
+    columns: list[npt.NDArray[np.uint64] | npt.NDArray[np.uint8]],
+    kinds: bytes,
+    tables: list[tuple[bytes, ...] | None],
+    seps: list[bytes],
+    term: bytes,
+    start: int,
+    stop: int,
+) -> bytearray: ...

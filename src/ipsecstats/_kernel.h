@@ -790,4 +790,41 @@ static inline void ips_delta_rates_run(const unsigned char *p, const unsigned ch
     }
 }
 
+/* ==================================================================================
+ * Decimal text of integers, for the CSV and JSON Lines writers: what Python's str(int)
+ * gives, two digits at a time from a table. dst needs 20 bytes (21 for a signed value).
+ */
+static const char ips_digit_pairs[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+static inline size_t ips_u64_text(uint64_t v, char *dst)
+{
+    char tmp[20];
+    char *q = tmp + 20;
+    while (v >= 100) {
+        const unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        q -= 2;
+        memcpy(q, ips_digit_pairs + 2 * r, 2);
+    }
+    if (v >= 10) {
+        q -= 2;
+        memcpy(q, ips_digit_pairs + 2 * v, 2);
+    } else {
+        *--q = (char)('0' + v);
+    }
+    const size_t n = (size_t)(tmp + 20 - q);
+    memcpy(dst, q, n);
+    return n;
+}
+
+static inline size_t ips_i64_text(int64_t v, char *dst)
+{
+    if (v >= 0) return ips_u64_text((uint64_t)v, dst);
+    dst[0] = '-';
+    return 1 + ips_u64_text(0 - (uint64_t)v, dst + 1);  /* -2**63 too: its magnitude as uint64 */
+}
+
 #endif

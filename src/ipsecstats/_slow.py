@@ -1058,3 +1058,83 @@ def delta_rate_rows(
     if k:
         rate_rows(values.view("<u8").astype(np.uint64, copy=False), columns, seconds, out)
 
+
+# --- Text rows for the CSV and JSON Lines writers: the twin of ``_fast.format_rows`` ---------
+
+
+def _text_check(columns: Any, kinds: Any, tables: Any, seps: Any, term: Any, start: int, stop: int) -> None:
+    for name, x, typ in (("columns", columns, list), ("kinds", kinds, bytes), ("tables", tables, list),
+                         ("seps", seps, list), ("term", term, bytes)):
+        if x is None or not isinstance(x, typ):
+            raise TypeError(f"{name} must be {typ.__name__}, not {type(x).__name__}")
+    k = len(kinds)
+    if len(columns) != k or len(tables) != k or len(seps) != k:
+        raise ValueError(f"columns, kinds, tables and seps must have the same length, got "
+                         f"{len(columns)}, {k}, {len(tables)}, {len(seps)}")
+    if start < 0 or stop < start:
+        raise ValueError(f"need 0 <= start <= stop, got {start}, {stop}")
+    for j in range(k):
+        if kinds[j] > 6:
+            raise ValueError(f"kinds[{j}] must be 0..6, got {kinds[j]}")
+        if columns[j] is None:
+            raise TypeError(f"columns[{j}] must be an array, not None")
+        if type(seps[j]) is not bytes:
+            raise TypeError(f"seps[{j}] must be bytes")
+        if kinds[j] == 4:
+            if type(tables[j]) is not tuple or any(type(t) is not bytes for t in tables[j]):
+                raise TypeError(f"tables[{j}] must be a tuple of bytes")
+
+
+def _float_text(x: float, json: bool) -> bytes:
+    if x != x or (json and x - x != 0.0):
+        return b"null" if json else b""
+    return repr(x).encode()
+
+
+def format_rows(columns: list[Any], kinds: bytes, tables: list[Any], seps: list[bytes], term: bytes,
+                start: int, stop: int) -> bytearray:
+    """Rows ``start`` to ``stop`` as text: ``seps[j]`` then column ``j``'s value for every ``j``,
+    then ``term`` (kinds as in ``_fast.format_rows``)."""
+    _text_check(columns, kinds, tables, seps, term, start, stop)
+    k = len(kinds)
+    if k > 256:
+        raise ValueError(f"at most 256 columns, got {k}")
+    texts: list[list[bytes]] = []
+    for j in range(k):
+        kind = kinds[j]
+        if kind >= 5:
+            col = _kernel_buffer(f"columns[{j}]", columns[j], 2, layout="C")
+        else:  # any stride, as a structured array's field
+            if columns[j] is None:
+                raise TypeError(f"columns[{j}] must be an array, not None")
+            memoryview(columns[j])
+            col = np.asarray(columns[j])
+            if col.dtype != np.uint64 or col.ndim != 1:
+                raise ValueError(f"columns[{j}] must be a 1-D uint64 buffer, got {col.ndim}-D {col.dtype}")
+        if col.shape[0] < stop:
+            raise ValueError(f"columns[{j}] has {col.shape[0]} rows, fewer than stop={stop}")
+        part = col[start:stop]
+        if kind == 4:
+            bad = np.flatnonzero(part >= np.uint64(len(tables[j])))
+            if bad.size:
+                i = int(bad[0])
+                raise ValueError(f"columns[{j}][{start + i}]: code {int(part[i].view(np.int64))} is not in its "
+                                 f"table of {len(tables[j])}")
+            texts.append([tables[j][c] for c in part.tolist()])
+        elif kind == 0:
+            texts.append([str(v).encode() for v in part.tolist()])
+        elif kind == 1:
+            texts.append([str(v).encode() for v in part.view(np.int64).tolist()])
+        elif kind in (2, 3):
+            texts.append([_float_text(v, kind == 3) for v in part.view(np.float64).tolist()])
+        else:
+            raw = [bytes(r).rstrip(b"\0") for r in part]
+            if kind == 6:
+                texts.append([b'"' + t + b'"' if t else b"null" for t in raw])
+            else:
+                texts.append(raw)
+    rows = []
+    for i in range(stop - start):
+        rows.append(b"".join(seps[j] + texts[j][i] for j in range(k)) + term)
+    return bytearray(b"".join(rows))
+
