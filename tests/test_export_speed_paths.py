@@ -41,6 +41,11 @@ def _reference(columns, kinds, tables, seps, term, start, stop) -> bytes:
                     "null" if kind == 3 and math.isinf(x) else repr(x)
             elif kind == 4:
                 text = table[int(col[i])].decode()
+            elif kind in (7, 8):
+                stamp = col.view(np.int64)[i: i + 1].view("datetime64[ns]")
+                iso = str(np.datetime_as_string(stamp, unit={0: "s", 3: "ms", 6: "us", 9: "ns"}[table],
+                                                timezone="UTC")[0])
+                text = ("null" if kind == 8 else "") if np.isnat(stamp[0]) else json.dumps(iso) if kind == 8 else iso
             else:
                 raw = bytes(col[i]).rstrip(b"\0").decode()
                 text = raw if kind == 5 else json.dumps(raw) if raw else "null"
@@ -51,7 +56,7 @@ def _reference(columns, kinds, tables, seps, term, start, stop) -> bytes:
 
 @settings(max_examples=200, deadline=None)
 @given(m=st.integers(0, 9), data=st.data(),
-       kinds=st.lists(st.integers(0, 6), min_size=1, max_size=8))
+       kinds=st.lists(st.integers(0, 8), min_size=1, max_size=8))
 def test_both_backends_write_what_python_writes(m, data, kinds):
     fast = require_fast()
     columns, tables, seps = [], [], []
@@ -71,10 +76,16 @@ def test_both_backends_write_what_python_writes(m, data, kinds):
             table = tuple(t.encode() for t in data.draw(st.lists(st.text(max_size=5), min_size=1, max_size=4)))
             col = np.array(data.draw(st.lists(st.integers(0, len(table) - 1), min_size=m, max_size=m)),
                            np.int64).view(np.uint64)
+        elif kind in (7, 8):
+            table = data.draw(st.sampled_from([0, 3, 6, 9]))
+            ns = data.draw(st.lists(st.sampled_from([-(2**63), -(2**63) + 1, 2**63 - 1, -1, 0, 10**9 - 1,
+                                                     951782400 * 10**9, 4107542399 * 10**9 + 999999999])
+                                    | st.integers(-(2**63) + 1, 2**63 - 1), min_size=m, max_size=m))
+            col = np.array(ns, np.int64).view(np.uint64)
         else:
             texts = data.draw(st.lists(st.text("0123456789-:TZ.", max_size=6), min_size=m, max_size=m))
             col = np.array([t.encode() for t in texts], "S6").view(np.uint8).reshape(m, 6)
-        if kind <= 4 and data.draw(st.booleans()) and m:  # a strided view, as a structured field is
+        if kind not in (5, 6) and data.draw(st.booleans()) and m:  # a strided view, as a structured field is
             wide = np.zeros((m, 3), np.uint64)
             wide[:, 1] = col
             col = wide[:, 1]
@@ -92,7 +103,7 @@ def test_both_backends_write_what_python_writes(m, data, kinds):
 
 @pytest.mark.parametrize("case", ["code out of range", "negative code", "too few rows", "kind 7", "lengths differ",
                                   "stop < start", "sep not bytes", "table not bytes", "int64 column",
-                                  "fixed not C", "None columns", "a None column"])
+                                  "fixed not C", "None columns", "a None column", "time unit 2"])
 def test_misuse_is_refused_alike(case):
     fast = require_fast()
     m = 4
@@ -118,6 +129,9 @@ def test_misuse_is_refused_alike(case):
         columns[0] = columns[0].view(np.int64)
     elif case == "fixed not C":
         columns[2] = np.zeros((m, 6), np.uint8)[:, ::2]
+    elif case == "time unit 2":
+        kinds, tables = bytes([0, 4, 7]), [None, (b"a",), 2]
+        columns[2] = np.zeros(m, np.uint64)
     elif case == "a None column":
         columns[0], start, stop = None, 0, 0
     else:

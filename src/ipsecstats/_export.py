@@ -334,22 +334,19 @@ def _text_plan(layout: Layout, chunk: tuple[Any, ...], json_lines: bool) -> tupl
     items: list[tuple[str, Any]] = list(_leading(layout, chunk).items())
     items += [(name, arr[name]) for name in arr.dtype.names or ()]
     for name, values in items:
-        table = None
+        table: Any = None
         if name in ("time", "timestamp"):
+            ns = values.astype("datetime64[ns]", copy=False)
             if name == "time":
-                text = np.datetime_as_string(values, unit=layout.time_unit(), timezone="UTC")  # type: ignore[call-overload]
-                col = np.ascontiguousarray(text.astype("S"))
+                unit = layout.time_unit()
             else:
-                ns = values.astype("datetime64[ns]")
-                nat = np.isnat(ns)
-                ints = ns.view(np.int64)[~nat]
+                ints = ns.view(np.int64)[~np.isnat(ns)]
                 unit = next((u for u, k in (("s", 10**9), ("ms", 10**6), ("us", 10**3)) if not (ints % k).any()),
                             "ns")
-                col = np.datetime_as_string(ns, unit=unit, timezone="UTC").astype("S")  # type: ignore[call-overload]
-                col[nat] = b""
-            col = np.ascontiguousarray(col).view(np.uint8).reshape(m, col.dtype.itemsize)
-            kind = 6 if json_lines else 5
-            width += col.shape[1] + 2
+            col = ns.view(np.int64).view(np.uint64)
+            table = {"s": 0, "ms": 3, "us": 6, "ns": 9}[unit]
+            kind = 8 if json_lines else 7
+            width += 32
         elif isinstance(values, InstanceLabels):
             render = (lambda t: json.dumps(t).encode()) if json_lines else _csv_field
             table = tuple(render(t) for t in values.names)

@@ -1720,6 +1720,7 @@ cdef extern from "Python.h":
 cdef extern from "_kernel.h" nogil:
     size_t ips_u64_text(uint64_t v, char *dst)
     size_t ips_i64_text(_t_int64_t v, char *dst)
+    size_t ips_time_text(_t_int64_t ns, int frac_digits, char *dst)
 
 cdef enum:
     T_U64 = 0        # uint64: str(int)
@@ -1729,6 +1730,8 @@ cdef enum:
     T_DICT = 4       # codes (int64 as uint64) into a table of texts
     T_FIXED_CSV = 5  # (m, w) bytes, NUL-padded: as they are
     T_FIXED_JSON = 6  # quoted; an empty one -> null
+    T_TIME_CSV = 7   # int64 ns since the epoch (as uint64): ISO 8601 UTC; NaT -> empty
+    T_TIME_JSON = 8  # the same, quoted; NaT -> null
     T_FLOAT_MAX = 32  # longest float text (repr of a double is at most 24 bytes)
 
 
@@ -1740,8 +1743,8 @@ cdef _text_check(list columns, bytes kinds, list tables, list seps, bytes term, 
     if start < 0 or stop < start:
         raise ValueError(f"need 0 <= start <= stop, got {start}, {stop}")
     for j in range(k):
-        if kinds[j] > T_FIXED_JSON:
-            raise ValueError(f"kinds[{j}] must be 0..6, got {kinds[j]}")
+        if kinds[j] > T_TIME_JSON:
+            raise ValueError(f"kinds[{j}] must be 0..8, got {kinds[j]}")
         if columns[j] is None:
             raise TypeError(f"columns[{j}] must be an array, not None")
         if type(seps[j]) is not bytes:
@@ -1749,6 +1752,8 @@ cdef _text_check(list columns, bytes kinds, list tables, list seps, bytes term, 
         if kinds[j] == T_DICT:
             if type(tables[j]) is not tuple or any(type(t) is not bytes for t in tables[j]):
                 raise TypeError(f"tables[{j}] must be a tuple of bytes")
+        if kinds[j] >= T_TIME_CSV and (type(tables[j]) is not int or tables[j] not in (0, 3, 6, 9)):
+            raise ValueError(f"tables[{j}] must be the digits of a second: 0, 3, 6 or 9")
 
 
 def format_rows(list columns not None, bytes kinds not None, list tables not None, list seps not None,
@@ -1760,7 +1765,10 @@ def format_rows(list columns not None, bytes kinds not None, list tables not Non
     decimal integer; 2 / 3 float64 (uint64 view of its bits): ``repr`` (Python's shortest
     round trip), NaN empty (2) or any non-finite ``null`` (3); 4 (int64 codes viewed as
     uint64): ``tables[j][code]``; 5 / 6 ((m, w) uint8, NUL-padded): the bytes as they
-    are (5), or quoted and ``null`` when empty (6).
+    are (5), or quoted and ``null`` when empty (6); 7 / 8 (int64 nanoseconds viewed as
+    uint64): ISO 8601 UTC with ``tables[j]`` digits of the second, as numpy's
+    ``datetime_as_string(..., timezone="UTC")`` (years 1678-2261), NaT empty (7) or
+    ``null`` (8), quoted in 8.
     """
     _text_check(columns, kinds, tables, seps, term, start, stop)
     cdef Py_ssize_t k = len(kinds), j, i, w, n
@@ -1785,7 +1793,7 @@ def format_rows(list columns not None, bytes kinds not None, list tables not Non
         kind_of[j] = kinds[j]
         if sep_len[j] <= 32:
             _t_memcpy(sep_pad[j], sep_text[j], sep_len[j])
-        if kinds[j] >= T_FIXED_CSV:
+        if kinds[j] == T_FIXED_CSV or kinds[j] == T_FIXED_JSON:
             fcol = columns[j]
             if fcol.shape[0] < stop:
                 raise ValueError(f"columns[{j}] has {fcol.shape[0]} rows, fewer than stop={stop}")
@@ -1806,10 +1814,13 @@ def format_rows(list columns not None, bytes kinds not None, list tables not Non
                                          f"{len(tables[j])}")
             else:
                 rowmax += T_FLOAT_MAX
+            if kinds[j] >= T_TIME_CSV:
+                widths[j] = tables[j]
             keep.append(col)
             ptrs[j] = <const char *>&col[0] if col.shape[0] else NULL
             strides[j] = col.strides[0]
-            widths[j] = 8
+            if kinds[j] < T_TIME_CSV:
+                widths[j] = 8
     rowmax = max(rowmax, 4)  # "null" for a fixed column
     if stop == start:
         return bytearray()
@@ -1831,7 +1842,7 @@ def format_rows(list columns not None, bytes kinds not None, list tables not Non
             o += sep_len[j]
             kind = kind_of[j]
             src = ptrs[j] + i * strides[j]
-            if kind <= T_DICT:
+            if kind <= T_DICT or kind >= T_TIME_CSV:
                 _t_memcpy(&code, src, 8)
             if kind == T_U64:
                 o += ips_u64_text(code, o)
@@ -1849,6 +1860,18 @@ def format_rows(list columns not None, bytes kinds not None, list tables not Non
                     _t_memcpy(o, f, n)
                     PyMem_Free(f)
                     o += n
+            elif kind >= T_TIME_CSV:
+                if code == 0x8000000000000000ULL:  # NaT
+                    if kind == T_TIME_JSON:
+                        _t_memcpy(o, b"null", 4)
+                        o += 4
+                elif kind == T_TIME_JSON:
+                    o[0] = 34
+                    n = ips_time_text(<_t_int64_t>code, <int>widths[j], o + 1)
+                    o[n + 1] = 34
+                    o += n + 2
+                else:
+                    o += ips_time_text(<_t_int64_t>code, <int>widths[j], o)
             elif kind == T_DICT:
                 table = <tuple>tables[j]
                 t = <bytes>table[code]

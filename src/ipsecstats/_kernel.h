@@ -827,4 +827,50 @@ static inline size_t ips_i64_text(int64_t v, char *dst)
     return 1 + ips_u64_text(0 - (uint64_t)v, dst + 1);  /* -2**63 too: its magnitude as uint64 */
 }
 
+/* ISO 8601 UTC text of nanoseconds since the epoch, as numpy's datetime_as_string(...,
+ * timezone="UTC") writes a datetime64[ns] in years 1000..9999: "YYYY-MM-DDTHH:MM:SS" then
+ * "." and frac_digits (3, 6 or 9) digits of the second when frac_digits > 0, then "Z".
+ * Days to a civil date: H. Hinnant's days_from_civil, inverted. dst needs 30 bytes. */
+static inline void ips_two_digits(char *dst, unsigned v) { memcpy(dst, ips_digit_pairs + 2 * v, 2); }
+
+static inline size_t ips_time_text(int64_t ns, int frac_digits, char *dst)
+{
+    int64_t secs = ns / 1000000000, rem = ns % 1000000000;
+    if (rem < 0) { rem += 1000000000; secs -= 1; }
+    int64_t days = secs / 86400, sod = secs % 86400;
+    if (sod < 0) { sod += 86400; days -= 1; }
+    const int64_t z = days + 719468;
+    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    const unsigned doe = (unsigned)(z - era * 146097);
+    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const unsigned mp = (5 * doy + 2) / 153;
+    const unsigned day = doy - (153 * mp + 2) / 5 + 1;
+    const unsigned month = mp < 10 ? mp + 3 : mp - 9;
+    const int64_t year = (int64_t)yoe + era * 400 + (month <= 2);
+    ips_two_digits(dst, (unsigned)(year / 100));
+    ips_two_digits(dst + 2, (unsigned)(year % 100));
+    dst[4] = '-';
+    ips_two_digits(dst + 5, month);
+    dst[7] = '-';
+    ips_two_digits(dst + 8, day);
+    dst[10] = 'T';
+    ips_two_digits(dst + 11, (unsigned)(sod / 3600));
+    dst[13] = ':';
+    ips_two_digits(dst + 14, (unsigned)(sod / 60 % 60));
+    dst[16] = ':';
+    ips_two_digits(dst + 17, (unsigned)(sod % 60));
+    size_t n = 19;
+    if (frac_digits > 0) {
+        char digits[9];
+        uint64_t r = (uint64_t)rem;
+        for (int q = 8; q >= 0; q--) { digits[q] = (char)('0' + r % 10); r /= 10; }
+        dst[n++] = '.';
+        memcpy(dst + n, digits, (size_t)frac_digits);
+        n += (size_t)frac_digits;
+    }
+    dst[n++] = 'Z';
+    return n;
+}
+
 #endif

@@ -1074,8 +1074,8 @@ def _text_check(columns: Any, kinds: Any, tables: Any, seps: Any, term: Any, sta
     if start < 0 or stop < start:
         raise ValueError(f"need 0 <= start <= stop, got {start}, {stop}")
     for j in range(k):
-        if kinds[j] > 6:
-            raise ValueError(f"kinds[{j}] must be 0..6, got {kinds[j]}")
+        if kinds[j] > 8:
+            raise ValueError(f"kinds[{j}] must be 0..8, got {kinds[j]}")
         if columns[j] is None:
             raise TypeError(f"columns[{j}] must be an array, not None")
         if type(seps[j]) is not bytes:
@@ -1083,6 +1083,11 @@ def _text_check(columns: Any, kinds: Any, tables: Any, seps: Any, term: Any, sta
         if kinds[j] == 4:
             if type(tables[j]) is not tuple or any(type(t) is not bytes for t in tables[j]):
                 raise TypeError(f"tables[{j}] must be a tuple of bytes")
+        if kinds[j] >= 7 and (type(tables[j]) is not int or tables[j] not in (0, 3, 6, 9)):
+            raise ValueError(f"tables[{j}] must be the digits of a second: 0, 3, 6 or 9")
+
+
+_TIME_UNITS = {0: "s", 3: "ms", 6: "us", 9: "ns"}
 
 
 def _float_text(x: float, json: bool) -> bytes:
@@ -1102,7 +1107,7 @@ def format_rows(columns: list[Any], kinds: bytes, tables: list[Any], seps: list[
     texts: list[list[bytes]] = []
     for j in range(k):
         kind = kinds[j]
-        if kind >= 5:
+        if kind in (5, 6):
             col = _kernel_buffer(f"columns[{j}]", columns[j], 2, layout="C")
         else:  # any stride, as a structured array's field
             if columns[j] is None:
@@ -1127,6 +1132,14 @@ def format_rows(columns: list[Any], kinds: bytes, tables: list[Any], seps: list[
             texts.append([str(v).encode() for v in part.view(np.int64).tolist()])
         elif kind in (2, 3):
             texts.append([_float_text(v, kind == 3) for v in part.view(np.float64).tolist()])
+        elif kind in (7, 8):
+            stamps = part.view(np.int64).view("datetime64[ns]")
+            iso = np.datetime_as_string(stamps, unit=_TIME_UNITS[tables[j]], timezone="UTC").tolist()
+            nat = np.isnat(stamps).tolist()
+            if kind == 8:
+                texts.append([b"null" if z else b'"' + t.encode() + b'"' for t, z in zip(iso, nat)])
+            else:
+                texts.append([b"" if z else t.encode() for t, z in zip(iso, nat)])
         else:
             raw = [bytes(r).rstrip(b"\0") for r in part]
             if kind == 6:
