@@ -1134,7 +1134,8 @@ def format_rows(columns: list[Any], kinds: bytes, tables: list[Any], seps: list[
             texts.append([_float_text(v, kind == 3) for v in part.view(np.float64).tolist()])
         elif kind in (7, 8):
             stamps = part.view(np.int64).view("datetime64[ns]")
-            iso = np.datetime_as_string(stamps, unit=_TIME_UNITS[tables[j]], timezone="UTC").tolist()
+            unit = _TIME_UNITS[tables[j]]
+            iso = np.datetime_as_string(stamps, unit=unit, timezone="UTC").tolist()  # type: ignore[call-overload]
             nat = np.isnat(stamps).tolist()
             if kind == 8:
                 texts.append([b"null" if z else b'"' + t.encode() + b'"' for t, z in zip(iso, nat)])
