@@ -158,9 +158,13 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
                      | getattr(os, "O_BINARY", 0), 0o666)
+        f = os.fdopen(fd, "wb")
     except OSError as exc:
         raise OSError(exc.errno, f"cannot write: {exc.strerror}", name) from None
-    f = os.fdopen(fd, "wb")
+    except BaseException:  # a signal (SIGTERM, Ctrl-C) just after the file was created
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     try:
         yield f
         f.flush()
