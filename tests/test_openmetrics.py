@@ -39,6 +39,13 @@ def test_metric_names_are_snake_case_with_the_prefix() -> None:
     assert len(set(names)) == 21 and all(re.fullmatch(r"ipsec_[a-z_]+", n) for n in names)
 
 
+def test_times_are_exact_decimal_seconds_before_and_after_1970() -> None:
+    from ipsecstats._openmetrics import _seconds
+
+    ns = np.array([0, 1, -1, -500_000_000, 1_717_372_800_250_000_000, -1_500_000_000, 10**9], np.int64)
+    assert _seconds(ns) == ["0", "0.000000001", "-0.000000001", "-0.5", "1717372800.25", "-1.5", "1"]
+
+
 def test_suffixes_choose_openmetrics() -> None:
     assert format_for("x.om") == format_for("x.prom") == format_for("x", "openmetrics") == "openmetrics"
 

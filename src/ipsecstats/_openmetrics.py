@@ -44,11 +44,13 @@ def _label_value(text: str) -> str:
 
 
 def _seconds(ns: npt.NDArray[np.int64]) -> list[str]:
-    """Nanoseconds since the epoch as seconds: ``1700000000`` or ``1700000000.25`` (exact)."""
-    sec, frac = np.divmod(ns, 10**9)
+    """Nanoseconds since the epoch as seconds: ``1700000000``, ``1700000000.25`` or, before
+    1970, ``-0.5`` (exact decimals)."""
     out = []
-    for s, f in zip(sec.tolist(), frac.tolist()):
-        out.append(f"{s}.{f:09d}".rstrip("0") if f else str(s))
+    for t in ns.tolist():
+        sign, t = ("-", -t) if t < 0 else ("", t)
+        s, f = divmod(t, 10**9)
+        out.append(f"{sign}{s}.{f:09d}".rstrip("0") if f else f"{sign}{s}")
     return out
 
 
