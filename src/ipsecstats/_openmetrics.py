@@ -10,7 +10,8 @@ and ``rate()`` see the restart.
 
 OpenMetrics keeps the samples of a family together, so the records are spooled to one
 temporary file per family (bounded memory, any file size) and joined at the end,
-followed by ``# EOF``.
+followed by ``# EOF``. The lines are formatted by the kernel's ``format_rows`` (label
+sets as a table per family, exact integers, the times rendered once per chunk).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
+from . import _backend
 from ._capture import InstanceLabels
 from ._schema import FIELDS
 
@@ -54,8 +56,8 @@ def _seconds(ns: npt.NDArray[np.int64]) -> list[str]:
     return out
 
 
-def _labels(leading: dict[str, Any], stride: int) -> list[str]:
-    """The label set ``{instance="...",host="..."}`` of every row."""
+def _labels(leading: dict[str, Any], stride: int) -> tuple[npt.NDArray[np.int64], list[str]]:
+    """The label set of every row as codes into label texts ``{instance="...",host="..."}``."""
     inst = leading.get("instance")
     host = leading.get("host")
     if isinstance(inst, InstanceLabels):
@@ -65,10 +67,10 @@ def _labels(leading: dict[str, Any], stride: int) -> list[str]:
                      for n, h in zip(names, host.names)]
         else:
             table = [f"{{instance={n}}}" for n in names]
-        return np.array(table, dtype=object)[inst.codes].tolist()  # type: ignore[no-any-return]
+        return inst.codes.astype(np.int64), table
     record = np.asarray(leading["record"], dtype=np.uint64)
-    index = (record % np.uint64(stride)).tolist()
-    return [f'{{instance="{i}"}}' for i in index]
+    present, codes = np.unique(record % np.uint64(stride), return_inverse=True)
+    return codes.reshape(-1).astype(np.int64), [f'{{instance="{i}"}}' for i in present.tolist()]
 
 
 def _times(leading: dict[str, Any], first_record: int) -> npt.NDArray[np.int64]:
@@ -99,16 +101,18 @@ def write_openmetrics(f: IO[bytes], chunks: Iterable[tuple[dict[str, Any], npt.N
         for field in FIELDS:
             spools.append(tempfile.TemporaryFile())
         for leading, arr in chunks:
-            if arr.shape[0] == 0:
+            m = arr.shape[0]
+            if m == 0:
                 continue
-            times = _seconds(_times(leading, 0))
-            labels = _labels(leading, stride)
-            tails = [f" {{}} {t}\n" for t in times]  # a template per row: value, then time
+            times = np.array([t.encode() for t in _seconds(_times(leading, 0))], dtype=bytes)
+            time_col = times.view(np.uint8).reshape(m, times.dtype.itemsize)
+            codes, labels = _labels(leading, stride)
             for field, spool in zip(FIELDS, spools):
                 sample = metric_name(field.name) + ("_total" if field.kind == "counter" else "")
-                values = arr[field.name].tolist()
-                text = "".join([sample + lab + tail.format(v) for lab, tail, v in zip(labels, tails, values)])
-                spool.write(text.encode("utf-8"))
+                table = tuple(f"{sample}{lab} ".encode("utf-8") for lab in labels)
+                values = np.asarray(arr[field.name]).astype(np.uint64, copy=False)
+                spool.write(_backend.KERNEL.format_rows([codes.view(np.uint64), values, time_col], bytes([4, 0, 5]),
+                                                        [table, None, None], [b"", b"", b" "], b"\n", 0, m))
         for field, spool in zip(FIELDS, spools):
             name = metric_name(field.name)
             help_text = field.description.replace("\\", "\\\\").replace("\n", "\\n")
