@@ -69,6 +69,12 @@ def _rate_args() -> dict[str, Any]:
             "seconds": np.full(M, 10.0), "out": np.zeros((M, 5), np.float64)}
 
 
+def _delta_rate_args() -> dict[str, Any]:
+    return {"prev": _rows(), "cur": _rows()[::-1].copy(), "counters": np.ones(21, np.uint8), "policy": "auto",
+            "columns": np.arange(2, 7, dtype=np.uint8), "seconds": np.full(M, 10.0),
+            "out": np.zeros((M, 5), np.float64)}
+
+
 def _transpose_args() -> dict[str, Any]:
     return {"src": _rows(), "out": np.zeros((21, M), np.uint64)}
 
@@ -97,6 +103,7 @@ ENTRY_POINTS: dict[str, tuple[Callable[[], dict[str, Any]], tuple[str, ...]]] = 
     "keyed_delta_rows": (_keyed_args, ("cur", "codes", "ticks", "state_rows", "state_ticks", "state_seen",
                                        "counters", "out", "resets", "earlier", "later", "earlier_ticks")),
     "rate_rows": (_rate_args, ("values", "columns", "seconds", "out")),
+    "delta_rate_rows": (_delta_rate_args, ("prev", "cur", "counters", "columns", "seconds", "out")),
     "transpose_rows": (_transpose_args, ("src", "out")),
     "wnode_count": (_wnode_args, ("buf", "guid")),
     "stats_rows": (_stats_args, ("cur", "prev", "counters", "acc", "bins", "events")),

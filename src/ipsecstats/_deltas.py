@@ -234,11 +234,17 @@ def rates(
     n = recs.shape[0]
     nrows = max(n - stride, 0)
     seconds = _seconds_per_row(n, stride, interval, timestamps)
-    d = deltas(recs, stride=stride, on_decrease=on_decrease, kinds=kinds)
+    if on_decrease == "raise":  # the deltas first: a fall raises, naming its row
+        d = deltas(recs, stride=stride, on_decrease=on_decrease, kinds=kinds)
     out = aligned_empty(nrows, rate_dtype(kind_tuple))
     out2d = out.view(np.float64).reshape(nrows, len(out.dtype.names or ()))  # not -1: nrows may be 0
-    values = d.view(np.uint64).reshape(nrows, NFIELDS)
-    divide_counters(values, kind_tuple, seconds, out2d)
+    if on_decrease == "raise":
+        divide_counters(d.view(np.uint64).reshape(nrows, NFIELDS), kind_tuple, seconds, out2d)
+    elif nrows:  # deltas and rates in one pass, no array of deltas: the same bits
+        rows2d = record_bytes_2d(recs)
+        per_row = np.array([seconds]) if isinstance(seconds, float) else np.ascontiguousarray(seconds, np.float64)
+        _backend.KERNEL.delta_rate_rows(rows2d[:nrows], rows2d[stride:], counter_lanes(kind_tuple), on_decrease,
+                                        _counter_columns(kind_tuple), per_row, out2d)
     return out
 
 

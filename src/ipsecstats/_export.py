@@ -1,4 +1,4 @@
-"""Write records, deltas or rates to CSV, JSON Lines, ``.npy`` or Parquet, exactly.
+"""Write records, deltas or rates to CSV, JSON Lines, ``.npy``, Parquet or OpenMetrics, exactly.
 
 Integers are written as integers in every format: CSV and JSON Lines print Python
 ints (2**64 - 1 stays 18446744073709551615), ``.npy`` keeps the numpy dtype, and
@@ -33,19 +33,21 @@ import numpy.typing as npt
 
 from ._capture import InstanceLabels
 
-__all__ = ["FORMATS", "STREAM_FORMATS", "Layout", "atomic_output", "format_for", "fsync_directory", "same_file",
+__all__ = ["FORMATS", "OUTPUT_FORMATS", "STREAM_FORMATS", "Layout", "atomic_output", "format_for", "fsync_directory", "same_file",
            "write_table"]
 
-FORMATS = ("csv", "jsonl", "npy", "parquet")
+FORMATS = ("csv", "jsonl", "npy", "parquet")  # the tables
+OUTPUT_FORMATS = (*FORMATS, "openmetrics")  # and the samples of Prometheus (records only)
 STREAM_FORMATS = ("csv", "jsonl")  # the formats that can go to standard output
-_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".npy": "npy", ".parquet": "parquet", ".pq": "parquet"}
+_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".npy": "npy", ".parquet": "parquet", ".pq": "parquet",
+             ".om": "openmetrics", ".prom": "openmetrics"}
 
 
 def format_for(path: str, explicit: str | None = None) -> str:
     """The output format: ``explicit`` if given, else from the suffix of ``path``."""
     if explicit is not None:
-        if explicit not in FORMATS:
-            raise ValueError(f"unknown format {explicit!r}; choose one of {', '.join(FORMATS)}")
+        if explicit not in OUTPUT_FORMATS:
+            raise ValueError(f"unknown format {explicit!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
         return explicit
     if path == "-":
         return "csv"
@@ -156,9 +158,13 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
                      | getattr(os, "O_BINARY", 0), 0o666)
+        f = os.fdopen(fd, "wb")
     except OSError as exc:
         raise OSError(exc.errno, f"cannot write: {exc.strerror}", name) from None
-    f = os.fdopen(fd, "wb")
+    except BaseException:  # a signal (SIGTERM, Ctrl-C) just after the file was created
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     try:
         yield f
         f.flush()
@@ -274,35 +280,102 @@ def _write_csv(out: IO[str], layout: Layout, chunks: Iterable[tuple[int, npt.NDA
         if not header_done:
             writer.writerow([*layout.leading(0, 0).keys(), *names])
             header_done = True
-        cols = _text_columns(layout, chunk)
-        if layout.what == "rates":
-            lead = len(cols) - len(names)
-            cols[lead:] = [[_csv_float(x) for x in c] for c in cols[lead:]]
         labels = [c for c in _leading(layout, chunk).values() if isinstance(c, InstanceLabels)]
-        cr = any("\r" in name for c in labels for name in c.names)
-        (quote_all if cr else writer).writerows(zip(*cols))
-
-
-def _json_value(x: Any) -> str:
-    if isinstance(x, float):
-        return "null" if not math.isfinite(x) else repr(x)
-    if isinstance(x, str):
-        return json.dumps(x)
-    if x is None:
-        return "null"
-    return str(x)  # Python int: exact
+        if any("\r" in name for c in labels for name in c.names):
+            cols = _text_columns(layout, chunk)
+            if layout.what == "rates":
+                lead = len(cols) - len(names)
+                cols[lead:] = [[_csv_float(x) for x in c] for c in cols[lead:]]
+            quote_all.writerows(zip(*cols))
+            continue
+        _write_rows(out, _text_plan(layout, chunk, json_lines=False))
 
 
 def _write_jsonl(out: IO[str], layout: Layout, chunks: Iterable[tuple[int, npt.NDArray[np.void]]]) -> None:
     for chunk in chunks:
-        arr = chunk[1]
-        keys = [*layout.leading(0, 0).keys(), *(arr.dtype.names or ())]
-        prefixes = ["{" + json.dumps(keys[0]) + ":"] + ["," + json.dumps(k) + ":" for k in keys[1:]]
-        cols = _text_columns(layout, chunk)
-        lines = []
-        for row in zip(*cols):
-            lines.append("".join(p + _json_value(v) for p, v in zip(prefixes, row)) + "}\n")
-        out.write("".join(lines))
+        _write_rows(out, _text_plan(layout, chunk, json_lines=True))
+
+
+TEXT_BLOCK = 1 << 20  # bytes of text per formatting call (about)
+
+
+def _write_rows(out: IO[str], plan: tuple[Any, ...]) -> None:
+    """The rows of a ``_text_plan``, formatted by the kernel a block at a time."""
+    from . import _backend
+
+    columns, kinds, tables, seps, term, m, width = plan
+    step = max(1, TEXT_BLOCK // width)
+    for start in range(0, m, step):
+        text = _backend.KERNEL.format_rows(columns, kinds, tables, seps, term, start, min(m, start + step))
+        write_bytes = getattr(out, "write_bytes", None)
+        if write_bytes is not None:
+            write_bytes(text)
+        else:
+            out.write(text.decode("utf-8"))
+
+
+def _csv_field(text: str) -> bytes:
+    """One field as ``csv.writer`` writes it inside a row (minimal quoting)."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow([text, ""])
+    return buf.getvalue()[:-2].encode("utf-8")
+
+
+def _text_plan(layout: Layout, chunk: tuple[Any, ...], json_lines: bool) -> tuple[Any, ...]:
+    """A chunk as ``format_rows`` arguments: per column its values (8-byte items viewed as uint64,
+    NUL-padded byte rows, or codes into a table of texts), kind and the text before it.
+
+    Integers print as ``str(int)``, floats as ``repr`` (NaN: empty in CSV, every non-finite
+    value ``null`` in JSON), times as ISO 8601 UTC, names as ``csv.writer`` quotes them or
+    as JSON strings: the bytes the ``csv`` and ``json`` modules give.
+    """
+    arr = chunk[1]
+    m = arr.shape[0]
+    columns: list[Any] = []
+    kinds = bytearray()
+    tables: list[Any] = []
+    width = 2
+    items: list[tuple[str, Any]] = list(_leading(layout, chunk).items())
+    items += [(name, arr[name]) for name in arr.dtype.names or ()]
+    for name, values in items:
+        table: Any = None
+        if name in ("time", "timestamp"):
+            ns = values.astype("datetime64[ns]", copy=False)
+            if name == "time":
+                unit = layout.time_unit()
+            else:
+                ints = ns.view(np.int64)[~np.isnat(ns)]
+                unit = next((u for u, k in (("s", 10**9), ("ms", 10**6), ("us", 10**3)) if not (ints % k).any()),
+                            "ns")
+            col = ns.view(np.int64).view(np.uint64)
+            table = {"s": 0, "ms": 3, "us": 6, "ns": 9}[unit]
+            kind = 8 if json_lines else 7
+            width += 32
+        elif isinstance(values, InstanceLabels):
+            render = (lambda t: json.dumps(t).encode()) if json_lines else _csv_field
+            table = tuple(render(t) for t in values.names)
+            col = values.codes.astype(np.int64).view(np.uint64)
+            kind = 4
+            width += max((len(t) for t in table), default=0)
+        else:
+            native = values if values.dtype.isnative else values.astype(values.dtype.newbyteorder("="))
+            kind = {"u": 0, "i": 1, "f": 3 if json_lines else 2}[native.dtype.kind]
+            if native.dtype.itemsize != 8:
+                native = native.astype({"u": np.uint64, "i": np.int64, "f": np.float64}[native.dtype.kind])
+            col = native.view(np.uint64)
+            width += 32
+        columns.append(col)
+        kinds.append(kind)
+        tables.append(table)
+    keys = [name for name, _ in items]
+    if json_lines:
+        seps = [("{" if j == 0 else ",") .encode() + json.dumps(k).encode() + b":" for j, k in enumerate(keys)]
+        term = b"}\n"
+    else:
+        seps = [b"" if j == 0 else b"," for j in range(len(keys))]
+        term = b"\n"
+    width += sum(len(s) for s in seps)
+    return columns, bytes(kinds), tables, seps, term, m, width
 
 
 # --------------------------------------------------------------------------- .npy
@@ -431,8 +504,8 @@ def write_table(
     ``dtype`` is the array dtype (for ``.npy`` and for an empty table). Text formats and
     Parquet get the ``layout``'s leading columns; ``.npy`` holds exactly the array.
     """
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt not in OUTPUT_FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
     chunks = _never_empty(chunks, dtype)
     if os.fspath(out) == "-":
         if fmt not in STREAM_FORMATS:
@@ -443,21 +516,38 @@ def write_table(
         return
     if fmt == "parquet":
         _pyarrow()  # fail before creating anything when pyarrow is missing
+    if fmt == "openmetrics" and layout.what != "records":
+        raise ValueError(f"OpenMetrics holds the raw counters (records), not {layout.what}: Prometheus "
+                         "computes rates itself (rate(), resets())")
     with atomic_output(out) as f:
-        if fmt == "npy":
+        if fmt == "openmetrics":
+            from ._openmetrics import write_openmetrics
+
+            write_openmetrics(f, ((_leading(layout, c), c[1]) for c in chunks), layout.stride)
+        elif fmt == "npy":
             _write_npy(f, chunks, dtype)
         elif fmt == "parquet":
             _write_parquet(f, layout, chunks, metadata or {})
         else:
-            text = io.TextIOWrapper(f, encoding="utf-8", newline="", write_through=False)
-            try:
-                (_write_csv if fmt == "csv" else _write_jsonl)(text, layout, chunks)
-                text.flush()
-            finally:
-                text.detach()
+            sink = _Utf8Sink(f)
+            (_write_csv if fmt == "csv" else _write_jsonl)(sink, layout, chunks)  # type: ignore[arg-type]
 
 
 STDOUT_NAME = "<standard output>"
+
+
+class _Utf8Sink:
+    """Text (``write``, encoded to UTF-8) and ready bytes (``write_bytes``) into a binary file."""
+
+    def __init__(self, f: IO[bytes]):
+        self._f = f
+
+    def write(self, text: str) -> int:
+        self._f.write(text.encode("utf-8"))
+        return len(text)
+
+    def write_bytes(self, data: bytes) -> None:
+        self._f.write(data)
 
 
 class _NamedStream:

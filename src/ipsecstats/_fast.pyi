@@ -97,3 +97,25 @@ def pdh_rows(
     line: int,
     max_row: int,
 ) -> tuple[int, int, int, int, int, int, int]: ...
+
+# --- deltas fused with rates ---
+def delta_rate_rows(
+    prev: npt.NDArray[np.uint8],
+    cur: npt.NDArray[np.uint8],
+    counters: npt.NDArray[np.uint8],
+    policy: str,
+    columns: npt.NDArray[np.uint8],
+    seconds: npt.NDArray[np.float64],
+    out: npt.NDArray[np.float64],
+) -> None: ...
+
+# --- text rows (CSV, JSON Lines) ---
+def format_rows(
+    columns: list[npt.NDArray[np.uint64] | npt.NDArray[np.uint8]],
+    kinds: bytes,
+    tables: list[tuple[bytes, ...] | None],
+    seps: list[bytes],
+    term: bytes,
+    start: int,
+    stop: int,
+) -> bytearray: ...

@@ -255,6 +255,8 @@ def keyed_delta_rows(cur, codes, ticks, state_rows, state_ticks, state_seen, cou
 cdef extern from "_kernel.h" nogil:
     void ips_rates_run(const uint64_t *values, const uint8_t *cols, int ncols,
                        const double *seconds, size_t seconds_step, double *out, size_t nrows)
+    void ips_rates_dispatch(const uint64_t *values, const uint8_t *cols, int ncols, const double *seconds,
+                            size_t seconds_step, double *out, size_t nrows, int streaming, int use_avx2)
 
 
 def rate_rows(values, columns, seconds, out):
@@ -283,9 +285,10 @@ def rate_rows(values, columns, seconds, out):
     if (<char *>&o[0, 0] < <char *>&v[0, 0] + m * NF * 8 and
             <char *>&v[0, 0] < <char *>&o[0, 0] + m * k * 8):
         raise ValueError("out must not overlap values")
+    cdef int streaming = m * k * 8 > STREAMING_THRESHOLD
     with nogil:
-        ips_rates_run(&v[0, 0], &cols[0], <int>k, &sec[0], 1 if sec.shape[0] == m and m > 1 else 0,
-                      &o[0, 0], <size_t>m)
+        ips_rates_dispatch(&v[0, 0], &cols[0], <int>k, &sec[0], 1 if sec.shape[0] == m and m > 1 else 0,
+                           &o[0, 0], <size_t>m, streaming, _use_avx2)
 
 
 # --- Columnar transpose (decode_columns / delta_columns) ------------------------------
@@ -1703,3 +1706,271 @@ def pdh_rows(const uint8_t[::1] buf not None, bint final, int delimiter, const _
     with nogil:
         _pdh_run(&c)
     return (c.err_code, c.nrows, c.consumed, c.line, c.err_column, c.err_offset, c.err_length)
+
+
+# --- Deltas fused with rates (rates() without a full array of deltas) -------------------
+
+cdef extern from "_kernel.h" nogil:
+    void ips_delta_rates_run(const unsigned char *p, const unsigned char *c, size_t nrows,
+                                 int policy, const uint64_t *counter, const uint8_t *cols, int ncols,
+                                 const double *seconds, size_t seconds_step, double *out,
+                                 uint64_t *scratch, size_t scratch_rows, int streaming, int use_avx2)
+
+cdef enum:
+    _RATE_BLOCK = 256  # rows of deltas per block: 43 KB, stays in the L1/L2 cache
+
+
+def delta_rate_rows(prev, cur, counters, str policy not None, columns, seconds, out):
+    """``out[i, j] = policy(cur[i] - prev[i])[columns[j]] / seconds[i]``.
+
+    ``delta_rows`` then ``rate_rows`` in one pass, without an array of deltas (AVX2: in
+    registers, else cache-sized blocks): the same bits. ``prev``/``cur``: (m, 168) uint8 rows (any row stride);
+    ``counters``: (21,) uint8; ``columns``: (k,) uint8 < 21; ``seconds``: (m,) or (1,)
+    float64; ``out``: (m, k) C-contiguous float64.
+    """
+    if prev is None or cur is None or counters is None or columns is None or seconds is None or out is None:
+        raise TypeError("prev, cur, counters, columns, seconds and out must be arrays, not None")
+    cdef const uint8_t[:, ::view.contiguous] p = prev
+    cdef const uint8_t[:, ::view.contiguous] c = cur
+    cdef const uint8_t[::1] kinds = counters
+    cdef const uint8_t[::1] cols = columns
+    cdef const double[::1] sec = seconds
+    cdef double[:, ::1] o = out
+    cdef Py_ssize_t m = p.shape[0], k = cols.shape[0], i, j
+    cdef uint64_t counter[NF]
+    cdef uint64_t *scratch
+    cdef int code, streaming
+    cdef size_t sstep
+    if policy not in _POLICIES:
+        raise ValueError(f"policy must be one of {', '.join(_POLICIES)}, got {policy!r}")
+    code = _POLICIES[policy]
+    _check_rows("prev", p.shape, m, RECORD_BYTES)
+    _check_rows("cur", c.shape, m, RECORD_BYTES)
+    if kinds.shape[0] != NF:
+        raise ValueError(f"counters must have shape ({NF},), got ({kinds.shape[0]},)")
+    _check_rows("out", o.shape, m, k)
+    if sec.shape[0] != m and sec.shape[0] != 1:
+        raise ValueError(f"seconds must have shape ({m},) or (1,), got ({sec.shape[0]},)")
+    for j in range(k):
+        if cols[j] >= NF:
+            raise ValueError(f"columns must be < {NF}, got {cols[j]}")
+    if m == 0:
+        return
+    if k and ((<char *>&o[0, 0] < <char *>&p[m - 1, 0] + RECORD_BYTES and <char *>&p[0, 0] < <char *>&o[0, 0] + m * k * 8)
+              or (<char *>&o[0, 0] < <char *>&c[m - 1, 0] + RECORD_BYTES
+                  and <char *>&c[0, 0] < <char *>&o[0, 0] + m * k * 8)):
+        raise ValueError("out must not overlap prev or cur")
+    for j in range(NF):
+        counter[j] = 0xFFFFFFFFFFFFFFFFULL if kinds[j] else 0
+    sstep = 1 if sec.shape[0] == m and m > 1 else 0
+    streaming = m * k * 8 > STREAMING_THRESHOLD
+    scratch = <uint64_t *>malloc(_RATE_BLOCK * NF * 8)
+    if scratch == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            if p.strides[0] == RECORD_BYTES and c.strides[0] == RECORD_BYTES:
+                ips_delta_rates_run(&p[0, 0], &c[0, 0], <size_t>m, code, counter,
+                                           &cols[0] if k else NULL, <int>k, &sec[0], sstep,
+                                           &o[0, 0] if k else NULL, scratch, _RATE_BLOCK, streaming, _use_avx2)
+            else:
+                for i in range(m):
+                    ips_delta_rates_run(&p[i, 0], &c[i, 0], 1, code, counter,
+                                                &cols[0] if k else NULL, <int>k, &sec[i * sstep], 0,
+                                                &o[i, 0] if k else NULL, scratch, 1, 0, _use_avx2)
+    finally:
+        free(scratch)
+
+
+# --- Text rows for the CSV and JSON Lines writers ----------------------------------------
+
+from libc.stdint cimport int64_t as _t_int64_t
+from libc.string cimport memcpy as _t_memcpy
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.string cimport strlen as _t_strlen
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize, PyByteArray_Resize
+
+cdef extern from "Python.h":
+    char *PyOS_double_to_string(double val, char format_code, int precision, int flags, int *ptype) except NULL
+    void PyMem_Free(void *p)
+    int Py_DTSF_ADD_DOT_0
+
+cdef extern from "_kernel.h" nogil:
+    size_t ips_u64_text(uint64_t v, char *dst)
+    size_t ips_i64_text(_t_int64_t v, char *dst)
+    size_t ips_time_text(_t_int64_t ns, int frac_digits, char *dst)
+
+cdef enum:
+    T_U64 = 0        # uint64: str(int)
+    T_I64 = 1        # int64: str(int)
+    T_F64_CSV = 2    # float64: repr; NaN -> empty
+    T_F64_JSON = 3   # float64: repr; NaN, inf -> null
+    T_DICT = 4       # codes (int64 as uint64) into a table of texts
+    T_FIXED_CSV = 5  # (m, w) bytes, NUL-padded: as they are
+    T_FIXED_JSON = 6  # quoted; an empty one -> null
+    T_TIME_CSV = 7   # int64 ns since the epoch (as uint64): ISO 8601 UTC; NaT -> empty
+    T_TIME_JSON = 8  # the same, quoted; NaT -> null
+    T_FLOAT_MAX = 32  # longest float text (repr of a double is at most 24 bytes)
+
+
+cdef _text_check(list columns, bytes kinds, list tables, list seps, bytes term, Py_ssize_t start, Py_ssize_t stop):
+    cdef Py_ssize_t k = len(kinds), j
+    if len(columns) != k or len(tables) != k or len(seps) != k:
+        raise ValueError(f"columns, kinds, tables and seps must have the same length, got "
+                         f"{len(columns)}, {k}, {len(tables)}, {len(seps)}")
+    if start < 0 or stop < start:
+        raise ValueError(f"need 0 <= start <= stop, got {start}, {stop}")
+    for j in range(k):
+        if kinds[j] > T_TIME_JSON:
+            raise ValueError(f"kinds[{j}] must be 0..8, got {kinds[j]}")
+        if columns[j] is None:
+            raise TypeError(f"columns[{j}] must be an array, not None")
+        if type(seps[j]) is not bytes:
+            raise TypeError(f"seps[{j}] must be bytes")
+        if kinds[j] == T_DICT:
+            if type(tables[j]) is not tuple or any(type(t) is not bytes for t in tables[j]):
+                raise TypeError(f"tables[{j}] must be a tuple of bytes")
+        if kinds[j] >= T_TIME_CSV and (type(tables[j]) is not int or tables[j] not in (0, 3, 6, 9)):
+            raise ValueError(f"tables[{j}] must be the digits of a second: 0, 3, 6 or 9")
+
+
+def format_rows(list columns not None, bytes kinds not None, list tables not None, list seps not None,
+                bytes term not None, Py_ssize_t start, Py_ssize_t stop):
+    """Rows ``start`` to ``stop`` as text (a bytearray): for each row, ``seps[j]`` then
+    column ``j``'s value for every ``j``, then ``term``.
+
+    ``kinds[j]`` (``columns[j]``): 0 uint64 / 1 int64 (1-D uint64 view, any stride): the
+    decimal integer; 2 / 3 float64 (uint64 view of its bits): ``repr`` (Python's shortest
+    round trip), NaN empty (2) or any non-finite ``null`` (3); 4 (int64 codes viewed as
+    uint64): ``tables[j][code]``; 5 / 6 ((m, w) uint8, NUL-padded): the bytes as they
+    are (5), or quoted and ``null`` when empty (6); 7 / 8 (int64 nanoseconds viewed as
+    uint64): ISO 8601 UTC with ``tables[j]`` digits of the second, as numpy's
+    ``datetime_as_string(..., timezone="UTC")`` (years 1678-2261), NaT empty (7) or
+    ``null`` (8), quoted in 8.
+    """
+    _text_check(columns, kinds, tables, seps, term, start, stop)
+    cdef Py_ssize_t k = len(kinds), j, i, w, n
+    cdef list keep = []
+    cdef const uint64_t[:] col
+    cdef const uint8_t[:, ::1] fcol
+    cdef size_t rowmax = PyBytes_GET_SIZE(term)
+    cdef uint64_t code
+    if k > 256:
+        raise ValueError(f"at most 256 columns, got {k}")
+    cdef const char *ptrs[256]
+    cdef Py_ssize_t strides[256]
+    cdef Py_ssize_t widths[256]
+    cdef const char *sep_text[256]
+    cdef Py_ssize_t sep_len[256]
+    cdef int kind_of[256]
+    cdef char sep_pad[256][32]  # short separators, copied 32 bytes at a time (the output has slack)
+    for j in range(k):
+        rowmax += PyBytes_GET_SIZE(seps[j])
+        sep_text[j] = PyBytes_AS_STRING(seps[j])
+        sep_len[j] = PyBytes_GET_SIZE(seps[j])
+        kind_of[j] = kinds[j]
+        if sep_len[j] <= 32:
+            _t_memcpy(sep_pad[j], sep_text[j], sep_len[j])
+        if kinds[j] == T_FIXED_CSV or kinds[j] == T_FIXED_JSON:
+            fcol = columns[j]
+            if fcol.shape[0] < stop:
+                raise ValueError(f"columns[{j}] has {fcol.shape[0]} rows, fewer than stop={stop}")
+            rowmax += fcol.shape[1] + 2
+            keep.append(fcol)
+            ptrs[j] = <const char *>&fcol[0, 0] if fcol.shape[0] and fcol.shape[1] else NULL
+            strides[j] = fcol.strides[0]
+            widths[j] = fcol.shape[1]
+        else:
+            col = columns[j]
+            if col.shape[0] < stop:
+                raise ValueError(f"columns[{j}] has {col.shape[0]} rows, fewer than stop={stop}")
+            if kinds[j] == T_DICT:
+                rowmax += max([len(t) for t in tables[j]], default=0)
+                for i in range(start, stop):
+                    if col[i] >= <uint64_t>len(tables[j]):
+                        raise ValueError(f"columns[{j}][{i}]: code {<_t_int64_t>col[i]} is not in its table of "
+                                         f"{len(tables[j])}")
+            else:
+                rowmax += T_FLOAT_MAX
+            if kinds[j] >= T_TIME_CSV:
+                widths[j] = tables[j]
+            keep.append(col)
+            ptrs[j] = <const char *>&col[0] if col.shape[0] else NULL
+            strides[j] = col.strides[0]
+            if kinds[j] < T_TIME_CSV:
+                widths[j] = 8
+    rowmax = max(rowmax, 4)  # "null" for a fixed column
+    if stop == start:
+        return bytearray()
+    cdef bytearray buf = PyByteArray_FromStringAndSize(NULL, rowmax * (stop - start) + 32)
+    cdef char *out = PyByteArray_AS_STRING(buf)
+    cdef char *o = out
+    cdef char *f
+    cdef const char *src
+    cdef double x
+    cdef bytes t
+    cdef tuple table
+    cdef int kind
+    for i in range(start, stop):
+        for j in range(k):
+            if sep_len[j] <= 32:
+                _t_memcpy(o, sep_pad[j], 32)
+            else:
+                _t_memcpy(o, sep_text[j], sep_len[j])
+            o += sep_len[j]
+            kind = kind_of[j]
+            src = ptrs[j] + i * strides[j]
+            if kind <= T_DICT or kind >= T_TIME_CSV:
+                _t_memcpy(&code, src, 8)
+            if kind == T_U64:
+                o += ips_u64_text(code, o)
+            elif kind == T_I64:
+                o += ips_i64_text(<_t_int64_t>code, o)
+            elif kind == T_F64_CSV or kind == T_F64_JSON:
+                _t_memcpy(&x, &code, 8)
+                if x != x or (kind == T_F64_JSON and x - x != 0.0):  # NaN; or inf in JSON
+                    if kind == T_F64_JSON:
+                        _t_memcpy(o, b"null", 4)
+                        o += 4
+                else:
+                    f = PyOS_double_to_string(x, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
+                    n = _t_strlen(f)
+                    _t_memcpy(o, f, n)
+                    PyMem_Free(f)
+                    o += n
+            elif kind >= T_TIME_CSV:
+                if code == 0x8000000000000000ULL:  # NaT
+                    if kind == T_TIME_JSON:
+                        _t_memcpy(o, b"null", 4)
+                        o += 4
+                elif kind == T_TIME_JSON:
+                    o[0] = 34
+                    n = ips_time_text(<_t_int64_t>code, <int>widths[j], o + 1)
+                    o[n + 1] = 34
+                    o += n + 2
+                else:
+                    o += ips_time_text(<_t_int64_t>code, <int>widths[j], o)
+            elif kind == T_DICT:
+                table = <tuple>tables[j]
+                t = <bytes>table[code]
+                _t_memcpy(o, PyBytes_AS_STRING(t), PyBytes_GET_SIZE(t))
+                o += PyBytes_GET_SIZE(t)
+            else:
+                w = widths[j]
+                while w > 0 and src[w - 1] == 0:
+                    w -= 1
+                if kind == T_FIXED_JSON and w == 0:
+                    _t_memcpy(o, b"null", 4)
+                    o += 4
+                elif kind == T_FIXED_JSON:
+                    o[0] = 34
+                    _t_memcpy(o + 1, src, w)
+                    o[w + 1] = 34
+                    o += w + 2
+                elif w:
+                    _t_memcpy(o, src, w)
+                    o += w
+        _t_memcpy(o, PyBytes_AS_STRING(term), PyBytes_GET_SIZE(term))
+        o += PyBytes_GET_SIZE(term)
+    PyByteArray_Resize(buf, o - out)
+    return buf

@@ -916,4 +916,305 @@ static inline void ips_keyed_run(ips_keyed_args *a, int streaming, int use_avx2)
     ips_keyed_portable(a);
 }
 
+/* ==================================================================================
+ * Rates in the vector unit, and deltas fused with rates (cache-sized blocks).
+ *
+ * uint64 -> float64, exact then rounded once: with v = hi * 2^32 + lo (32-bit halves),
+ * the doubles with bits 0x4330000000000000 | lo and 0x4530000000000000 | hi are
+ * 2^52 + lo and 2^84 + hi * 2^32 exactly; subtracting 2^52 and 2^84 leaves lo and
+ * hi * 2^32 exactly, and only their sum rounds (to nearest, ties to even): the correctly
+ * rounded double of v, bit for bit the C cast that numpy uses. One IEEE division follows.
+ */
+#if IPS_HAVE_AVX2_PATH
+__attribute__((target("avx2"), always_inline))
+static inline __m256d ips_u64_to_f64_avx2(__m256i v)
+{
+    const __m256i lo_exp = _mm256_set1_epi64x(0x4330000000000000LL);
+    const __m256i hi_exp = _mm256_set1_epi64x(0x4530000000000000LL);
+    __m256i lo = _mm256_blend_epi32(v, lo_exp, 0xAA);  /* low half of v, high half 0x43300000 */
+    __m256i hi = _mm256_or_si256(_mm256_srli_epi64(v, 32), hi_exp);
+    __m256d lo_d = _mm256_sub_pd(_mm256_castsi256_pd(lo), _mm256_set1_pd(4503599627370496.0));
+    __m256d hi_d = _mm256_sub_pd(_mm256_castsi256_pd(hi), _mm256_set1_pd(19342813113834066795298816.0));
+    return _mm256_add_pd(hi_d, lo_d);
+}
+
+#define IPS_RATE_MAX_GROUPS 64
+
+/* Groups of 4 output columns: one load where the 4 source columns are consecutive,
+ * else a gather; the ncols % 4 last columns one at a time. streaming: out is 32-byte
+ * aligned and ncols % 4 == 0, stores are non-temporal. */
+__attribute__((target("avx2")))
+static void ips_rates_avx2(const uint64_t *values, const uint8_t *cols, int ncols, const double *seconds,
+                           size_t seconds_step, double *out, size_t nrows, int streaming)
+{
+    const int ngroups = ncols / 4;
+    __m256i index[IPS_RATE_MAX_GROUPS];
+    int first[IPS_RATE_MAX_GROUPS];
+    for (int g = 0; g < ngroups; g++) {
+        const uint8_t *q = cols + 4 * g;
+        first[g] = (q[1] == q[0] + 1 && q[2] == q[0] + 2 && q[3] == q[0] + 3) ? q[0] : -1;
+        index[g] = _mm256_set_epi64x(q[3], q[2], q[1], q[0]);
+    }
+    for (size_t i = 0; i < nrows; i++) {
+        const uint64_t *row = values + i * IPS_NFIELDS;
+        double *dst = out + i * (size_t)ncols;
+        const double s = seconds[i * seconds_step];
+        const __m256d sv = _mm256_set1_pd(s);
+        for (int g = 0; g < ngroups; g++) {
+            __m256i v = first[g] >= 0 ? _mm256_loadu_si256((const __m256i *)(row + first[g]))
+                                      : _mm256_i64gather_epi64((const long long *)row, index[g], 8);
+            __m256d r = _mm256_div_pd(ips_u64_to_f64_avx2(v), sv);
+            if (streaming) {
+                _mm256_stream_pd(dst + 4 * g, r);
+            } else {
+                _mm256_storeu_pd(dst + 4 * g, r);
+            }
+        }
+        for (int j = 4 * ngroups; j < ncols; j++) {
+            dst[j] = (double)row[cols[j]] / s;
+        }
+    }
+}
+#endif
+
+/* ips_rates_run, in the vector unit where the CPU allows (use_avx2). */
+static inline void ips_rates_dispatch(const uint64_t *values, const uint8_t *cols, int ncols,
+                                      const double *seconds, size_t seconds_step, double *out, size_t nrows,
+                                      int streaming, int use_avx2)
+{
+#if IPS_HAVE_AVX2_PATH
+    if (use_avx2 && ncols / 4 <= IPS_RATE_MAX_GROUPS) {
+        streaming = streaming && ncols % 4 == 0 && ((uintptr_t)out & 31) == 0;
+        ips_rates_avx2(values, cols, ncols, seconds, seconds_step, out, nrows, streaming);
+        if (streaming) _mm_sfence();
+        return;
+    }
+#endif
+    (void)streaming;
+    (void)use_avx2;
+    ips_rates_run(values, cols, ncols, seconds, seconds_step, out, nrows);
+}
+
+/* One item's delta under the policy (the arithmetic of ips_delta_items), native order. */
+static inline uint64_t ips_delta_one(uint64_t pv, uint64_t cv, int policy, uint64_t counter)
+{
+    uint64_t d = cv - pv;
+    int dec = counter && cv < pv;
+    if (!dec || policy == IPS_WRAP) return d;
+    if (policy == IPS_ZERO) return 0;
+    if (policy == IPS_AUTO && d <= 0x8000000000000000ULL) return d;
+    return cv;
+}
+
+#if IPS_HAVE_AVX2_PATH
+/* Deltas and rates straight from the records, in registers: only the output columns are
+ * read, no deltas are stored. The policy is the compare-and-blend of the delta kernel. */
+__attribute__((target("avx2"), always_inline))
+static inline void ips_delta_rates_avx2_t(const unsigned char *p, const unsigned char *c, size_t nrows,
+                                          const int policy, const uint64_t *counter, const uint8_t *cols,
+                                          int ncols, const double *seconds, size_t seconds_step, double *out,
+                                          const int streaming)
+{
+    const __m256i sign = _mm256_set1_epi64x((long long)0x8000000000000000ULL);
+    const int ngroups = ncols / 4;
+    __m256i index[IPS_RATE_MAX_GROUPS], lanes[IPS_RATE_MAX_GROUPS];
+    int first[IPS_RATE_MAX_GROUPS], last[IPS_RATE_MAX_GROUPS], mode[IPS_RATE_MAX_GROUPS];
+    for (int g = 0; g < ngroups; g++) {
+        const uint8_t *q = cols + 4 * g;
+        /* mode 0: 4 consecutive columns, one load; 1: 3 consecutive (the 4th item of that load
+         * still inside the row) and one more, a load and a broadcast; 2: a gather */
+        int run3 = q[1] == q[0] + 1 && q[2] == q[0] + 2;
+        mode[g] = run3 && q[3] == q[0] + 3 ? 0 : run3 && q[0] + 3 < IPS_NFIELDS ? 1 : 2;
+        first[g] = q[0];
+        last[g] = q[3];
+        index[g] = _mm256_set_epi64x(q[3], q[2], q[1], q[0]);
+        lanes[g] = _mm256_set_epi64x((long long)counter[q[3]], (long long)counter[q[2]],
+                                     (long long)counter[q[1]], (long long)counter[q[0]]);
+    }
+    for (size_t i = 0; i < nrows; i++) {
+        const unsigned char *prow = p + i * IPS_ROW_BYTES, *crow = c + i * IPS_ROW_BYTES;
+        double *dst = out + i * (size_t)ncols;
+        const double s = seconds[i * seconds_step];
+        const __m256d sv = _mm256_set1_pd(s);
+        for (int g = 0; g < ngroups; g++) {
+            __m256i pv, cv;
+            if (mode[g] == 0) {
+                pv = _mm256_loadu_si256((const __m256i *)(prow + 8 * first[g]));
+                cv = _mm256_loadu_si256((const __m256i *)(crow + 8 * first[g]));
+            } else if (mode[g] == 1) {
+                pv = _mm256_blend_epi32(_mm256_loadu_si256((const __m256i *)(prow + 8 * first[g])),
+                                        _mm256_set1_epi64x((long long)ips_load_le64(prow + 8 * last[g])), 0xC0);
+                cv = _mm256_blend_epi32(_mm256_loadu_si256((const __m256i *)(crow + 8 * first[g])),
+                                        _mm256_set1_epi64x((long long)ips_load_le64(crow + 8 * last[g])), 0xC0);
+            } else {
+                pv = _mm256_i64gather_epi64((const long long *)prow, index[g], 8);
+                cv = _mm256_i64gather_epi64((const long long *)crow, index[g], 8);
+            }
+            __m256i d = _mm256_sub_epi64(cv, pv);
+            __m256i r = d;
+            if (policy != IPS_WRAP) {
+                __m256i lt = _mm256_cmpgt_epi64(_mm256_xor_si256(pv, sign), _mm256_xor_si256(cv, sign));
+                __m256i dec = _mm256_and_si256(lt, lanes[g]);
+                if (policy == IPS_RESET) {
+                    r = _mm256_blendv_epi8(d, cv, dec);
+                } else if (policy == IPS_AUTO) {
+                    __m256i big = _mm256_cmpgt_epi64(_mm256_xor_si256(d, sign), _mm256_setzero_si256());
+                    r = _mm256_blendv_epi8(d, cv, _mm256_and_si256(dec, big));
+                } else {
+                    r = _mm256_andnot_si256(dec, d);
+                }
+            }
+            __m256d q = _mm256_div_pd(ips_u64_to_f64_avx2(r), sv);
+            if (streaming) {
+                _mm256_stream_pd(dst + 4 * g, q);
+            } else {
+                _mm256_storeu_pd(dst + 4 * g, q);
+            }
+        }
+        for (int j = 4 * ngroups; j < ncols; j++) {
+            uint64_t v = ips_delta_one(ips_load_le64(prow + 8 * cols[j]), ips_load_le64(crow + 8 * cols[j]),
+                                       policy, counter[cols[j]]);
+            dst[j] = (double)v / s;
+        }
+    }
+}
+
+__attribute__((target("avx2")))
+static void ips_delta_rates_avx2(const unsigned char *p, const unsigned char *c, size_t nrows, int policy,
+                                 const uint64_t *counter, const uint8_t *cols, int ncols, const double *seconds,
+                                 size_t seconds_step, double *out, int streaming)
+{
+#define IPS_RCASE(POL)                                                                                   \
+    case POL:                                                                                            \
+        if (streaming) {                                                                                 \
+            ips_delta_rates_avx2_t(p, c, nrows, POL, counter, cols, ncols, seconds, seconds_step, out, 1); \
+        } else {                                                                                         \
+            ips_delta_rates_avx2_t(p, c, nrows, POL, counter, cols, ncols, seconds, seconds_step, out, 0); \
+        }                                                                                                \
+        return;
+    switch (policy) {
+        IPS_RCASE(IPS_RESET)
+        IPS_RCASE(IPS_ZERO)
+        IPS_RCASE(IPS_AUTO)
+        default:
+        IPS_RCASE(IPS_WRAP)
+    }
+#undef IPS_RCASE
+}
+#endif
+
+/* Deltas and rates in one pass, out[i, j] = policy(c[i] - p[i])[cols[j]] / seconds[i]:
+ * AVX2 straight from the records; else blocks of scratch_rows rows of deltas
+ * (ips_delta_run, no mask) land in scratch (scratch_rows * 21 uint64, small enough to
+ * stay in cache), then go through ips_rates_run. */
+static inline void ips_delta_rates_run(const unsigned char *p, const unsigned char *c, size_t nrows,
+                                           int policy, const uint64_t *counter, const uint8_t *cols, int ncols,
+                                           const double *seconds, size_t seconds_step, double *out,
+                                           uint64_t *scratch, size_t scratch_rows, int streaming, int use_avx2)
+{
+#if IPS_HAVE_AVX2_PATH
+    if (use_avx2 && ncols / 4 <= IPS_RATE_MAX_GROUPS) {
+        streaming = streaming && ncols % 4 == 0 && ((uintptr_t)out & 31) == 0;
+        ips_delta_rates_avx2(p, c, nrows, policy, counter, cols, ncols, seconds, seconds_step, out, streaming);
+        if (streaming) _mm_sfence();
+        return;
+    }
+#endif
+    for (size_t i = 0; i < nrows; i += scratch_rows) {
+        size_t b = nrows - i < scratch_rows ? nrows - i : scratch_rows;
+        ips_delta_run(p + i * IPS_ROW_BYTES, c + i * IPS_ROW_BYTES, (unsigned char *)scratch, NULL, b,
+                      policy, counter, 0, 0);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        for (size_t k = 0; k < b * IPS_NFIELDS; k++) scratch[k] = IPS_LE64(scratch[k]);
+#endif
+        if (ncols) {
+            ips_rates_run(scratch, cols, ncols, seconds + i * seconds_step, seconds_step,
+                          out + i * (size_t)ncols, b);
+        }
+    }
+}
+
+/* ==================================================================================
+ * Decimal text of integers, for the CSV and JSON Lines writers: what Python's str(int)
+ * gives, two digits at a time from a table. dst needs 20 bytes (21 for a signed value).
+ */
+static const char ips_digit_pairs[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+static inline size_t ips_u64_text(uint64_t v, char *dst)
+{
+    char tmp[20];
+    char *q = tmp + 20;
+    while (v >= 100) {
+        const unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        q -= 2;
+        memcpy(q, ips_digit_pairs + 2 * r, 2);
+    }
+    if (v >= 10) {
+        q -= 2;
+        memcpy(q, ips_digit_pairs + 2 * v, 2);
+    } else {
+        *--q = (char)('0' + v);
+    }
+    const size_t n = (size_t)(tmp + 20 - q);
+    memcpy(dst, q, n);
+    return n;
+}
+
+static inline size_t ips_i64_text(int64_t v, char *dst)
+{
+    if (v >= 0) return ips_u64_text((uint64_t)v, dst);
+    dst[0] = '-';
+    return 1 + ips_u64_text(0 - (uint64_t)v, dst + 1);  /* -2**63 too: its magnitude as uint64 */
+}
+
+/* ISO 8601 UTC text of nanoseconds since the epoch, as numpy's datetime_as_string(...,
+ * timezone="UTC") writes a datetime64[ns] in years 1000..9999: "YYYY-MM-DDTHH:MM:SS" then
+ * "." and frac_digits (3, 6 or 9) digits of the second when frac_digits > 0, then "Z".
+ * Days to a civil date: H. Hinnant's days_from_civil, inverted. dst needs 30 bytes. */
+static inline void ips_two_digits(char *dst, unsigned v) { memcpy(dst, ips_digit_pairs + 2 * v, 2); }
+
+static inline size_t ips_time_text(int64_t ns, int frac_digits, char *dst)
+{
+    int64_t secs = ns / 1000000000, rem = ns % 1000000000;
+    if (rem < 0) { rem += 1000000000; secs -= 1; }
+    int64_t days = secs / 86400, sod = secs % 86400;
+    if (sod < 0) { sod += 86400; days -= 1; }
+    const int64_t z = days + 719468;
+    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    const unsigned doe = (unsigned)(z - era * 146097);
+    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const unsigned mp = (5 * doy + 2) / 153;
+    const unsigned day = doy - (153 * mp + 2) / 5 + 1;
+    const unsigned month = mp < 10 ? mp + 3 : mp - 9;
+    const int64_t year = (int64_t)yoe + era * 400 + (month <= 2);
+    ips_two_digits(dst, (unsigned)(year / 100));
+    ips_two_digits(dst + 2, (unsigned)(year % 100));
+    dst[4] = '-';
+    ips_two_digits(dst + 5, month);
+    dst[7] = '-';
+    ips_two_digits(dst + 8, day);
+    dst[10] = 'T';
+    ips_two_digits(dst + 11, (unsigned)(sod / 3600));
+    dst[13] = ':';
+    ips_two_digits(dst + 14, (unsigned)(sod / 60 % 60));
+    dst[16] = ':';
+    ips_two_digits(dst + 17, (unsigned)(sod % 60));
+    size_t n = 19;
+    if (frac_digits > 0) {
+        char digits[9];
+        uint64_t r = (uint64_t)rem;
+        for (int q = 8; q >= 0; q--) { digits[q] = (char)('0' + r % 10); r /= 10; }
+        dst[n++] = '.';
+        memcpy(dst + n, digits, (size_t)frac_digits);
+        n += (size_t)frac_digits;
+    }
+    dst[n++] = 'Z';
+    return n;
+}
+
 #endif

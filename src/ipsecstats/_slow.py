@@ -1153,3 +1153,143 @@ def pdh_rows(buf: Any, final: bool, delimiter: int, roles: Any, values: Any, mis
         nrows += 1
         line += 1
         p = e
+
+
+# --- Deltas fused with rates: the twin of ``_fast.delta_rate_rows`` --------------------------
+
+
+def delta_rate_rows(
+    prev: npt.NDArray[np.uint8],
+    cur: npt.NDArray[np.uint8],
+    counters: npt.NDArray[np.uint8],
+    policy: str,
+    columns: npt.NDArray[np.uint8],
+    seconds: npt.NDArray[np.float64],
+    out: npt.NDArray[np.float64],
+) -> None:
+    """``delta_rows`` then ``rate_rows``: ``out[i, j] = policy(cur[i] - prev[i])[columns[j]] / seconds[i]``."""
+    if prev is None or cur is None or counters is None or columns is None or seconds is None or out is None:
+        raise TypeError("prev, cur, counters, columns, seconds and out must be arrays, not None")
+    prev = _kernel_buffer("prev", prev, 2, layout="rows")
+    cur = _kernel_buffer("cur", cur, 2, layout="rows")
+    counters = _kernel_buffer("counters", counters, 1, layout="C")
+    columns = _kernel_buffer("columns", columns, 1, layout="C")
+    seconds = _kernel_buffer("seconds", seconds, 1, layout="C", dtype=np.float64)
+    out = _kernel_buffer("out", out, 2, layout="C", writeable=True, dtype=np.float64)
+    if type(policy) is not str:
+        raise TypeError(f"policy must be a str, not {type(policy).__name__}")
+    if policy not in _POLICIES:
+        raise ValueError(f"policy must be one of {', '.join(_POLICIES)}, got {policy!r}")
+    m, k = prev.shape[0], columns.shape[0]
+    _check_rows("prev", prev.shape, m, RECORD_SIZE)
+    _check_rows("cur", cur.shape, m, RECORD_SIZE)
+    if counters.shape != (NFIELDS,):
+        raise ValueError(f"counters must have shape ({NFIELDS},), got {counters.shape}")
+    _check_rows("out", out.shape, m, k)
+    if seconds.shape[0] not in (m, 1):
+        raise ValueError(f"seconds must have shape ({m},) or (1,), got ({seconds.shape[0]},)")
+    if k and int(columns.max()) >= NFIELDS:
+        raise ValueError(f"columns must be < {NFIELDS}, got {int(columns[np.argmax(columns >= NFIELDS)])}")
+    if m == 0:
+        return
+    if k and (np.may_share_memory(out, prev) or np.may_share_memory(out, cur)):
+        raise ValueError("out must not overlap prev or cur")
+    values = np.empty((m, RECORD_SIZE), np.uint8)
+    delta_rows(prev, cur, counters, policy, values)
+    if k:
+        rate_rows(values.view("<u8").astype(np.uint64, copy=False), columns, seconds, out)
+
+
+# --- Text rows for the CSV and JSON Lines writers: the twin of ``_fast.format_rows`` ---------
+
+
+def _text_check(columns: Any, kinds: Any, tables: Any, seps: Any, term: Any, start: int, stop: int) -> None:
+    for name, x, typ in (("columns", columns, list), ("kinds", kinds, bytes), ("tables", tables, list),
+                         ("seps", seps, list), ("term", term, bytes)):
+        if x is None or not isinstance(x, typ):
+            raise TypeError(f"{name} must be {typ.__name__}, not {type(x).__name__}")
+    k = len(kinds)
+    if len(columns) != k or len(tables) != k or len(seps) != k:
+        raise ValueError(f"columns, kinds, tables and seps must have the same length, got "
+                         f"{len(columns)}, {k}, {len(tables)}, {len(seps)}")
+    if start < 0 or stop < start:
+        raise ValueError(f"need 0 <= start <= stop, got {start}, {stop}")
+    for j in range(k):
+        if kinds[j] > 8:
+            raise ValueError(f"kinds[{j}] must be 0..8, got {kinds[j]}")
+        if columns[j] is None:
+            raise TypeError(f"columns[{j}] must be an array, not None")
+        if type(seps[j]) is not bytes:
+            raise TypeError(f"seps[{j}] must be bytes")
+        if kinds[j] == 4:
+            if type(tables[j]) is not tuple or any(type(t) is not bytes for t in tables[j]):
+                raise TypeError(f"tables[{j}] must be a tuple of bytes")
+        if kinds[j] >= 7 and (type(tables[j]) is not int or tables[j] not in (0, 3, 6, 9)):
+            raise ValueError(f"tables[{j}] must be the digits of a second: 0, 3, 6 or 9")
+
+
+_TIME_UNITS = {0: "s", 3: "ms", 6: "us", 9: "ns"}
+
+
+def _float_text(x: float, json: bool) -> bytes:
+    if x != x or (json and x - x != 0.0):
+        return b"null" if json else b""
+    return repr(x).encode()
+
+
+def format_rows(columns: list[Any], kinds: bytes, tables: list[Any], seps: list[bytes], term: bytes,
+                start: int, stop: int) -> bytearray:
+    """Rows ``start`` to ``stop`` as text: ``seps[j]`` then column ``j``'s value for every ``j``,
+    then ``term`` (kinds as in ``_fast.format_rows``)."""
+    _text_check(columns, kinds, tables, seps, term, start, stop)
+    k = len(kinds)
+    if k > 256:
+        raise ValueError(f"at most 256 columns, got {k}")
+    texts: list[list[bytes]] = []
+    for j in range(k):
+        kind = kinds[j]
+        if kind in (5, 6):
+            col = _kernel_buffer(f"columns[{j}]", columns[j], 2, layout="C")
+        else:  # any stride, as a structured array's field
+            if columns[j] is None:
+                raise TypeError(f"columns[{j}] must be an array, not None")
+            memoryview(columns[j])
+            col = np.asarray(columns[j])
+            if col.dtype != np.uint64 or col.ndim != 1:
+                raise ValueError(f"columns[{j}] must be a 1-D uint64 buffer, got {col.ndim}-D {col.dtype}")
+        if col.shape[0] < stop:
+            raise ValueError(f"columns[{j}] has {col.shape[0]} rows, fewer than stop={stop}")
+        part = col[start:stop]
+        if kind == 4:
+            bad = np.flatnonzero(part >= np.uint64(len(tables[j])))
+            if bad.size:
+                i = int(bad[0])
+                raise ValueError(f"columns[{j}][{start + i}]: code {int(part[i].view(np.int64))} is not in its "
+                                 f"table of {len(tables[j])}")
+            texts.append([tables[j][c] for c in part.tolist()])
+        elif kind == 0:
+            texts.append([str(v).encode() for v in part.tolist()])
+        elif kind == 1:
+            texts.append([str(v).encode() for v in part.view(np.int64).tolist()])
+        elif kind in (2, 3):
+            texts.append([_float_text(v, kind == 3) for v in part.view(np.float64).tolist()])
+        elif kind in (7, 8):
+            stamps = part.view(np.int64).view("datetime64[ns]")
+            unit = _TIME_UNITS[tables[j]]
+            iso = np.datetime_as_string(stamps, unit=unit, timezone="UTC").tolist()  # type: ignore[call-overload]
+            nat = np.isnat(stamps).tolist()
+            if kind == 8:
+                texts.append([b"null" if z else b'"' + t.encode() + b'"' for t, z in zip(iso, nat)])
+            else:
+                texts.append([b"" if z else t.encode() for t, z in zip(iso, nat)])
+        else:
+            raw = [bytes(r).rstrip(b"\0") for r in part]
+            if kind == 6:
+                texts.append([b'"' + t + b'"' if t else b"null" for t in raw])
+            else:
+                texts.append(raw)
+    rows = []
+    for i in range(stop - start):
+        rows.append(b"".join(seps[j] + texts[j][i] for j in range(k)) + term)
+    return bytearray(b"".join(rows))
+

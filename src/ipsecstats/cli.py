@@ -264,7 +264,7 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="records (default): the raw values; deltas: each record minus the previous one of its "
                         "instance (counters uint64 under --on-decrease, gauges int64 changes); rates: counter "
                         "deltas per second (float64; needs --interval or a capture's times)")
-    p.add_argument("--format", choices=("csv", "jsonl", "npy", "parquet"),
+    p.add_argument("--format", choices=("csv", "jsonl", "npy", "parquet", "openmetrics"),
                    help="output format (default: from the suffix of OUT; csv for -). CSV, JSON Lines and Parquet "
                         "lead with record, instance and time (timestamp) columns; .npy holds the fields only")
     p.set_defaults(func=cmd_convert)
@@ -601,6 +601,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if args.output == "-" and fmt not in STREAM_FORMATS:
         raise UsageError(f"{fmt} cannot go to standard output; give a file name with -o")
+    if fmt == "openmetrics" and args.what != "records":
+        raise UsageError("OpenMetrics holds the raw counters: --what records (Prometheus computes rates itself)")
     _refuse_overwriting(args.output, [args.file])
     kinds = resolve_kinds(None)
     dtype = {"records": RECORD_DTYPE, "deltas": delta_dtype(kinds), "rates": rate_dtype(kinds)}[args.what]
@@ -616,6 +618,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
                                     + (": name its time column with --timestamp-column)" if reader.format == "cim-csv"
                                        else ")")))
             stride = reader.stride or 1
+            if fmt == "openmetrics" and (raw and (args.start is None or args.interval is None)):
+                reader.close()
+                raise UsageError("OpenMetrics samples need times: a raw log needs --start and --interval")
             metadata = {"what": args.what, "source": os.path.basename(args.file), "input_format": reader.format,
                         "stride": stride if raw else None,
                         "interval_seconds": args.interval, "start": (_window_start(args) or args.start).isoformat() if args.start else None,
