@@ -8,10 +8,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
+
 from .._capture import Capture
 from .._source import ByteSource
 
-__all__ = ["SNIFF_BYTES", "Format", "FormatError", "FormatOptionError", "Reader", "is_text"]
+__all__ = ["SNIFF_BYTES", "BlockBuffer", "Format", "FormatError", "FormatOptionError", "Reader", "is_text"]
 
 #: Bytes that detection peeks at (and that ``accept`` sees).
 SNIFF_BYTES = 4096
@@ -102,3 +104,35 @@ def is_text(prefix: bytes) -> str | None:
         except UnicodeDecodeError:  # one of the five bytes cp1252 leaves undefined
             return None
     return None if text.translate(_TEXT_CONTROLS) != text else text
+
+
+class BlockBuffer:
+    """A text source read block by block: ``arr[pos:filled]`` is read and not yet parsed;
+    ``base`` is the stream offset of ``arr[0]``.
+
+    ``fill`` keeps the unparsed tail, moves it to the front and reads after it, doubling the
+    buffer while the tail fills half of it (a row longer than a block), so every read is at
+    least half a buffer and re-parsing an unfinished row costs linear time in all.
+    ``source``: anything with ``readinto``.
+    """
+
+    def __init__(self, source: Any, block: int):
+        self.source = source
+        self.arr = np.empty(block, np.uint8)
+        self.pos = self.filled = self.base = 0
+        self.eof = False
+
+    def fill(self) -> None:
+        tail = self.filled - self.pos
+        if 2 * tail > len(self.arr):
+            grown = np.empty(2 * len(self.arr), np.uint8)
+            grown[:tail] = self.arr[self.pos: self.filled]
+            self.arr = grown
+        elif self.pos:
+            self.arr[:tail] = self.arr[self.pos: self.filled].copy()
+        self.base += self.pos
+        self.pos, self.filled = 0, tail
+        want = len(self.arr) - tail
+        got = self.source.readinto(self.arr[tail:])
+        self.filled += got
+        self.eof = got < want

@@ -11,9 +11,8 @@ from __future__ import annotations
 import codecs
 from typing import Any
 
-import numpy as np
-
 from .._source import ByteSource
+from ._base import BlockBuffer
 
 __all__ = ["BLOCK_BYTES", "CimCsvFormatError", "_Buffer", "_Decoded", "_TextSource", "_nul_verdict"]
 
@@ -142,29 +141,4 @@ def _nul_verdict(prefix: bytes, name: str) -> None:
                             "not CSV text", line=1)
 
 
-class _Buffer:
-    """The block buffer: ``arr[pos:filled]`` is read and not yet parsed; ``base`` is the
-    stream offset of ``arr[0]``. ``fill`` keeps the unparsed tail and reads after it, doubling
-    the buffer while the tail fills half of it, so every read is at least half a buffer and
-    re-parsing an unfinished row costs linear time in all."""
-
-    def __init__(self, stream: Any, block: int):
-        self.stream = stream
-        self.arr = np.empty(block, np.uint8)
-        self.pos = self.filled = self.base = 0
-        self.eof = False
-
-    def fill(self) -> None:
-        tail = self.filled - self.pos
-        if 2 * tail > len(self.arr):
-            grown = np.empty(2 * len(self.arr), np.uint8)
-            grown[:tail] = self.arr[self.pos: self.filled]
-            self.arr = grown
-        elif self.pos:
-            self.arr[:tail] = self.arr[self.pos: self.filled].copy()
-        self.base += self.pos
-        self.pos, self.filled = 0, tail
-        want = len(self.arr) - tail
-        got = self.stream.readinto(self.arr[tail:])
-        self.filled += got
-        self.eof = got < want
+_Buffer = BlockBuffer  # the block buffer every text format shares

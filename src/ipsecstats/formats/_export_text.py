@@ -11,7 +11,6 @@ decoded once per distinct value, not once per row. No Python object per number.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +21,7 @@ from .._capture import Capture
 from .._checks import check_chunk_records
 from .._schema import FIELD_NAMES, NFIELDS, RECORD_DTYPE, RECORD_SIZE
 from .._source import ByteSource
+from ._base import BlockBuffer
 from ._exported import Assembler, ExportFormatError, Plan, Rows, Texts, plan_columns
 
 __all__ = ["Blocks", "KernelTable", "TextExportReader", "value_message"]
@@ -190,33 +190,8 @@ def value_message(code: int, text: str) -> str:
     return f"{text!r} is not an ISO 8601 UTC time (as ipsecstats writes: 2024-06-03T00:00:10Z)"
 
 
-class Blocks:
-    """The source read block by block: ``arr[pos:filled]`` is read and not yet parsed.
-
-    ``fill`` keeps that tail, moves it to the front and reads after it; the buffer doubles
-    while the tail fills half of it (one row longer than a block), so each read is at
-    least half a buffer and re-parsing an unfinished row costs linear time in all.
-    """
-
-    def __init__(self, source: Any, block: int):
-        self.source = source
-        self.arr = np.empty(block, np.uint8)
-        self.pos = self.filled = 0
-        self.eof = False
-
-    def fill(self) -> None:
-        tail = self.filled - self.pos
-        if 2 * tail > len(self.arr):
-            grown = np.empty(2 * len(self.arr), np.uint8)
-            grown[:tail] = self.arr[self.pos: self.filled]
-            self.arr = grown
-        elif self.pos:
-            self.arr[:tail] = self.arr[self.pos: self.filled].copy()
-        self.pos, self.filled = 0, tail
-        want = len(self.arr) - tail
-        got = self.source.readinto(self.arr[tail:])
-        self.filled += got
-        self.eof = got < want
+class Blocks(BlockBuffer):
+    """The export read block by block (``BlockBuffer``), with its header line."""
 
     def first_line(self, name: str, max_row: int, keep: bool = False) -> bytes:
         """The bytes of the first line (without its line end), consumed unless ``keep``; refuses

@@ -48,7 +48,7 @@ from .._capture import Capture, NameTable, concat
 from .._checks import check_chunk_records, chunk_rows
 from .._schema import FIELD_NAMES, NFIELDS, RECORD_DTYPE
 from .._source import ByteSource
-from ._base import Format, FormatError
+from ._base import BlockBuffer, Format, FormatError
 
 __all__ = ["FORMAT", "OBJECT", "PdhCsvFormatError", "PdhCsvReader", "PdhCsvWarning", "accept", "read_pdh_csv"]
 
@@ -162,34 +162,6 @@ class _Layout:
     ignored: dict[str, int]            # other object -> columns
 
 
-class _Buffer:
-    """The block buffer: ``arr[pos:filled]`` is read and not yet parsed; ``base`` is the
-    stream offset of ``arr[0]``. ``fill`` keeps the unparsed tail and reads after it, doubling
-    the buffer while the tail fills half of it, so re-parsing an unfinished row costs linear
-    time in all."""
-
-    def __init__(self, source: ByteSource, block: int):
-        self.source = source
-        self.arr = np.empty(block, np.uint8)
-        self.pos = self.filled = self.base = 0
-        self.eof = False
-
-    def fill(self) -> None:
-        tail = self.filled - self.pos
-        if 2 * tail > len(self.arr):
-            grown = np.empty(2 * len(self.arr), np.uint8)
-            grown[:tail] = self.arr[self.pos: self.filled]
-            self.arr = grown
-        elif self.pos:
-            self.arr[:tail] = self.arr[self.pos: self.filled].copy()
-        self.base += self.pos
-        self.pos, self.filled = 0, tail
-        want = len(self.arr) - tail
-        got = self.source.readinto(self.arr[tail:])
-        self.filled += got
-        self.eof = got < want
-
-
 class PdhCsvReader:
     """Chunks of a perfmon PDH-CSV/TSV log of ``MSiSCSI_MMIPSECStats`` (see ``read_pdh_csv``).
 
@@ -224,7 +196,7 @@ class PdhCsvReader:
 
     # -- header --------------------------------------------------------------------------
 
-    def _header_line(self, buf: _Buffer) -> bytes:
+    def _header_line(self, buf: BlockBuffer) -> bytes:
         if buf.arr[:3].tobytes() == _BOM8 and buf.filled >= 3:
             buf.pos = 3
         while True:
@@ -297,7 +269,7 @@ class PdhCsvReader:
     # -- rows ----------------------------------------------------------------------------
 
     def _chunks(self) -> Iterator[Capture]:
-        buf = _Buffer(self.source, max(self._block, 4))
+        buf = BlockBuffer(self.source, max(self._block, 4))
         buf.fill()
         if buf.filled == 0:
             raise PdhCsvFormatError(f"{self.name}: no header row (an empty file)", line=1)
