@@ -188,8 +188,8 @@ def test_plot_window(capsys: pytest.CaptureFixture[str], wnode: Path, tmp_path: 
     (["report", "{raw}", "--from", at(10), "--to", at(10)], "is not before --to"),
     (["report", "{raw}", "--interval", "1e-10", "--start", START, "--to", at(10)], "is below 1 ns"),
     (["report", "{raw}", "--from", "yesterday"], "argument --from: expected an ISO 8601 time"),
-    (["report", "{raw}", "--from", at(10), "--scheduler", "threads"], "--from/--to do not work with --scheduler"),
-    (["convert", "{raw}", "{raw}", "--from", at(10), "-o", "{tmp}/ds/"], "not supported for a Parquet dataset"),
+    (["report", "{raw}", "--from", at(10), "--scheduler", "synchronous"], "a raw log has none, give --start"),
+    (["convert", "{raw}", "{raw}", "--from", at(10), "-o", "{tmp}/ds/"], "need --start, which a Parquet dataset does not take"),
 ])
 def test_window_usage_errors(capsys: pytest.CaptureFixture[str], raw: Path, tmp_path: Path,
                              args: list[str], needle: str) -> None:

@@ -30,6 +30,7 @@ from ._capture import Capture, InstanceLabels, concat
 from ._deltas import deltas, divide_counters, rate_dtype, resolve_kinds
 from ._errors import CounterResetError
 from ._schema import NFIELDS
+from ._window import WindowReader, window_ns
 
 __all__ = ["CaptureReader", "DeltaChunk", "TableChunk", "iter_capture", "iter_delta_chunks", "read_capture",
            "record_place"]
@@ -293,7 +294,8 @@ def _open(source: Any, input_format: str, options: dict[str, Any]) -> Any:
 
 
 def iter_capture(source: Any, what: str = "records", *, input_format: str = "auto", on_decrease: str = "auto",
-                 interval: float | None = None, kinds: Any = None, **options: Any) -> Iterator[TableChunk]:
+                 interval: float | None = None, kinds: Any = None, window_from: Any = None, window_to: Any = None,
+                 **options: Any) -> Iterator[TableChunk]:
     """Stream a capture of any format as ``TableChunk``s of its records, deltas or rates.
 
     ``source``: a path, a binary file object (a pipe too), bytes, or a ``Capture``.
@@ -303,10 +305,20 @@ def iter_capture(source: Any, what: str = "records", *, input_format: str = "aut
     record of its instance (a raw log: ``stride`` records back), rows in the order of the
     later record; rates divide by the time step between the two records, or ``interval``
     seconds. Concatenated, the chunks equal the whole capture's table exactly.
+    ``window_from``/``window_to`` (a datetime, ``numpy.datetime64`` or ISO 8601 string; UTC when
+    naive): only the records with ``from <= time < to``, numbered from the first of them
+    (``_window.WindowReader``); a source without times is a ValueError.
     """
     if what not in WHAT:
         raise ValueError(f"what must be one of {', '.join(WHAT)}, got {what!r}")
+    window = window_ns(window_from, window_to)
     reader = _open(source, input_format, options)
+    if window is not None:
+        try:
+            reader = WindowReader(reader, *window)
+        except BaseException:
+            reader.close()
+            raise
     try:
         if what == "records":
             for chunk in reader:

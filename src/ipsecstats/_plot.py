@@ -180,8 +180,9 @@ def _by_instance(stats: LogStats, x: Any, interval: float | None, ax_sa: Any, ax
         with np.errstate(invalid="ignore", divide="ignore"):
             level = one.bin_gauge_sums[:, j] / one.bin_gauge_samples
             rate = one.bin_counter_sums[:, k] / one.bin_samples / (interval or 1.0)
-        ax_conn.plot(x, level, linewidth=0.9, linestyle=(0, (3, 1)), label=f"instance {one.instance}")
-        ax_sa.plot(x, rate, linewidth=0.9, linestyle=(0, (3, 1)), label=f"OakleyQuickMode, instance {one.instance}")
+        name = one.instance_names[0] if one.instance_names else one.instance
+        ax_conn.plot(x, level, linewidth=0.9, linestyle=(0, (3, 1)), label=f"instance {name}")
+        ax_sa.plot(x, rate, linewidth=0.9, linestyle=(0, (3, 1)), label=f"OakleyQuickMode, instance {name}")
 
 
 def _gauge_band(stats: LogStats) -> tuple[Any, Any]:

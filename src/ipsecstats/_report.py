@@ -506,11 +506,12 @@ def format_info(info: dict[str, Any]) -> str:
 
 
 def instance_reports(stats: LogStats, *, interval: float | None, start: dt.datetime | None) -> list[dict[str, Any]]:
-    """``build_report`` of each instance alone (``scan(by_instance=True)``), each with its ``instance``."""
+    """``build_report`` of each instance alone (``scan(by_instance=True)``), each with its ``instance``:
+    the number of an interleaved instance of a raw log, the name (with its host) in a capture."""
     reports = []
     for one in stats.instances or []:
         report = build_report(one, interval=interval, start=start)
-        report["instance"] = one.instance
+        report["instance"] = one.instance_names[0] if one.instance_names else one.instance
         reports.append(report)
     return reports
 

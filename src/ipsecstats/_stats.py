@@ -134,29 +134,31 @@ class LogStats:
 
 
 class _Bins:
-    """Column sums per poll, in at most ``FINE_BINS`` bins of ``width`` polls (a power of 2)."""
+    """Column sums per poll, in at most ``fine`` (``FINE_BINS``) bins of ``width`` polls (a power of 2)."""
 
-    def __init__(self, columns: int):
+    def __init__(self, columns: int, fine: int = FINE_BINS):
         self.width = 1
-        self.sums = np.zeros((FINE_BINS, columns))
+        self.fine = fine
+        self.sums = np.zeros((fine, columns))
 
     def add(self, polls: npt.NDArray[np.int64], values: npt.NDArray[np.float64]) -> None:
         if polls.shape[0] == 0:
             return
-        while int(polls[-1]) >= FINE_BINS * self.width:  # polls ascend: the last is the largest
-            half = self.sums.reshape(FINE_BINS // 2, 2, -1).sum(axis=1)
-            self.sums[: FINE_BINS // 2] = half
-            self.sums[FINE_BINS // 2:] = 0
+        fine = self.fine
+        while int(polls[-1]) >= fine * self.width:  # polls ascend: the last is the largest
+            half = self.sums.reshape(fine // 2, 2, -1).sum(axis=1)
+            self.sums[: fine // 2] = half
+            self.sums[fine // 2:] = 0
             self.width *= 2
         b = polls // self.width
         for j in range(values.shape[1]):
-            self.sums[:, j] += np.bincount(b, weights=values[:, j], minlength=FINE_BINS)
+            self.sums[:, j] += np.bincount(b, weights=values[:, j], minlength=fine)
 
     def rebin(self, polls: int, bins: int) -> npt.NDArray[np.float64]:
         """Sums over ``bins`` equal parts of ``polls`` polls: bin ``j`` goes to part
         ``first_poll(j) * bins // polls``."""
         out = np.zeros((bins, self.sums.shape[1]))
-        first = np.arange(FINE_BINS, dtype=np.int64) * self.width
+        first = np.arange(self.fine, dtype=np.int64) * self.width
         used = first < max(polls, 1)
         part = np.minimum(first[used] * bins // max(polls, 1), bins - 1)
         np.add.at(out, part, self.sums[used])
@@ -164,28 +166,30 @@ class _Bins:
 
 
 class _ExtremeBins:
-    """Min (``np.minimum``) or max (``np.maximum``) per poll, in ``FINE_BINS`` bins of ``width`` polls
+    """Min (``np.minimum``) or max (``np.maximum``) per poll, in ``fine`` bins of ``width`` polls
     (the width doubling as ``_Bins``'s)."""
 
-    def __init__(self, columns: int, ufunc: Any, initial: Any, dtype: Any):
+    def __init__(self, columns: int, ufunc: Any, initial: Any, dtype: Any, fine: int = FINE_BINS):
         self.width = 1
+        self.fine = fine
         self.ufunc, self.initial = ufunc, initial
-        self.values = np.full((FINE_BINS, columns), initial, dtype=dtype)
+        self.values = np.full((fine, columns), initial, dtype=dtype)
 
     def add(self, polls: npt.NDArray[np.int64], values: npt.NDArray[Any]) -> None:
         if polls.shape[0] == 0:
             return
-        while int(polls[-1]) >= FINE_BINS * self.width:
+        fine = self.fine
+        while int(polls[-1]) >= fine * self.width:
             half = self.ufunc(self.values[0::2], self.values[1::2])
-            self.values[: FINE_BINS // 2] = half
-            self.values[FINE_BINS // 2:] = self.initial
+            self.values[: fine // 2] = half
+            self.values[fine // 2:] = self.initial
             self.width *= 2
         self.ufunc.at(self.values, polls // self.width, values)
 
     def rebin(self, polls: int, bins: int) -> npt.NDArray[Any]:
         """The extremes over ``bins`` equal parts of ``polls`` polls (as ``_Bins.rebin``)."""
         out = np.full((bins, self.values.shape[1]), self.initial, dtype=self.values.dtype)
-        first = np.arange(FINE_BINS, dtype=np.int64) * self.width
+        first = np.arange(self.fine, dtype=np.int64) * self.width
         used = first < max(polls, 1)
         part = np.minimum(first[used] * bins // max(polls, 1), bins - 1)
         self.ufunc.at(out, part, self.values[used])
@@ -255,17 +259,17 @@ class _Steps:
 class _Scan:
     """The accumulators of one pass; ``finish`` writes them into the ``LogStats``."""
 
-    def __init__(self, stats: LogStats, timed: bool):
+    def __init__(self, stats: LogStats, timed: bool, fine: int = FINE_BINS):
         self.stats = stats
         self.timed = timed
         self.poll_sums = _PollSums(2 * len(COUNTERS) if timed else len(COUNTERS))
-        self.counter_bins = _Bins(len(COUNTERS) + 1)  # increases, then the polls counted
-        self.gauge_bins = _Bins(len(GAUGES) + 1)  # gauge sums, then the records counted
-        self.time_bins = _Bins(2)  # ns past the first time, stamped records
-        self.gauge_min = _ExtremeBins(len(GAUGES), np.minimum, _U64_MAX, np.uint64)
-        self.gauge_max = _ExtremeBins(len(GAUGES), np.maximum, 0, np.uint64)
-        self.peak_bins = _ExtremeBins(len(COUNTERS), np.maximum, 0.0, np.float64)
-        self.second_bins = _Bins(1)
+        self.counter_bins = _Bins(len(COUNTERS) + 1, fine)  # increases, then the polls counted
+        self.gauge_bins = _Bins(len(GAUGES) + 1, fine)  # gauge sums, then the records counted
+        self.time_bins = _Bins(2, fine)  # ns past the first time, stamped records
+        self.gauge_min = _ExtremeBins(len(GAUGES), np.minimum, _U64_MAX, np.uint64, fine)
+        self.gauge_max = _ExtremeBins(len(GAUGES), np.maximum, 0, np.uint64, fine)
+        self.peak_bins = _ExtremeBins(len(COUNTERS), np.maximum, 0.0, np.float64, fine)
+        self.second_bins = _Bins(1, fine)
         self.steps = _Steps()
         self.seconds = 0.0
         self.first_ns: int | None = None
@@ -563,8 +567,8 @@ def scan(reader: Any, *, on_decrease: str = "auto", bins: int = 0,
          progress: Callable[[int], None] | None = None, by_instance: bool = False) -> LogStats:
     """One pass over ``reader`` (a ``formats.Reader``); ``bins`` > 0 also keeps series for a plot.
 
-    ``by_instance``: also the statistics of each interleaved instance of a raw log alone
-    (``stats.instances``); a capture (WNODE, CSV) is a ValueError, not yet supported.
+    ``by_instance``: also the statistics of each instance alone (``stats.instances``): each
+    interleaved instance of a raw log, each instance name (with its host) of a capture.
 
     ``progress`` is called with the bytes read since its last call.
     """
@@ -575,12 +579,12 @@ def scan(reader: Any, *, on_decrease: str = "auto", bins: int = 0,
     stats = LogStats(path=reader.name, stride=reader.stride or 1, on_decrease=on_decrease,
                      bytes_at_start=src.size or 0, bins=bins, input_format=reader.format)
     timed = capture and reader.has_timestamps
-    if by_instance and (capture or on_decrease == "raise"):
-        raise ValueError("--by-instance needs a raw log (a capture's instances are not yet kept apart) "
-                         "and an --on-decrease other than raise")
+    if by_instance and on_decrease == "raise":
+        raise ValueError("--by-instance needs an --on-decrease other than raise")
     if not capture and on_decrease != "raise":
         return _scan_fused(reader, stats, progress, by_instance)
     acc = _Scan(stats, timed)
+    alone = _InstanceScans(stats, timed) if by_instance else None
     done = src.offset
     polls = 0
     names: tuple[str, ...] = ()
@@ -591,6 +595,8 @@ def scan(reader: Any, *, on_decrease: str = "auto", bins: int = 0,
             acc.records(chunk.records.view("<u8").reshape(n, NFIELDS), d.sample, chunk.timestamps)
             polls = int(d.sample[-1]) + 1
         acc.deltas(d)
+        if alone is not None:
+            alone.feed(d)
         names = chunk.instance_names
         if progress is not None:
             progress(src.offset - done)
@@ -600,7 +606,79 @@ def scan(reader: Any, *, on_decrease: str = "auto", bins: int = 0,
     acc.finish(polls, len(names) if capture else stats.stride)
     if capture:
         stats.instance_names = names
+    if alone is not None:
+        stats.instances = alone.finish(polls, names)
     return stats
+
+
+_INSTANCE_BINS = 512  # fine bins of each instance's own statistics: about 0.2 MB an instance
+
+
+def _groups(codes: npt.NDArray[np.intp]) -> Iterator[tuple[int, npt.NDArray[np.intp]]]:
+    """``(code, index)`` for each distinct code, ``index`` ascending: one stable sort, O(n log n)."""
+    if codes.shape[0] == 0:
+        return
+    order = np.argsort(codes, kind="stable")
+    ordered = codes[order]
+    cuts = np.flatnonzero(ordered[1:] != ordered[:-1]) + 1
+    for a, b in zip(np.r_[0, cuts].tolist(), np.r_[cuts, ordered.shape[0]].tolist()):
+        yield int(ordered[a]), order[a:b]
+
+
+def _delta_rows(d: Any, rows: npt.NDArray[np.intp]) -> Any:
+    """The ``DeltaChunk`` ``d`` restricted to its delta rows ``rows``."""
+    from ._pipeline import DeltaChunk
+
+    return DeltaChunk(d.chunk, d.sample, d.values[rows], None if d.resets is None else d.resets[rows], d.later[rows],
+                      None if d.steps is None else d.steps[rows], lambda r: d.earlier_values(rows[r]), d.first_row)
+
+
+class _InstanceScans:
+    """One ``_Scan`` per instance of a capture, fed the records and delta rows of that instance only.
+
+    Each instance's polls are the capture's (so its bins line up with the total's), and each of
+    its records is one of its samples. Memory: ``_INSTANCE_BINS`` fine bins an instance."""
+
+    def __init__(self, stats: LogStats, timed: bool):
+        self.stats = stats
+        self.timed = timed
+        self.scans: dict[int, _Scan] = {}
+
+    def _scan(self, code: int) -> _Scan:
+        scan = self.scans.get(code)
+        if scan is None:
+            total = self.stats
+            one = LogStats(path=total.path, stride=1, on_decrease=total.on_decrease, bytes_at_start=0, bins=total.bins,
+                           input_format=total.input_format)
+            scan = self.scans[code] = _Scan(one, self.timed, _INSTANCE_BINS)
+        return scan
+
+    def feed(self, d: Any) -> None:
+        chunk = d.chunk
+        n = len(chunk)
+        u = chunk.records.view("<u8").reshape(n, NFIELDS)
+        ts = chunk.timestamps
+        for code, index in _groups(chunk.instance_codes):
+            self._scan(code).records(u[index], d.sample[index], None if ts is None else ts[index])
+        if len(d):
+            for code, rows in _groups(chunk.instance_codes[d.later]):
+                self._scan(code).deltas(_delta_rows(d, rows))
+
+    def finish(self, polls: int, names: tuple[str, ...]) -> list[LogStats]:
+        out = []
+        for code in sorted(self.scans):
+            scan = self.scans[code]
+            scan.finish(polls, 1)
+            one = scan.stats
+            one.sample_count = one.records  # one record of an instance per poll it appears in
+            one.instance = code
+            one.instance_names = (names[code],)
+            one.path = f"{self.stats.path} [{names[code]}]"
+            one.bytes_at_start = self.stats.bytes_at_start
+            for e in one.events:
+                e.instance = 0
+            out.append(one)
+        return out
 
 
 _READ_AHEAD = 3  # chunks a reading thread may hold ready
@@ -700,13 +778,25 @@ def _scan_fused(reader: Any, stats: LogStats, progress: Callable[[int], None] | 
 
 
 def scan_path(path: str, *, input_format: str = "auto", stride: int | None = None, on_decrease: str = "auto",
-              allow_partial: bool = False, **csv_options: Any) -> LogStats:
+              allow_partial: bool = False, by_instance: bool = False,
+              window: tuple[int | None, int | None] | None = None, clock: tuple[int, int] | None = None,
+              **csv_options: Any) -> LogStats:
     """``scan`` of the file at ``path``: a module-level function, so Dask workers can run it.
 
-    ``csv_options`` (``timestamp_column``, ``timestamp_format``, ``timezone``, ``delimiter``,
-    ``encoding``) go to a CIM CSV file's reader; set for another format, they are a
-    ``FormatOptionError``."""
+    ``window``: ``(begin_ns, end_ns)``, the records with ``begin <= t < end`` only (``WindowReader``;
+    either may be None); a raw log's times are ``start_ns + k * step_ns`` from ``clock``
+    ``(start_ns, step_ns)``. ``csv_options`` (``timestamp_column``, ``timestamp_format``,
+    ``timezone``, ``delimiter``, ``encoding``) go to a CIM CSV file's reader; set for another
+    format, they are a ``FormatOptionError``."""
     from . import formats
+    from ._window import WindowReader
 
     reader = formats.open_reader(path, input_format, stride=stride, allow_partial=allow_partial, **csv_options)
-    return scan(reader, on_decrease=on_decrease)
+    if window is not None:
+        start_ns, step_ns = clock if clock is not None else (None, None)
+        try:
+            reader = WindowReader(reader, *window, start_ns=start_ns, step_ns=step_ns)
+        except BaseException:
+            reader.close()
+            raise
+    return scan(reader, on_decrease=on_decrease, by_instance=by_instance)

@@ -27,7 +27,7 @@ import numpy as np
 
 from ._capture import Capture
 
-__all__ = ["WindowReader", "first_sample", "to_ns"]
+__all__ = ["WindowReader", "first_sample", "time_ns", "to_ns", "window_ns"]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _NAT = np.iinfo(np.int64).min
@@ -36,6 +36,37 @@ _NAT = np.iinfo(np.int64).min
 def to_ns(t: dt.datetime) -> int:
     """An aware datetime as int64 nanoseconds since 1970 (UTC), exactly."""
     return (t - _EPOCH) // dt.timedelta(microseconds=1) * 1000
+
+
+def time_ns(value: Any, what: str) -> int:
+    """A time as int64 nanoseconds since 1970 (UTC), exactly: an aware ``datetime`` (a naive one
+    is UTC), a ``numpy.datetime64`` or an ISO 8601 string (``2024-06-03T08:00:00Z``)."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{what}: expected an ISO 8601 time such as 2024-06-03T08:00:00Z, got {value!r}") from None
+    if isinstance(value, dt.datetime):
+        return to_ns(value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc))
+    if isinstance(value, np.datetime64) and not np.isnat(value):
+        try:
+            return int(value.astype("datetime64[ns]").astype(np.int64))
+        except OverflowError:
+            raise ValueError(f"{what}: {value} is outside the datetime64[ns] range 1677..2262") from None
+    raise TypeError(f"{what}: expected a datetime, numpy.datetime64 or ISO 8601 string, got {value!r}")
+
+
+def window_ns(begin: Any, end: Any) -> tuple[int | None, int | None] | None:
+    """``(begin_ns, end_ns)`` of the window ``begin <= t < end`` (``time_ns``; either may be None),
+    or None when both are; ValueError unless begin is before end."""
+    if begin is None and end is None:
+        return None
+    lo = None if begin is None else time_ns(begin, "window_from")
+    hi = None if end is None else time_ns(end, "window_to")
+    if lo is not None and hi is not None and not lo < hi:
+        raise ValueError(f"window_from {begin!r} is not before window_to {end!r}: the window holds the records "
+                         "with from <= time < to")
+    return lo, hi
 
 
 def first_sample(t_ns: int, start_ns: int, step_ns: int) -> int:

@@ -250,7 +250,8 @@ def _build_parser() -> argparse.ArgumentParser:
                         "mean_rate(COUNTER)>X/s, restarts(COUNTER)>N, restarts>N, wraps>N, or finding:KIND "
                         "(finding:warning: any warning); OP is > >= < <= == !=. See the README for the finding kinds")
     p.add_argument("--by-instance", action="store_true",
-                   help="also each interleaved instance of a raw log alone (JSON: by_instance)")
+                   help="also each instance alone: an interleaved instance of a raw log, an instance name (and "
+                        "host) of a capture (JSON: by_instance)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("convert", parents=[log, run, dist],
@@ -275,7 +276,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="OUT.png")
     p.add_argument("--bins", type=_positive_int, default=500, help="points per series at most (default 500)")
     p.add_argument("--title", help="figure title")
-    p.add_argument("--by-instance", action="store_true", help="also a line per interleaved instance of a raw log")
+    p.add_argument("--by-instance", action="store_true",
+                   help="also a line per instance (an interleaved instance of a raw log, an instance name of a capture)")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("generate", parents=[run], help="write a realistic synthetic log",
@@ -309,8 +311,6 @@ def _check_time_options(args: argparse.Namespace, paths: list[str] | None = None
     if begin is not None and end is not None and not begin < end:
         raise UsageError(f"--from {begin.isoformat()} is not before --to {end.isoformat()}: the window holds "
                          "the records with from <= time < to")
-    if (begin is not None or end is not None) and getattr(args, "scheduler", None):
-        raise UsageError("--from/--to do not work with --scheduler yet; leave out --scheduler")
     if args.start is None:
         return
     for path in paths or ():
@@ -461,6 +461,19 @@ def _window_start(args: argparse.Namespace) -> dt.datetime | None:
     return args.start + dt.timedelta(seconds=k * args.interval)
 
 
+def _window_options(args: argparse.Namespace) -> dict[str, Any]:
+    """--from/--to as ``scan_path``'s ``window`` (ns) and, for a raw log, its ``clock`` from
+    --start/--interval; nothing when no window is given."""
+    if args.window_from is None and args.window_to is None:
+        return {}
+    from ._window import to_ns
+
+    window = (None if args.window_from is None else to_ns(args.window_from),
+              None if args.window_to is None else to_ns(args.window_to))
+    clock = None if args.start is None else (to_ns(args.start), round(args.interval * 1e9))
+    return {"window": window, "clock": clock}
+
+
 def _window(args: argparse.Namespace) -> dict[str, str | None] | None:
     """The --from/--to window for reports (ISO 8601), or None."""
     if args.window_from is None and args.window_to is None:
@@ -533,15 +546,18 @@ def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[s
         sys.stdout.write(f"{PROG} report: no FILE given, so this is the sample log shipped with {PROG}\n"
                          f"  {paths[0]}\n  made by: {sample['command']}\n\n")
     remote = None
-    if args.by_instance and getattr(args, "scheduler", None):
-        raise UsageError("--by-instance runs in this process: leave out --scheduler")
     if getattr(args, "scheduler", None):  # one Dask task per file; results come back in order
         from .dask import map_files
 
+        if _window_options(args):  # a window on a file without times is a usage error here too
+            for path in paths:
+                with contextlib.suppress(OSError, ValueError):  # the worker reports those
+                    _open_log(args, path).close()
+
         with _scheduler_errors(args.scheduler):
             remote = map_files(scan_path, list(paths), scheduler=args.scheduler, input_format=args.input_format,
-                               stride=args.stride, on_decrease=args.on_decrease,
-                               allow_partial=args.allow_partial, **_csv_options(args))
+                               stride=args.stride, on_decrease=args.on_decrease, allow_partial=args.allow_partial,
+                               by_instance=args.by_instance, **_window_options(args), **_csv_options(args))
     for i, path in enumerate(paths):
         trailing: list[int] = []
         if remote is not None:
@@ -682,7 +698,17 @@ def _convert_dataset(args: argparse.Namespace) -> int:
     if args.start is not None:
         raise UsageError("--start is not supported for a Parquet dataset output; convert one FILE at a time")
     if args.window_from is not None or args.window_to is not None:
-        raise UsageError("--from/--to are not supported for a Parquet dataset output; convert one FILE at a time")
+        from . import formats
+        from ._source import ByteSource
+
+        for path in [args.file, *args.more_files]:  # a capture's own times only: a dataset takes no --start
+            with contextlib.suppress(OSError, ValueError):  # reported when the dataset is written
+                with contextlib.closing(ByteSource(path)) as src:
+                    raw = (formats.detect(src) if args.input_format == "auto"
+                           else formats.by_name(args.input_format)).name == "raw"
+                if raw:
+                    raise UsageError(f"{path}: --from/--to on a raw log need --start, which a Parquet dataset "
+                                     "does not take; convert one FILE at a time")
     missing = [m for m in ("dask", "pyarrow") if not _importable(m)]
     if missing:
         why = "--scheduler" if args.scheduler else ("several FILEs" if args.more_files else
@@ -696,7 +722,8 @@ def _convert_dataset(args: argparse.Namespace) -> int:
                                  what=args.what, stride=args.stride or 1,
                                  interval=args.interval if args.what == "rates" else None,
                                  on_decrease=args.on_decrease, allow_partial=args.allow_partial,
-                                 input_format=args.input_format, **_csv_options(args))
+                                 input_format=args.input_format, window_from=args.window_from,
+                                 window_to=args.window_to, **_csv_options(args))
     except (OSError, ValueError) as exc:
         _error(args, args.file, exc)
         return EXIT_DATA

@@ -42,6 +42,7 @@ from ._errors import CounterResetError, PartialRecordWarning
 from ._interop import require, table_columns
 from ._schema import FIELD_NAMES, RECORD_DTYPE, RECORD_SIZE
 from ._source import ByteSource
+from ._window import window_ns
 
 __all__ = ["CONNECT_TIMEOUT_ENV", "FileOutcome", "LogPart", "CaptureFileReader", "LogReader", "SchedulerAddressError",
            "SchedulerConnectionError", "connect_timeout", "convert_logs", "map_files", "parquet_options", "read_logs",
@@ -263,8 +264,9 @@ class CaptureFileReader:
 
     def __init__(self, files: tuple[str, ...], formats: tuple[str, ...], what: str, interval: float | None,
                  on_decrease: DecreasePolicy, kinds: tuple[tuple[str, str], ...] | None,
-                 csv_options: tuple[tuple[str, Any], ...] = ()):
+                 csv_options: tuple[tuple[str, Any], ...] = (), window: tuple[int | None, int | None] | None = None):
         self.files = files
+        self.window = window  # (begin_ns, end_ns): the records with begin <= time < end
         self.formats = formats  # the format name of each file
         self.what = what
         self.interval = interval
@@ -276,13 +278,16 @@ class CaptureFileReader:
 
     def __dask_tokenize__(self) -> Any:
         return (type(self).__name__, self.files, self.formats, self.what, self.interval, self.on_decrease,
-                self.kinds, self.csv_options)
+                self.kinds, self.csv_options, self.window)
 
     def _chunks(self, part: LogPart) -> Iterator[Any]:
         from ._pipeline import iter_capture
 
         fmt = self.formats[part.file_index]
         options = dict(self.csv_options) if fmt == "cim-csv" else {}
+        if self.window is not None:
+            options.update({key: None if ns is None else np.datetime64(ns, "ns")
+                            for key, ns in zip(("window_from", "window_to"), self.window)})
         try:
             yield from iter_capture(part.path, self.what, input_format=fmt, on_decrease=self.on_decrease,
                                     interval=self.interval, kinds=None if self.kinds is None else dict(self.kinds),
@@ -381,6 +386,8 @@ def read_logs(
     timezone: str | None = None,
     delimiter: str | None = None,
     encoding: str | None = None,
+    window_from: Any = None,
+    window_to: Any = None,
 ) -> Any:
     """Records, deltas or rates of many log files as one ``dask.dataframe.DataFrame``.
 
@@ -405,7 +412,10 @@ def read_logs(
     each instance name, and rates divide by the real time steps (``interval`` only for
     captures without times). ``timestamp_column``, ``timestamp_format``, ``timezone``,
     ``delimiter`` and ``encoding`` go to the CIM CSV files' readers (see ``read_cim_csv``). Raw
-    logs and captures cannot be mixed in one frame.
+    logs and captures cannot be mixed in one frame. ``window_from``/``window_to`` (datetime,
+    ``numpy.datetime64`` or ISO 8601; UTC when naive): a capture's records with
+    ``from <= time < to`` only, numbered from the first of them, as ``iter_capture``; every file
+    must carry times.
     """
     dd = require("dask.dataframe", "dask", "read_logs()")
     if what not in WHAT:
@@ -423,6 +433,7 @@ def read_logs(
         raise ValueError("interval= applies to what='rates' only")
     kind_items = None if kinds is None else tuple(kinds.items())
     resolve_kinds(kinds)  # validate now, not on a worker
+    window = window_ns(window_from, window_to)
 
     paths = expand_paths(paths_or_glob)
     csv_options = {k: v for k, v in (("timestamp_column", timestamp_column), ("timestamp_format", timestamp_format),
@@ -439,8 +450,17 @@ def read_logs(
                 raise ValueError(f"{raws[0]} holds raw records but {captures[0][0]} is a "
                                  f"{by_name(captures[0][1]).title}: raw logs and captures cannot share one "
                                  "frame or dataset; read them separately")
-            return _read_captures(dd, paths, [name for name, _ in probed], [timed for _, timed in probed], what,
-                                  interval, on_decrease, kind_items, csv_options, columns)
+            timed = [t for _, t in probed]
+            if window is not None and not all(timed):
+                untimed = paths[timed.index(False)]
+                raise ValueError(f"read_logs(window_from=, window_to=): {untimed} has no times"
+                                 + (" (name its time column with timestamp_column=)"
+                                    if probed[timed.index(False)][0] == "cim-csv" else ""))
+            return _read_captures(dd, paths, [name for name, _ in probed], timed, what,
+                                  interval, on_decrease, kind_items, csv_options, columns, window)
+    if window is not None:
+        raise ValueError(f"read_logs(window_from=, window_to=): {paths[0]} is a raw log, whose records carry no "
+                         "times; read it with ipsecstats.iter_capture(path, start=..., interval=..., window_from=...)")
     if what == "rates" and interval is None:
         raise ValueError("read_logs(what='rates') needs interval= (seconds between samples of one instance)")
     if csv_options:
@@ -468,7 +488,8 @@ def _checked_columns(columns: list[str] | None, known: tuple[str, ...]) -> list[
 
 def _read_captures(dd: Any, paths: list[str], names: list[str], timed: list[bool], what: str,
                    interval: float | None, on_decrease: DecreasePolicy, kinds: tuple[tuple[str, str], ...] | None,
-                   csv_options: dict[str, Any], columns: list[str] | None) -> Any:
+                   csv_options: dict[str, Any], columns: list[str] | None,
+                   window: tuple[int | None, int | None] | None = None) -> Any:
     """``read_logs`` of capture files: one partition per file (see ``CaptureFileReader``)."""
     if what == "rates":
         untimed = [path for path, t in zip(paths, timed) if not t]
@@ -484,7 +505,7 @@ def _read_captures(dd: Any, paths: list[str], names: list[str], timed: list[bool
     files = tuple(dict.fromkeys(paths))
     formats_of = dict(zip(paths, names))
     reader = CaptureFileReader(files, tuple(formats_of[f] for f in files), what, interval, on_decrease, kinds,
-                               tuple(csv_options.items()))
+                               tuple(csv_options.items()), window)
     columns = _checked_columns(columns, reader.columns)
     parts = [LogPart(files.index(path), path, 0, -1) for path in paths]
     return dd.from_map(reader, parts, meta=reader.meta(), columns=columns, label=f"ipsecstats-{what}")
