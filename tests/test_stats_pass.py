@@ -25,7 +25,7 @@ def _state(kernel, nbins, nevents=8):
     return np.zeros(kernel.STATS_ACC, np.uint64), bins, np.zeros((nevents, 3), np.int64)
 
 
-def run(kernel, recs, stride, policy, width, cuts, nevents=8):
+def run(kernel, recs, stride, policy, width, cuts, nevents=8, parts=3):
     """``stats_rows`` over ``recs`` cut at ``cuts`` (every piece but the first at least ``stride`` long
     after the first ``stride`` records, as the pipeline feeds it)."""
     rows = recs.view(np.uint8).reshape(-1, RECORD_SIZE)
@@ -36,91 +36,10 @@ def run(kernel, recs, stride, policy, width, cuts, nevents=8):
     prev = np.zeros((0, RECORD_SIZE), np.uint8)
     for i, (s, e) in enumerate(zip(edges[:-1], edges[1:])):
         kernel.stats_rows(rows[s:e], prev, COUNTERS, policy, stride, s, width, i == len(edges) - 2, acc, bins,
-                          events)
+                          events, parts)
         if e >= stride:
             prev = rows[e - stride:e].copy()
     return acc, bins, events
-
-
-def expected(recs, stride, policy, width, nevents=8):
-    """The same statistics in plain Python ints."""
-    u = [[int(v) for v in row] for row in recs.view("<u8").reshape(-1, NFIELDS)]
-    n = len(u)
-    nbins = max((n - 1) // stride // width + 1, 1)
-    fsum = [[0] * NFIELDS for _ in range(nbins)]
-    fmin = [[U64] * NFIELDS for _ in range(nbins)]
-    fmax = [[0] * NFIELDS for _ in range(nbins)]
-    records = [0] * nbins
-    polls: dict[int, list[int]] = {}
-    restarts, wraps = [0] * NFIELDS, [0] * NFIELDS
-    events = []
-    restart_events = 0
-    for g, row in enumerate(u):
-        b = g // stride // width
-        records[b] += 1
-        for k, v in enumerate(row):
-            fsum[b][k] += v
-            fmin[b][k] = min(fmin[b][k], v)
-            fmax[b][k] = max(fmax[b][k], v)
-        if g < stride:
-            continue
-        p = u[g - stride]
-        sums = polls.setdefault(g // stride, [0] * NFIELDS)
-        rbits = wbits = 0
-        for k in range(16):
-            c, q = row[k], p[k]
-            d = (c - q) % (1 << 64)
-            if c < q:
-                wrap = q - c >= 1 << 63
-                if wrap:
-                    wraps[k] += 1
-                    wbits |= 1 << k
-                else:
-                    restarts[k] += 1
-                    rbits |= 1 << k
-                if policy == "reset" or (policy == "auto" and not wrap):
-                    d = c
-                elif policy == "zero":
-                    d = 0
-            sums[k] += d
-        if rbits or wbits:
-            events.append((g, rbits, wbits))
-            restart_events += rbits != 0
-    csum = [[0] * NFIELDS for _ in range(nbins)]
-    peak = [[0] * NFIELDS for _ in range(nbins)]
-    npolls = [0] * nbins
-    for poll, sums in polls.items():
-        b = poll // width
-        npolls[b] += 1
-        for k in range(NFIELDS):
-            csum[b][k] += sums[k]
-            peak[b][k] = max(peak[b][k], sums[k])
-    return dict(fsum=fsum, fmin=fmin, fmax=fmax, records=records, csum=csum, peak=peak, polls=npolls,
-                restarts=restarts, wraps=wraps, events=events[:nevents], event_count=len(events),
-                restart_events=restart_events, rows=max(n - stride, 0))
-
-
-def _pair(bins, lo, hi):
-    return [[int(a) + (int(b) << 64) for a, b in zip(r[lo:lo + 21], r[hi:hi + 21])] for r in bins]
-
-
-def check(kernel, recs, stride, policy, width, cuts):
-    acc, bins, events = run(kernel, recs, stride, policy, width, cuts)
-    want = expected(recs, stride, policy, width)
-    assert _pair(bins, 42, 63) == want["fsum"]
-    assert _pair(bins, 0, 21) == want["csum"]
-    assert _pair(bins, 128, 149) == want["peak"]
-    assert bins[:, 84:105].tolist() == want["fmin"]
-    assert bins[:, 105:126].tolist() == want["fmax"]
-    assert bins[:, 126].tolist() == want["polls"]
-    assert bins[:, 127].tolist() == want["records"]
-    assert acc[0:21].tolist() == want["restarts"]
-    assert acc[21:42].tolist() == want["wraps"]
-    assert int(acc[84]) == want["event_count"]
-    assert int(acc[85]) == want["restart_events"]
-    assert int(acc[86]) == 0  # the final call closed the pending poll
-    assert int(acc[87]) == want["rows"]
-    assert [tuple(e) for e in events[: len(want["events"])].tolist()] == want["events"]
 
 
 values = st.one_of(st.integers(0, 40), st.integers(0, U64), st.sampled_from([0, 1, U64, U64 - 1, 1 << 63,
@@ -308,3 +227,117 @@ def test_the_plot_band_reaches_the_report_max(tmp_path):
         assert stats.bin_gauge_max.max(axis=0).tolist() == [stats.field_max[g] for g in _GAUGE_COLS]
         assert stats.bin_gauge_min.min(axis=0).tolist() == [stats.field_min[g] for g in _GAUGE_COLS]
         np.testing.assert_array_equal(stats.bin_counter_peak.max(axis=0), stats.peak)
+
+
+RECORD_COLUMNS = [*range(42, 126), 127]  # sums, min, max, records: what parts=1 fills
+
+
+@settings(max_examples=100, deadline=None)
+@given(logs())
+def test_the_two_halves_of_the_pass_add_up_to_the_whole(case):
+    """parts=1 (record statistics) and parts=2 (increases) on separate arrays give, column by
+    column, what one pass gives, and leave the other's columns alone: both backends."""
+    for kernel in (_slow, require_fast()):
+        whole = run(kernel, *case, parts=3)
+        _, records, no_events = run(kernel, *case, parts=1)
+        acc, pairs, events = run(kernel, *case, parts=2)
+        other = [c for c in range(kernel.STATS_BIN) if c not in RECORD_COLUMNS]
+        fresh = _state(kernel, records.shape[0])[1]
+        assert records[:, RECORD_COLUMNS].tobytes() == whole[1][:, RECORD_COLUMNS].tobytes()
+        assert records[:, other].tobytes() == fresh[:, other].tobytes() and not no_events.any()
+        assert pairs[:, other].tobytes() == whole[1][:, other].tobytes()
+        assert pairs[:, RECORD_COLUMNS].tobytes() == fresh[:, RECORD_COLUMNS].tobytes()
+        assert acc.tobytes() == whole[0].tobytes() and events.tobytes() == whole[2].tobytes()
+
+
+@pytest.mark.parametrize("parts", [0, 4, -1])
+def test_parts_out_of_range_is_the_same_error_on_both_backends(parts):
+    messages = []
+    for kernel in (_slow, require_fast()):
+        acc, bins, events = _state(kernel, 2)
+        with pytest.raises(ValueError, match="parts must be 1, 2 or 3") as info:
+            kernel.stats_rows(np.zeros((1, RECORD_SIZE), np.uint8), np.zeros((0, RECORD_SIZE), np.uint8), COUNTERS,
+                              "auto", 1, 0, 1, False, acc, bins, events, parts)
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]
+
+
+def expected(recs, stride, policy, width, nevents=8):
+    """The same statistics in plain Python ints."""
+    u = [[int(v) for v in row] for row in recs.view("<u8").reshape(-1, NFIELDS)]
+    n = len(u)
+    nbins = max((n - 1) // stride // width + 1, 1)
+    fsum = [[0] * NFIELDS for _ in range(nbins)]
+    fmin = [[U64] * NFIELDS for _ in range(nbins)]
+    fmax = [[0] * NFIELDS for _ in range(nbins)]
+    records = [0] * nbins
+    polls: dict[int, list[int]] = {}
+    restarts, wraps = [0] * NFIELDS, [0] * NFIELDS
+    events = []
+    restart_events = 0
+    for g, row in enumerate(u):
+        b = g // stride // width
+        records[b] += 1
+        for k, v in enumerate(row):
+            fsum[b][k] += v
+            fmin[b][k] = min(fmin[b][k], v)
+            fmax[b][k] = max(fmax[b][k], v)
+        if g < stride:
+            continue
+        p = u[g - stride]
+        sums = polls.setdefault(g // stride, [0] * NFIELDS)
+        rbits = wbits = 0
+        for k in range(16):
+            c, q = row[k], p[k]
+            d = (c - q) % (1 << 64)
+            if c < q:
+                wrap = q - c >= 1 << 63
+                if wrap:
+                    wraps[k] += 1
+                    wbits |= 1 << k
+                else:
+                    restarts[k] += 1
+                    rbits |= 1 << k
+                if policy == "reset" or (policy == "auto" and not wrap):
+                    d = c
+                elif policy == "zero":
+                    d = 0
+            sums[k] += d
+        if rbits or wbits:
+            events.append((g, rbits, wbits))
+            restart_events += rbits != 0
+    csum = [[0] * NFIELDS for _ in range(nbins)]
+    peak = [[0] * NFIELDS for _ in range(nbins)]
+    npolls = [0] * nbins
+    for poll, sums in polls.items():
+        b = poll // width
+        npolls[b] += 1
+        for k in range(NFIELDS):
+            csum[b][k] += sums[k]
+            peak[b][k] = max(peak[b][k], sums[k])
+    return dict(fsum=fsum, fmin=fmin, fmax=fmax, records=records, csum=csum, peak=peak, polls=npolls,
+                restarts=restarts, wraps=wraps, events=events[:nevents], event_count=len(events),
+                restart_events=restart_events, rows=max(n - stride, 0))
+
+
+def _pair(bins, lo, hi):
+    return [[int(a) + (int(b) << 64) for a, b in zip(r[lo:lo + 21], r[hi:hi + 21])] for r in bins]
+
+
+def check(kernel, recs, stride, policy, width, cuts):
+    acc, bins, events = run(kernel, recs, stride, policy, width, cuts)
+    want = expected(recs, stride, policy, width)
+    assert _pair(bins, 42, 63) == want["fsum"]
+    assert _pair(bins, 0, 21) == want["csum"]
+    assert _pair(bins, 128, 149) == want["peak"]
+    assert bins[:, 84:105].tolist() == want["fmin"]
+    assert bins[:, 105:126].tolist() == want["fmax"]
+    assert bins[:, 126].tolist() == want["polls"]
+    assert bins[:, 127].tolist() == want["records"]
+    assert acc[0:21].tolist() == want["restarts"]
+    assert acc[21:42].tolist() == want["wraps"]
+    assert int(acc[84]) == want["event_count"]
+    assert int(acc[85]) == want["restart_events"]
+    assert int(acc[86]) == 0  # the final call closed the pending poll
+    assert int(acc[87]) == want["rows"]
+    assert [tuple(e) for e in events[: len(want["events"])].tolist()] == want["events"]

@@ -49,6 +49,7 @@ def stats_rows(
     acc: npt.NDArray[np.uint64],
     bins: npt.NDArray[np.uint64],
     events: npt.NDArray[np.int64],
+    parts: int = 3,
 ) -> None: ...
 def wnode_count(
     buf: npt.NDArray[np.uint8] | bytes, guid: npt.NDArray[np.uint8] | bytes, skip_too_small: bool

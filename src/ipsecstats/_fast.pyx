@@ -341,7 +341,7 @@ cdef extern from "_kernel.h" nogil:
         size_t n, nprev, stride, nbins, nevents
         uint64_t start, width
         const uint64_t *counter
-        int policy, final
+        int policy, final, parts
         uint64_t *acc
         uint64_t *bins
         _i64 *events
@@ -352,7 +352,7 @@ STATS_BIN = IPS_SB_WIDTH
 
 
 def stats_rows(cur, prev, counters, str policy not None, Py_ssize_t stride, Py_ssize_t start, Py_ssize_t width,
-               bint final, acc, bins, events):
+               bint final, acc, bins, events, int parts=3):
     """Accumulate the statistics of record rows ``cur`` (arithmetic in ``_kernel.h``, ``ips_stats_run``).
 
     ``cur``: (n, 168) C-contiguous uint8 records, the first being record ``start`` of the
@@ -360,10 +360,15 @@ def stats_rows(cur, prev, counters, str policy not None, Py_ssize_t stride, Py_s
     ``stride``, bin = poll // ``width``. ``acc``: (STATS_ACC,) uint64 running state;
     ``bins``: (B, STATS_BIN) uint64 (per bin: 128-bit sums, min, max, counts, peak polls);
     ``events``: (E, 3) int64, the first E rows in which a counter fell (record, restart
-    bits, wrap bits). ``final``: close the pending poll.
+    bits). ``final``: close the pending poll. ``parts``: 1 the record statistics only (sums,
+    min, max, records: the bin columns ``SB_FLO`` to ``SB_POLLS`` and ``SB_RECORDS``), 2 the
+    increases only (everything else, and ``acc``/``events``), 3 both; two calls with 1 and 2
+    on separate ``bins`` arrays give, column by column, what one call with 3 gives.
     """
     if cur is None or prev is None or counters is None or acc is None or bins is None or events is None:
         raise TypeError("arrays must not be None")
+    if parts < 1 or parts > 3:
+        raise ValueError(f"parts must be 1, 2 or 3, got {parts}")
     cdef const uint8_t[:, ::1] c = cur
     cdef const uint8_t[:, ::1] p = prev
     cdef const uint8_t[::1] kinds = counters
@@ -398,7 +403,7 @@ def stats_rows(cur, prev, counters, str policy not None, Py_ssize_t stride, Py_s
     args.nevents = ev.shape[0]
     args.start, args.width = start, width
     args.counter = counter
-    args.policy, args.final = _POLICIES[policy], final
+    args.policy, args.final, args.parts = _POLICIES[policy], final, parts
     args.acc = &a[0]
     args.bins = &b[0, 0] if nb else NULL
     args.events = &ev[0, 0] if ev.shape[0] else NULL

@@ -381,10 +381,13 @@ typedef struct {
     size_t n, nprev, stride, nbins, nevents;
     uint64_t start, width;
     const uint64_t *counter;
-    int policy, final;
+    int policy, final, parts;   /* parts: IPS_STATS_RECORDS | IPS_STATS_PAIRS */
     uint64_t *acc, *bins;
     int64_t *events;
 } ips_stats_args;
+
+#define IPS_STATS_RECORDS 1   /* the record statistics: sums, min, max, records */
+#define IPS_STATS_PAIRS 2     /* the increases: sums, peaks, polls, restarts, wraps, events */
 
 static inline void ips_add128(uint64_t *lo, uint64_t *hi, uint64_t v)
 {
@@ -592,6 +595,23 @@ static inline __attribute__((always_inline)) void ips_stats_pairs_t(ips_stats_ar
                     plo[k] = 0; phi[k] = 0;
                 }
             }
+            uint64_t fell = 0;   /* the common row: no counter fell, each increase is cv - pv */
+            for (int k = 0; k < IPS_NFIELDS; k++)
+                fell |= ((uint64_t)0 - (uint64_t)(ips_load_le64(c + 8 * k) < ips_load_le64(p + 8 * k))) & cm[k];
+            if (!fell) {
+                for (int k = 0; k < IPS_NFIELDS; k++) {
+                    uint64_t out = (ips_load_le64(c + 8 * k) - ips_load_le64(p + 8 * k)) & cm[k];
+                    uint64_t s = plo[k] + out;
+                    phi[k] += s < out;
+                    plo[k] = s;
+                }
+                rows++;
+                if (++pos == stride) {
+                    pos = 0;
+                    poll++;
+                }
+                continue;
+            }
             uint64_t rbits = 0, wbits = 0;
             for (int k = 0; k < IPS_NFIELDS; k++) {
                 uint64_t pv = ips_load_le64(p + 8 * k), cv = ips_load_le64(c + 8 * k);
@@ -676,17 +696,21 @@ static void ips_stats_run(ips_stats_args *a, int use_avx2)
         uint64_t *bin = a->bins + b * IPS_SB_WIDTH;
 #if IPS_HAVE_AVX2_PATH
         if (use_avx2) {
-            ips_stats_records_avx2(a->cur + i * IPS_ROW_BYTES, i1 - i, bin);
-            ips_stats_pairs_avx2(a, i, i1, bin);
+            if (a->parts & IPS_STATS_RECORDS)
+                ips_stats_records_avx2(a->cur + i * IPS_ROW_BYTES, i1 - i, bin);
+            if (a->parts & IPS_STATS_PAIRS)
+                ips_stats_pairs_avx2(a, i, i1, bin);
         } else
 #endif
         {
-            ips_stats_records_portable(a->cur + i * IPS_ROW_BYTES, i1 - i, bin);
-            ips_stats_pairs_portable(a, i, i1, bin);
+            if (a->parts & IPS_STATS_RECORDS)
+                ips_stats_records_portable(a->cur + i * IPS_ROW_BYTES, i1 - i, bin);
+            if (a->parts & IPS_STATS_PAIRS)
+                ips_stats_pairs_portable(a, i, i1, bin);
         }
         i = i1;
     }
-    if (a->final)
+    if (a->final && (a->parts & IPS_STATS_PAIRS))
         ips_stats_flush(a);
 }
 

@@ -303,10 +303,13 @@ def _add128(lo: Any, hi: Any, add_lo: Any, add_hi: Any) -> None:
 
 
 def stats_rows(cur: Any, prev: Any, counters: Any, policy: str, stride: int, start: int, width: int, final: bool,
-               acc: Any, bins: Any, events: Any) -> None:
+               acc: Any, bins: Any, events: Any, parts: int = 3) -> None:
     """Accumulate the statistics of record rows ``cur`` (see ``_fast.stats_rows``)."""
     if cur is None or prev is None or counters is None or acc is None or bins is None or events is None:
         raise TypeError("arrays must not be None")
+    parts = operator.index(parts)
+    if parts < 1 or parts > 3:
+        raise ValueError(f"parts must be 1, 2 or 3, got {parts}")
     cur = _kernel_buffer("cur", cur, 2, layout="C")
     prev = _kernel_buffer("prev", prev, 2, layout="C")
     counters = _kernel_buffer("counters", counters, 1, layout="C")
@@ -334,10 +337,11 @@ def stats_rows(cur: Any, prev: Any, counters: Any, policy: str, stride: int, sta
         raise ValueError(f"record {start + n - 1} falls beyond the {nb} bins of width {width}")
     if acc[_ST_PENDING] and (int(acc[_ST_PENDING]) - 1) // width >= nb:
         raise ValueError(f"the pending poll falls beyond the {nb} bins of width {width}")
-    if n:
+    if n and parts & 1:
         _stats_records(cur.view("<u8").reshape(n, NFIELDS), start, stride, width, bins)
+    if n and parts & 2:
         _stats_pairs(cur, prev, counters.astype(bool), policy, stride, start, width, acc, bins, events)
-    if final:
+    if final and parts & 2:
         _stats_flush(acc, bins, width)
 
 

@@ -438,36 +438,33 @@ class _Fused:
         self.prev = np.zeros((0, RECORD_SIZE), np.uint8)
 
     def _widen(self, last_poll: int) -> None:
-        while last_poll // self.width >= FINE_BINS:
-            a, b = self.bins[0::2], self.bins[1::2]
-            m = _empty_bins(FINE_BINS)
-            h = m[: FINE_BINS // 2]
-            for lo, hi in ((_CLO, _CHI), (_FLO, _FHI)):
-                s = a[:, lo:hi] + b[:, lo:hi]
-                h[:, hi:hi + 21] = a[:, hi:hi + 21] + b[:, hi:hi + 21] + (s < a[:, lo:hi])
-                h[:, lo:hi] = s
-            h[:, _MIN:_MAX] = np.minimum(a[:, _MIN:_MAX], b[:, _MIN:_MAX])
-            h[:, _MAX:_POLLS] = np.maximum(a[:, _MAX:_POLLS], b[:, _MAX:_POLLS])
-            h[:, _POLLS:_PLO] = a[:, _POLLS:_PLO] + b[:, _POLLS:_PLO]
-            pa, pb = a[:, _PLO:], b[:, _PLO:]
-            above = (pb[:, 21:] > pa[:, 21:]) | ((pb[:, 21:] == pa[:, 21:]) & (pb[:, :21] > pa[:, :21]))
-            h[:, _PLO:] = np.where(np.concatenate([above, above], axis=1), pb, pa)
-            self.bins = m
-            self.width *= 2
+        self.bins, self.width = _widened(self.bins, self.width, last_poll)
 
-    def chunk(self, rows: npt.NDArray[np.uint8], start: int, stride: int) -> None:
-        """Records ``rows`` ((n, 168) uint8), the first being record ``start`` of the log."""
+    def chunk(self, rows: npt.NDArray[np.uint8], start: int, stride: int, parts: int = 3) -> None:
+        """Records ``rows`` ((n, 168) uint8), the first being record ``start`` of the log.
+        ``parts`` 2: the increases only, the record statistics coming from a ``_RecordPass``
+        (``finish(records=...)``)."""
         n = rows.shape[0]
         if n:
             self._widen((start + n - 1) // stride)
         self.kernel.stats_rows(np.ascontiguousarray(rows), self.prev, self.counters, self.policy, stride,
-                               start if n else 0, self.width, False, self.acc, self.bins, self.events)
+                               start if n else 0, self.width, False, self.acc, self.bins, self.events, parts)
         if n >= stride:
             self.prev = rows[n - stride:].copy()
         self.stats.records += n
 
-    def finish(self, stride: int) -> None:
+    def take_records(self, records: _RecordPass) -> None:
+        """The record statistics (sums, min, max, records per bin) of ``records`` into these bins."""
+        last = max(self.width, records.width) * FINE_BINS - 1  # both at the wider of the two widths
+        self._widen(last)
+        bins, _ = _widened(records.bins, records.width, last)
+        self.bins[:, _FLO:_POLLS] = bins[:, _FLO:_POLLS]
+        self.bins[:, _RECS] = bins[:, _RECS]
+
+    def finish(self, stride: int, records: _RecordPass | None = None) -> None:
         stats = self.stats
+        if records is not None:
+            self.take_records(records)
         self.kernel.stats_rows(np.zeros((0, RECORD_SIZE), np.uint8), self.prev, self.counters, self.policy,
                                stride, 0, self.width, True, self.acc, self.bins, self.events)
         bins, acc = self.bins, self.acc
@@ -539,6 +536,52 @@ class _Fused:
             sums = _exact(rows[:, [lo + c for c in cols]], rows[:, [hi + c for c in cols]])
             out[j] = [float(v) for v in sums]
         return out
+
+
+def _widened(bins: npt.NDArray[np.uint64], width: int, last_poll: int) -> tuple[npt.NDArray[np.uint64], int]:
+    """``bins`` of ``width`` polls each, merged in pairs (the width doubling) until poll
+    ``last_poll`` falls in one of the ``FINE_BINS``: sums added (128-bit), min and max kept,
+    counts added, the higher peak kept (128-bit compares)."""
+    while last_poll // width >= FINE_BINS:
+        a, b = bins[0::2], bins[1::2]
+        m = _empty_bins(FINE_BINS)
+        h = m[: FINE_BINS // 2]
+        for lo, hi in ((_CLO, _CHI), (_FLO, _FHI)):
+            s = a[:, lo:hi] + b[:, lo:hi]
+            h[:, hi:hi + 21] = a[:, hi:hi + 21] + b[:, hi:hi + 21] + (s < a[:, lo:hi])
+            h[:, lo:hi] = s
+        h[:, _MIN:_MAX] = np.minimum(a[:, _MIN:_MAX], b[:, _MIN:_MAX])
+        h[:, _MAX:_POLLS] = np.maximum(a[:, _MAX:_POLLS], b[:, _MAX:_POLLS])
+        h[:, _POLLS:_PLO] = a[:, _POLLS:_PLO] + b[:, _POLLS:_PLO]
+        pa, pb = a[:, _PLO:], b[:, _PLO:]
+        above = (pb[:, 21:] > pa[:, 21:]) | ((pb[:, 21:] == pa[:, 21:]) & (pb[:, :21] > pa[:, :21]))
+        h[:, _PLO:] = np.where(np.concatenate([above, above], axis=1), pb, pa)
+        bins, width = m, width * 2
+    return bins, width
+
+
+class _RecordPass:
+    """The record statistics of the fused pass alone (``stats_rows`` parts 1: per bin the exact
+    sums, min and max of every field and the records counted), run by the reading thread on
+    each chunk as it is read, while the main thread adds up the increases (parts 2)."""
+
+    def __init__(self) -> None:
+        from ._backend import KERNEL
+
+        self.kernel = KERNEL
+        self.width = 1
+        self.bins = _empty_bins(FINE_BINS)
+        self.acc = np.zeros(KERNEL.STATS_ACC, np.uint64)
+        self.events = np.zeros((0, 3), np.int64)
+        self.counters = np.zeros(NFIELDS, np.uint8)
+        self.prev = np.zeros((0, RECORD_SIZE), np.uint8)
+
+    def chunk(self, rows: npt.NDArray[np.uint8], start: int, stride: int) -> None:
+        n = rows.shape[0]
+        if n:
+            self.bins, self.width = _widened(self.bins, self.width, (start + n - 1) // stride)
+            self.kernel.stats_rows(np.ascontiguousarray(rows), self.prev, self.counters, "wrap", stride, start,
+                                   self.width, False, self.acc, self.bins, self.events, 1)
 
 
 def record_decreases(stats: LogStats, rows: npt.NDArray[Any], cols: npt.NDArray[Any], prev: npt.NDArray[np.uint64],
@@ -736,7 +779,9 @@ def read_ahead(chunks: Any, depth: int = _READ_AHEAD) -> Iterator[Any]:
 
 def _scan_fused(reader: Any, stats: LogStats, progress: Callable[[int], None] | None,
                 by_instance: bool = False) -> LogStats:
-    """``scan`` of a raw log: one compiled pass over each chunk of records (``_Fused``).
+    """``scan`` of a raw log: one compiled pass over each chunk of records (``_Fused``), split in
+    two: the reading thread takes each chunk's record statistics (``_RecordPass``) as it reads
+    it, this thread its increases, so the two halves run on two cores.
 
     ``by_instance``: also one ``LogStats`` per interleaved instance (``stats.instances``), each
     from the same pass over that instance's records alone (stride 1)."""
@@ -749,11 +794,18 @@ def _scan_fused(reader: Any, stats: LogStats, progress: Callable[[int], None] | 
                              bytes_at_start=stats.bytes_at_start // stride, bins=stats.bins,
                              input_format=stats.input_format), stats.on_decrease)
              for _ in range(stride if by_instance else 0)]
+    records = _RecordPass()
+
+    def read(chunks: Iterator[Any]) -> Iterator[Any]:  # runs in the reading thread
+        for chunk in chunks:
+            n = len(chunk)
+            rows = chunk.records.view(np.uint8).reshape(n, RECORD_SIZE)
+            records.chunk(rows, chunk.start, stride)
+            yield chunk, rows
+
     done = src.offset
-    for chunk in read_ahead(at_least(reader, stride)):
-        n = len(chunk)
-        rows = chunk.records.view(np.uint8).reshape(n, RECORD_SIZE)
-        acc.chunk(rows, chunk.start, stride)
+    for chunk, rows in read_ahead(read(at_least(reader, stride))):
+        acc.chunk(rows, chunk.start, stride, parts=2)
         for k, part in enumerate(parts):  # instance k holds records k, k + stride, ...
             first = (k - chunk.start) % stride
             part.chunk(rows[first::stride], (chunk.start + first) // stride, 1)
@@ -762,7 +814,7 @@ def _scan_fused(reader: Any, stats: LogStats, progress: Callable[[int], None] | 
             done = src.offset
     if src.size is None:
         stats.bytes_at_start = src.offset - src.start
-    acc.finish(stride)
+    acc.finish(stride, records)
     if by_instance:
         stats.instances = []
         for k, part in enumerate(parts):
