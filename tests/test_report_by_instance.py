@@ -32,8 +32,9 @@ def hosts_capture(polls: int = 60, restart_at: int = 37) -> Capture:
     u = records.view("<u8").reshape(-1, len(FIELD_NAMES))
     later = np.arange(3 * polls) >= 3 * restart_at
     restart = later & (codes == 1)
-    u[restart] -= u[3 * restart_at + 1]  # SRV2 from zero again
-    u[restart] += np.uint64(3)
+    counters = [FIELD_NAMES.index(name) for name in COUNTERS]
+    u[np.ix_(restart, counters)] -= u[3 * restart_at + 1, counters]  # SRV2's counters from zero again
+    u[np.ix_(restart, counters)] += np.uint64(3)
     times = T0 + (np.arange(3 * polls) // 3).astype("timedelta64[m]").astype("timedelta64[ns]")
     return Capture(records, times, codes, table.names, 0, table.hosts)
 
