@@ -341,3 +341,35 @@ def check(kernel, recs, stride, policy, width, cuts):
     assert int(acc[86]) == 0  # the final call closed the pending poll
     assert int(acc[87]) == want["rows"]
     assert [tuple(e) for e in events[: len(want["events"])].tolist()] == want["events"]
+
+
+@pytest.mark.parametrize("r", [1, 2, 3, 5])
+def test_group_sums_add_each_group_left_to_right(r):
+    from ipsecstats._stats import _group_sums
+
+    rng = np.random.default_rng(r)
+    values = rng.random((60 * r, 7)) * 10.0 ** rng.integers(-8, 8, size=(60 * r, 7))
+    regular = np.arange(0, 60 * r, r)
+    irregular = np.unique(np.r_[0, rng.integers(1, 60 * r, 25)])
+    for starts in (regular, irregular):
+        edges = [*starts.tolist(), values.shape[0]]
+        want = np.array([[sum(values[a:b, j].tolist()) for j in range(values.shape[1])]
+                         for a, b in zip(edges[:-1], edges[1:])])
+        assert _group_sums(values, starts).tobytes() == want.tobytes()
+
+
+def test_column_stats_are_exact_on_both_backends():
+    from ipsecstats import _backend
+    from ipsecstats._stats import column_stats
+
+    u = np.array([[U64] * NFIELDS, [U64 - 1] * NFIELDS, [5] * NFIELDS], dtype=np.uint64)
+    u[:, 3] = [0, 1 << 63, 7]
+    want = ([int(c) for c in u.astype(object).sum(axis=0)], u.min(axis=0).tolist(), u.max(axis=0).tolist())
+    saved = _backend.KERNEL
+    try:
+        for kernel in (_slow, require_fast()):
+            _backend.KERNEL = kernel
+            assert column_stats(u.view(RECORD_DTYPE)[:, 0]) == want
+            assert column_stats(u[::-1][::-1]) == want  # any (n, 21) uint64 array
+    finally:
+        _backend.KERNEL = saved

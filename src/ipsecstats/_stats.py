@@ -38,6 +38,10 @@ _HALF = np.uint64(1 << 63)
 _U64_MAX = np.uint64(0xFFFFFFFFFFFFFFFF)
 _LOW32 = np.uint64(0xFFFFFFFF)
 _QUARTERS = 4
+_ONE_BIN = 1 << 62  # polls per bin: every record in bin 0
+_NO_ROWS = np.zeros((0, RECORD_SIZE), np.uint8)
+_NO_COUNTERS = np.zeros(NFIELDS, np.uint8)
+_NO_EVENTS = np.zeros((0, 3), np.int64)
 MAX_EVENTS = 1000  # restart events kept for the report (all are counted)
 FINE_BINS = 4096
 _STEP_KEYS = 50_000  # distinct step values kept for the median before rounding coarser
@@ -49,6 +53,20 @@ def utc_datetime(value: np.datetime64) -> dt.datetime | None:
         return None
     ns = int(value.astype("datetime64[ns]").astype(np.int64))
     return dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=ns // 1000)
+
+
+def column_stats(rows: npt.NDArray[Any]) -> tuple[list[int], list[int], list[int]]:
+    """Exact sums, min and max of each of the 21 uint64 items of ``rows`` ((n, 168) bytes, or n
+    records), as Python ints: one compiled pass (``stats_rows`` record statistics into one bin)."""
+    from ._backend import KERNEL
+
+    data = np.ascontiguousarray(rows).view(np.uint8).reshape(-1, RECORD_SIZE)
+    bins = _empty_bins(1)
+    KERNEL.stats_rows(data, _NO_ROWS, _NO_COUNTERS, "wrap", 1, 0, _ONE_BIN, False,
+                      np.zeros(KERNEL.STATS_ACC, np.uint64), bins, _NO_EVENTS, 1)
+    row = bins[0].tolist()
+    sums = [lo + (hi << 64) for lo, hi in zip(row[_FLO:_FHI], row[_FHI:_MIN])]
+    return sums, row[_MIN:_MAX], row[_MAX:_POLLS]
 
 
 def exact_column_sums(u: npt.NDArray[np.uint64]) -> list[int]:
@@ -196,6 +214,29 @@ class _ExtremeBins:
         return out
 
 
+def _group_sums(values: npt.NDArray[np.float64], starts: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
+    """The sums of the row groups of ``values`` beginning at ``starts`` (ascending, the first 0),
+    each added left to right (as Python's ``sum``): row p of every group at once, p = 0, 1, ...,
+    the groups ordered by size so that those still going are a prefix. O(rows) work."""
+    m = values.shape[0]
+    sizes = np.diff(np.r_[starts, m])
+    r = int(sizes[0])
+    if (sizes == r).all():  # every poll with the same instances: strided views, no gathers
+        sums = values[0::r].copy()
+        for p in range(1, r):
+            sums += values[p::r]
+        return sums
+    order = np.argsort(-sizes, kind="stable")
+    first, size = starts[order], sizes[order]
+    sums = values[first]
+    for p in range(1, int(size[0])):
+        going = int(np.searchsorted(-size, -p, side="left"))  # groups with more than p rows
+        sums[:going] += values[first[:going] + p]
+    out = np.empty_like(sums)
+    out[order] = sums
+    return out
+
+
 class _PollSums:
     """Adds rows of the same poll (ascending), across chunk boundaries; yields completed polls."""
 
@@ -204,18 +245,21 @@ class _PollSums:
         self.pending = np.zeros(width)
 
     def feed(self, polls: npt.NDArray[np.int64], values: npt.NDArray[np.float64]
-             ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+             ) -> list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
+        """The polls completed by these rows: a list of ``(ids, sums)`` parts (no copy of the sums
+        to put the pending poll in front)."""
         if polls.shape[0] == 0:
-            return np.empty(0, np.int64), np.empty((0, self.pending.shape[0]))
+            return []
         starts = np.flatnonzero(np.r_[True, polls[1:] != polls[:-1]])
-        ids, sums = polls[starts], np.add.reduceat(values, starts, axis=0)
+        ids, sums = polls[starts], _group_sums(values, starts)
+        done = []
         if ids[0] == self.pending_poll:
             sums[0] += self.pending
         elif self.pending_poll >= 0:
-            ids = np.r_[self.pending_poll, ids]
-            sums = np.vstack([self.pending, sums])
+            done.append((np.array([self.pending_poll]), self.pending[None, :]))
         self.pending_poll, self.pending = int(ids[-1]), sums[-1].copy()
-        return ids[:-1], sums[:-1]
+        done.append((ids[:-1], sums[:-1]))
+        return done
 
     def finish(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         if self.pending_poll < 0:
@@ -282,13 +326,13 @@ class _Scan:
         n = u.shape[0]
         if n == 0:
             return
-        lo, hi = u.min(axis=0).tolist(), u.max(axis=0).tolist()
+        sums, lo, hi = column_stats(u)
         if stats.records == 0:
             stats.field_min, stats.field_max = lo, hi
         else:
             stats.field_min = [min(a, b) for a, b in zip(stats.field_min, lo)]
             stats.field_max = [max(a, b) for a, b in zip(stats.field_max, hi)]
-        stats.field_sum = [a + b for a, b in zip(stats.field_sum, exact_column_sums(u))]
+        stats.field_sum = [a + b for a, b in zip(stats.field_sum, sums)]
         if stats.bins:
             gauges = np.empty((n, len(GAUGES) + 1))
             gauges[:, :-1] = u[:, _GAUGE_COLS]
@@ -320,24 +364,29 @@ class _Scan:
             return
         u = d.values.view("<u8").reshape(m, NFIELDS)
         counters = u[:, _COUNTER_COLS]
-        stats.increase = [a + b for a, b in zip(stats.increase, exact_column_sums(counters))]
+        totals = column_stats(d.values)[0]
+        stats.increase = [a + totals[c] for a, c in zip(stats.increase, _COUNTER_COLS)]
         if d.resets is not None and d.resets.any():
             self._decreases(d, u)
         polls = d.sample[d.later]
-        increases = counters.astype(np.float64)
-        if self.timed:
+        k = len(COUNTERS)
+        if self.timed:  # increases, then rates: one (m, 2k) array
             steps = d.steps
             valid = steps > 0
             self.seconds += float(steps[valid].sum())
             self.steps.add(steps[valid])
-            rates = np.zeros_like(increases)
-            np.divide(increases, steps[:, None], out=rates, where=valid[:, None])
-            values = np.concatenate([increases, rates], axis=1)
+            values = np.empty((m, 2 * k))
+            values[:, :k] = counters
+            with np.errstate(divide="ignore", invalid="ignore"):
+                np.divide(values[:, :k], steps[:, None], out=values[:, k:])
+            if not valid.all():
+                values[~valid, k:] = 0.0
             if stats.bins:
                 self.second_bins.add(polls[valid], steps[valid, None])
         else:
-            values = increases
-        self._polls(*self.poll_sums.feed(polls, values))
+            values = counters.astype(np.float64)
+        for ids, sums in self.poll_sums.feed(polls, values):
+            self._polls(ids, sums)
         stats.rows += m
 
     def _polls(self, ids: npt.NDArray[np.int64], sums: npt.NDArray[np.float64]) -> None:
