@@ -153,7 +153,14 @@ MSVC_TARGET=(--target=x86_64-pc-windows-msvc -fms-compatibility -fms-extensions
 echo "== 2. clang --target=x86_64-pc-windows-msvc (clang-cl): compile the harness to an object"
 if clang "${MSVC_TARGET[@]}" -O2 -DEXPECT_MSVC=1 -DEXPECT_SSE42_PATH=1 -c "$SCRATCH/harness.c" \
         -o "$SCRATCH/harness.obj"; then
-    echo "ok: $(stat -c %s "$SCRATCH/harness.obj") bytes of COFF"
+    OBJDUMP="$(command -v llvm-objdump || echo "$(dirname "$(readlink -f "$(command -v clang)")")/llvm-objdump")"
+    "$OBJDUMP" -d "$SCRATCH/harness.obj" >"$SCRATCH/harness.obj.dis"
+    if grep -q "cpuid" "$SCRATCH/harness.obj.dis" && grep -q "xgetbv" "$SCRATCH/harness.obj.dis" \
+            && grep -q "vpcmpgtq" "$SCRATCH/harness.obj.dis"; then
+        echo "ok: $(stat -c %s "$SCRATCH/harness.obj") bytes of COFF, with cpuid, xgetbv and AVX2 code"
+    else
+        echo "FAIL: the clang-cl object lacks the __cpuid/_xgetbv check or the AVX2 code"; fail=1
+    fi
 else
     echo "FAIL: clang, MSVC target"; fail=1
 fi
