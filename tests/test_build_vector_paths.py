@@ -1,9 +1,9 @@
 """Every vector path this CPU can run agrees with the numpy twin, and the build's flags.
 
 The kernel is built for the compiler's baseline (plain x86-64) and picks, at run time,
-the portable loops, their SSE4.2 copies or the AVX2 kernels (``_kernel.h``,
-``ips_cpu_path``). The suite's other parity tests compare AVX2 with the portable loop;
-here each path in turn, the SSE4.2 copies included, must give the twin's bytes. The
+the portable loops, the SSE4.2 copy of the statistics pass or the AVX2 kernels
+(``_kernel.h``, ``ips_cpu_path``). The suite's other parity tests compare AVX2 with the
+portable loops; here each path in turn, SSE4.2 included, must give the twin's bytes. The
 import on a CPU without SSE4.2 is checked by ``tools/old-cpu-smoke.sh`` (qemu).
 """
 
