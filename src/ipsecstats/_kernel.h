@@ -67,8 +67,9 @@ enum { IPS_PATH_PORTABLE = 0, IPS_PATH_SSE42 = 1, IPS_PATH_AVX2 = 2 };
 #define IPS_HAVE_AVX2_PATH 1
 #include <immintrin.h>
 #if defined(_MSC_VER) && defined(__clang__)
-/* clang-cl's immintrin.h (clang < 19) leaves out the AVX, AVX2 and XSAVE declarations
- * unless /arch enables them; the target-attributed functions need them all the same. */
+/* clang-cl's immintrin.h (clang 14 at least, as tools/windows-check.sh finds) leaves out
+ * the AVX, AVX2 and XSAVE declarations unless /arch enables them; the target-attributed
+ * functions need them all the same. */
 #include <avxintrin.h>
 #include <avx2intrin.h>
 #include <xsaveintrin.h>
