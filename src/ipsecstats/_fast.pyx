@@ -19,8 +19,10 @@ cdef extern from "_kernel.h" nogil:
         IPS_AUTO
     uint64_t ips_delta_run(const unsigned char *p, const unsigned char *c,
                            unsigned char *out, uint8_t *mask, size_t nrows,
-                           int policy, const uint64_t *counter, int streaming, int use_avx2)
-    int ips_cpu_has_avx2()
+                           int policy, const uint64_t *counter, int streaming, int path)
+    enum:
+        IPS_PATH_PORTABLE
+    int ips_cpu_path()
 
 cdef enum:
     NF = 21              # items per record
@@ -29,18 +31,26 @@ cdef enum:
 from ._alloc import STREAMING_THRESHOLD  # read at each call: tests lower it
 
 cdef dict _POLICIES = {"wrap": IPS_WRAP, "reset": IPS_RESET, "zero": IPS_ZERO, "auto": IPS_AUTO}
-cdef int _use_avx2 = ips_cpu_has_avx2()
+cdef tuple _PATHS = ("portable", "sse4.2", "avx2")  # indexed by IPS_PATH_*
+cdef int _path = ips_cpu_path()
 
 
 def vector_path():
-    """The SIMD path the kernel takes on this CPU: "avx2" or "portable"."""
-    return "avx2" if _use_avx2 else "portable"
+    """The SIMD path the kernel takes on this CPU: "avx2", "sse4.2" or "portable"."""
+    return _PATHS[_path]
 
 
-def _set_vector_path(bint avx2):
-    """Tests only: force the portable loop (False) or allow AVX2 where the CPU has it."""
-    global _use_avx2
-    _use_avx2 = avx2 and ips_cpu_has_avx2()
+def _set_vector_path(path):
+    """Tests only: True for this CPU's best path, False for the portable (baseline) loop,
+    or a path name of ``vector_path``, which this CPU must support."""
+    global _path
+    cdef int best = ips_cpu_path()
+    if not isinstance(path, str):
+        _path = best if path else IPS_PATH_PORTABLE
+    elif path in _PATHS and _PATHS.index(path) <= best:
+        _path = _PATHS.index(path)
+    else:
+        raise ValueError(f"vector path {path!r} is not one of {_PATHS[:best + 1]} (this CPU's)")
 
 
 cdef _check_rows(name, shape, Py_ssize_t rows, Py_ssize_t width):
@@ -64,11 +74,11 @@ cdef uint64_t _delta_rows(
     cdef uint64_t ndec = 0
     if prev.strides[0] == RECORD_BYTES and cur.strides[0] == RECORD_BYTES:
         return ips_delta_run(&prev[0, 0], &cur[0, 0], &out[0, 0], mask, <size_t>m,
-                             policy, counter, streaming, _use_avx2)
+                             policy, counter, streaming, _path)
     for i in range(m):
         ndec += ips_delta_run(&prev[i, 0], &cur[i, 0], &out[i, 0],
                               mask + i * NF if mask != NULL else NULL, 1,
-                              policy, counter, 0, _use_avx2)
+                              policy, counter, 0, _path)
     return ndec
 
 
@@ -143,7 +153,7 @@ cdef extern from "_kernel.h" nogil:
         uint64_t ndec
         Py_ssize_t bad
     void ips_keyed_init(Py_ssize_t *last, const uint8_t *state_seen, size_t nstates)
-    void ips_keyed_run(ips_keyed_args *a, int streaming, int use_avx2)
+    void ips_keyed_run(ips_keyed_args *a, int streaming, int path)
     void ips_keyed_commit(const unsigned char *cur, Py_ssize_t stride, const _i64 *ticks,
                           const Py_ssize_t *last, size_t nstates, unsigned char *state_rows,
                           _i64 *state_ticks, uint8_t *state_seen)
@@ -239,7 +249,7 @@ def keyed_delta_rows(cur, codes, ticks, state_rows, state_ticks, state_seen, cou
         with nogil:
             if nstates:
                 ips_keyed_init(a.last, &sseen[0], <size_t>nstates)
-            ips_keyed_run(&a, streaming, _use_avx2)
+            ips_keyed_run(&a, streaming, _path)
             if a.bad < 0 and nstates:
                 ips_keyed_commit(a.cur, a.stride, a.ticks, a.last, <size_t>nstates,
                                  &srows[0, 0], &sticks[0], &sseen[0])
@@ -256,7 +266,7 @@ cdef extern from "_kernel.h" nogil:
     void ips_rates_run(const uint64_t *values, const uint8_t *cols, int ncols,
                        const double *seconds, size_t seconds_step, double *out, size_t nrows)
     void ips_rates_dispatch(const uint64_t *values, const uint8_t *cols, int ncols, const double *seconds,
-                            size_t seconds_step, double *out, size_t nrows, int streaming, int use_avx2)
+                            size_t seconds_step, double *out, size_t nrows, int streaming, int path)
 
 
 def rate_rows(values, columns, seconds, out):
@@ -288,7 +298,7 @@ def rate_rows(values, columns, seconds, out):
     cdef int streaming = m * k * 8 > STREAMING_THRESHOLD
     with nogil:
         ips_rates_dispatch(&v[0, 0], &cols[0], <int>k, &sec[0], 1 if sec.shape[0] == m and m > 1 else 0,
-                           &o[0, 0], <size_t>m, streaming, _use_avx2)
+                           &o[0, 0], <size_t>m, streaming, _path)
 
 
 # --- Columnar transpose (decode_columns / delta_columns) ------------------------------
@@ -345,7 +355,7 @@ cdef extern from "_kernel.h" nogil:
         uint64_t *acc
         uint64_t *bins
         _i64 *events
-    void ips_stats_run(ips_stats_args *a, int use_avx2)
+    void ips_stats_run(ips_stats_args *a, int path)
 
 STATS_ACC = IPS_ST_ACC
 STATS_BIN = IPS_SB_WIDTH
@@ -408,7 +418,7 @@ def stats_rows(cur, prev, counters, str policy not None, Py_ssize_t stride, Py_s
     args.bins = &b[0, 0] if nb else NULL
     args.events = &ev[0, 0] if ev.shape[0] else NULL
     with nogil:
-        ips_stats_run(&args, _use_avx2)
+        ips_stats_run(&args, _path)
 
 
 # ---------------------------------------------------------------------------------------
@@ -1719,7 +1729,7 @@ cdef extern from "_kernel.h" nogil:
     void ips_delta_rates_run(const unsigned char *p, const unsigned char *c, size_t nrows,
                                  int policy, const uint64_t *counter, const uint8_t *cols, int ncols,
                                  const double *seconds, size_t seconds_step, double *out,
-                                 uint64_t *scratch, size_t scratch_rows, int streaming, int use_avx2)
+                                 uint64_t *scratch, size_t scratch_rows, int streaming, int path)
 
 cdef enum:
     _RATE_BLOCK = 256  # rows of deltas per block: 43 KB, stays in the L1/L2 cache
@@ -1777,12 +1787,12 @@ def delta_rate_rows(prev, cur, counters, str policy not None, columns, seconds, 
             if p.strides[0] == RECORD_BYTES and c.strides[0] == RECORD_BYTES:
                 ips_delta_rates_run(&p[0, 0], &c[0, 0], <size_t>m, code, counter,
                                            &cols[0] if k else NULL, <int>k, &sec[0], sstep,
-                                           &o[0, 0] if k else NULL, scratch, _RATE_BLOCK, streaming, _use_avx2)
+                                           &o[0, 0] if k else NULL, scratch, _RATE_BLOCK, streaming, _path)
             else:
                 for i in range(m):
                     ips_delta_rates_run(&p[i, 0], &c[i, 0], 1, code, counter,
                                                 &cols[0] if k else NULL, <int>k, &sec[i * sstep], 0,
-                                                &o[i, 0] if k else NULL, scratch, 1, 0, _use_avx2)
+                                                &o[i, 0] if k else NULL, scratch, 1, 0, _path)
     finally:
         free(scratch)
 

@@ -35,11 +35,55 @@ enum { IPS_WRAP = 0, IPS_RESET = 1, IPS_ZERO = 2, IPS_AUTO = 3 };
 #define IPS_LE64(x) (x)
 #endif
 
-#if (defined(__x86_64__) && defined(__GNUC__))
+/* Compiler portability: gcc, clang (also clang-cl, which defines _MSC_VER and __clang__)
+ * and MSVC. MSVC has no target attribute: it compiles the intrinsics of any ISA without
+ * /arch, so its IPS_TARGET is empty; gcc and clang need the attribute on every function
+ * that uses instructions beyond the build's baseline. */
+#if defined(_MSC_VER) && !defined(__clang__)
+#define IPS_FORCE_INLINE static __forceinline
+#define IPS_NOINLINE __declspec(noinline)
+#define IPS_TARGET(isa)
+#define IPS_ALIGN32 __declspec(align(32))
+#define IPS_RESTRICT __restrict
+#else
+#define IPS_FORCE_INLINE static inline __attribute__((always_inline))
+#define IPS_NOINLINE __attribute__((noinline))
+#define IPS_TARGET(isa) __attribute__((target(isa)))
+#define IPS_ALIGN32 _Alignas(32)
+#define IPS_RESTRICT restrict
+#endif
+
+/* Vector paths, chosen at run time (ips_cpu_path): the build targets the compiler's
+ * baseline (plain x86-64: SSE2), so the module loads on any x86-64 CPU. Where the CPU
+ * allows, the hand-written AVX2 kernels run; without AVX2 but with SSE4.2 + POPCNT
+ * (x86-64-v2), the statistics pass runs a copy compiled for it (its 64-bit compares and
+ * blends vectorize to pcmpgtq / pblendvb: 1.3-1.7x the baseline copy). The other
+ * portable loops gain nothing from SSE4.2 (the compiler emits the same scalar code), so
+ * they have one copy. Callers pass the path; tests can lower it. */
+enum { IPS_PATH_PORTABLE = 0, IPS_PATH_SSE42 = 1, IPS_PATH_AVX2 = 2 };
+
+#if (defined(__x86_64__) || defined(_M_X64)) && !defined(_M_ARM64EC) \
+    && (defined(__GNUC__) || defined(__clang__) || defined(_MSC_VER))
 #define IPS_HAVE_AVX2_PATH 1
 #include <immintrin.h>
+#if defined(_MSC_VER) && defined(__clang__)
+/* clang-cl's immintrin.h (clang 14 at least, as tools/windows-check.sh finds) leaves out
+ * the AVX, AVX2 and XSAVE declarations unless /arch enables them; the target-attributed
+ * functions need them all the same. */
+#include <avxintrin.h>
+#include <avx2intrin.h>
+#include <xsaveintrin.h>
+#endif
 #else
 #define IPS_HAVE_AVX2_PATH 0
+#endif
+
+/* The SSE4.2 copies matter only where the compiler vectorizes for a target attribute. */
+#if IPS_HAVE_AVX2_PATH && (defined(__GNUC__) || defined(__clang__))
+#define IPS_HAVE_SSE42_PATH 1
+#define IPS_SSE42 IPS_TARGET("sse4.2,popcnt")
+#else
+#define IPS_HAVE_SSE42_PATH 0
 #endif
 
 static inline uint64_t ips_load_le64(const unsigned char *src)
@@ -78,8 +122,7 @@ static inline uint64_t ips_delta_items(const unsigned char *p, const unsigned ch
 #if IPS_HAVE_AVX2_PATH
 /* A non-temporal 32-byte store: one AVX store at a 32-byte aligned address
  * (streaming == 1), two SSE stores at a 16-byte aligned one (streaming == 2). */
-__attribute__((target("avx2"), always_inline))
-static inline void ips_stream_32(unsigned char *dst, __m256i v, const int streaming)
+IPS_FORCE_INLINE IPS_TARGET("avx2") void ips_stream_32(unsigned char *dst, __m256i v, const int streaming)
 {
     if (streaming == 1) {
         _mm256_stream_si256((__m256i *)dst, v);
@@ -91,11 +134,11 @@ static inline void ips_stream_32(unsigned char *dst, __m256i v, const int stream
 
 /* Four rows (84 items = 21 vectors of 4) per block, so the per-item counter lanes
  * repeat every block and a 32-byte aligned output stays aligned block after block. */
-__attribute__((target("avx2"), always_inline))
-static inline uint64_t ips_delta_blocks_avx2_t(const unsigned char *p, const unsigned char *c,
-                                               unsigned char *out, uint8_t *mask, size_t nblocks,
-                                               const int policy, const uint64_t *lanes,
-                                               const int streaming, const int want_mask)
+IPS_FORCE_INLINE IPS_TARGET("avx2")
+uint64_t ips_delta_blocks_avx2_t(const unsigned char *p, const unsigned char *c,
+                                 unsigned char *out, uint8_t *mask, size_t nblocks,
+                                 const int policy, const uint64_t *lanes,
+                                 const int streaming, const int want_mask)
 {
     static const uint32_t bytes_of_bits[16] = {
         0x00000000, 0x00000001, 0x00000100, 0x00000101, 0x00010000, 0x00010001, 0x00010100, 0x00010101,
@@ -104,7 +147,7 @@ static inline uint64_t ips_delta_blocks_avx2_t(const unsigned char *p, const uns
     __m256i acc = _mm256_setzero_si256();
     /* Streaming masks are staged for 8 blocks (672 bytes = 21 x 32) in L1, then
      * streamed out in 32-byte stores: 4-byte non-temporal stores were slower. */
-    _Alignas(32) uint8_t staged[8 * 4 * IPS_NFIELDS];
+    IPS_ALIGN32 uint8_t staged[8 * 4 * IPS_NFIELDS];
     for (size_t b = 0; b < nblocks; b++) {
         const size_t base = b * 4 * IPS_ROW_BYTES;
         if (streaming) {  /* hint ahead; a prefetch never faults, even past the end */
@@ -163,7 +206,7 @@ static inline uint64_t ips_delta_blocks_avx2_t(const unsigned char *p, const uns
 }
 
 /* One specialised copy of the loop per (policy, streaming, mask) combination. */
-__attribute__((target("avx2")))
+IPS_TARGET("avx2")
 static uint64_t ips_delta_blocks_avx2(const unsigned char *p, const unsigned char *c,
                                       unsigned char *out, uint8_t *mask, size_t nblocks,
                                       int policy, const uint64_t *lanes, int streaming)
@@ -190,24 +233,49 @@ static uint64_t ips_delta_blocks_avx2(const unsigned char *p, const unsigned cha
 #undef IPS_CASE
 }
 
-static inline int ips_cpu_has_avx2(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2");
-}
-#else
-static inline int ips_cpu_has_avx2(void) { return 0; }
 #endif
 
-/* The whole run of n rows. use_avx2: the caller's runtime CPU check (tests can clear it). */
+#if IPS_HAVE_AVX2_PATH && defined(_MSC_VER)
+#include <intrin.h>
+/* XCR0 (which register states the OS saves); clang-cl's _xgetbv needs the xsave target. */
+IPS_TARGET("xsave") static unsigned long long ips_xcr0(void) { return _xgetbv(0); }
+#endif
+
+/* The best vector path of this CPU (IPS_PATH_*). AVX2 needs the CPU flag and the OS's
+ * saving of the YMM state (OSXSAVE, XCR0 bits 1-2), which __builtin_cpu_supports checks too. */
+static int ips_cpu_path(void)
+{
+    int path = IPS_PATH_PORTABLE;
+#if IPS_HAVE_AVX2_PATH && defined(_MSC_VER)
+    int r[4];
+    __cpuid(r, 0);
+    const int max_leaf = r[0];
+    __cpuid(r, 1);
+    if ((r[2] >> 20 & 1) && (r[2] >> 23 & 1)) path = IPS_PATH_SSE42;   /* SSE4.2, POPCNT */
+    if (max_leaf >= 7 && (r[2] >> 27 & 1) && (r[2] >> 28 & 1) && (ips_xcr0() & 6) == 6) {  /* OSXSAVE, AVX */
+        __cpuidex(r, 7, 0);
+        if (r[1] >> 5 & 1) path = IPS_PATH_AVX2;
+    }
+#elif IPS_HAVE_AVX2_PATH
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("sse4.2") && __builtin_cpu_supports("popcnt")) path = IPS_PATH_SSE42;
+    if (__builtin_cpu_supports("avx2")) path = IPS_PATH_AVX2;
+#endif
+#if !IPS_HAVE_SSE42_PATH
+    if (path == IPS_PATH_SSE42) path = IPS_PATH_PORTABLE;   /* no such copy in this build */
+#endif
+    return path;
+}
+
+/* The whole run of n rows. path: the caller's IPS_PATH_* (ips_cpu_path, or lower in tests). */
 static inline uint64_t ips_delta_run(const unsigned char *p, const unsigned char *c,
                                      unsigned char *out, uint8_t *mask, size_t nrows,
-                                     int policy, const uint64_t *counter, int streaming, int use_avx2)
+                                     int policy, const uint64_t *counter, int streaming, int path)
 {
     size_t done_rows = 0;
     uint64_t ndec = 0;
 #if IPS_HAVE_AVX2_PATH
-    if (use_avx2 && nrows >= 4) {
+    if (path >= IPS_PATH_AVX2 && nrows >= 4) {
         uint64_t lanes[4 * IPS_NFIELDS];
         for (int k = 0; k < 4 * IPS_NFIELDS; k++) lanes[k] = counter[k % IPS_NFIELDS];
         size_t nblocks = nrows / 4;
@@ -220,7 +288,7 @@ static inline uint64_t ips_delta_run(const unsigned char *p, const unsigned char
     }
 #else
     (void)streaming;
-    (void)use_avx2;
+    (void)path;
 #endif
     ndec += ips_delta_items(p, c, out, mask, done_rows * IPS_NFIELDS, nrows * IPS_NFIELDS,
                             policy, counter);
@@ -262,11 +330,7 @@ static inline void ips_rates_run(const uint64_t *values, const uint8_t *cols, in
 #if defined(__SSE2__) || defined(_M_X64)
 #define IPS_HAVE_SSE2_TRANSPOSE 1
 #include <emmintrin.h>
-#if defined(__GNUC__)
-#define IPS_SPECIALIZE static inline __attribute__((always_inline))
-#else
-#define IPS_SPECIALIZE static __forceinline
-#endif
+#define IPS_SPECIALIZE IPS_FORCE_INLINE
 #else
 #define IPS_HAVE_SSE2_TRANSPOSE 0
 #endif
@@ -414,9 +478,9 @@ static inline void ips_stats_close(uint64_t *bin, const uint64_t *lo, const uint
 }
 
 /* ips_stats_close on the run's bin held in locals: every column (a non-counter's sums are 0). */
-static inline __attribute__((always_inline)) void ips_stats_close_local(
-    uint64_t *restrict clo, uint64_t *restrict chi, uint64_t *restrict klo, uint64_t *restrict khi,
-    const uint64_t *restrict lo, const uint64_t *restrict hi)
+IPS_FORCE_INLINE void ips_stats_close_local(
+    uint64_t *IPS_RESTRICT clo, uint64_t *IPS_RESTRICT chi, uint64_t *IPS_RESTRICT klo, uint64_t *IPS_RESTRICT khi,
+    const uint64_t *IPS_RESTRICT lo, const uint64_t *IPS_RESTRICT hi)
 {
     for (int k = 0; k < IPS_NFIELDS; k++) {
         uint64_t s = clo[k] + lo[k];
@@ -453,8 +517,7 @@ static void ips_stats_flush(ips_stats_args *a)
 }
 
 /* Rows [0, n) of `cur`, all in the bin row `bin`. */
-static inline __attribute__((always_inline)) void ips_stats_records_t(const unsigned char *cur, size_t n,
-                                                                      uint64_t *bin)
+IPS_FORCE_INLINE void ips_stats_records_t(const unsigned char *cur, size_t n, uint64_t *bin)
 {
     uint64_t lo[IPS_LANES], hi[IPS_LANES], mn[IPS_LANES], mx[IPS_LANES];
     for (int q = 0; q < IPS_LANES; q++) {
@@ -494,8 +557,7 @@ static inline __attribute__((always_inline)) void ips_stats_records_t(const unsi
 }
 
 /* The increases of rows [i0, i1) of the chunk, all in the bin row `bin`. */
-static inline __attribute__((always_inline)) void ips_stats_pairs_t(ips_stats_args *a, size_t i0, size_t i1,
-                                                                    uint64_t *bin)
+IPS_FORCE_INLINE void ips_stats_pairs_t(ips_stats_args *a, size_t i0, size_t i1, uint64_t *bin)
 {
     uint64_t *acc = a->acc;
     const unsigned char *cur = a->cur, *prev = a->prev;
@@ -669,24 +731,34 @@ static void ips_stats_pairs_portable(ips_stats_args *a, size_t i0, size_t i1, ui
     ips_stats_pairs_t(a, i0, i1, bin);
 }
 
-#if IPS_HAVE_AVX2_PATH
-__attribute__((target("avx2"))) static void ips_stats_records_avx2(const unsigned char *cur, size_t n,
-                                                                   uint64_t *bin)
+#if IPS_HAVE_SSE42_PATH
+IPS_SSE42 static void ips_stats_records_sse42(const unsigned char *cur, size_t n, uint64_t *bin)
 {
     ips_stats_records_t(cur, n, bin);
 }
 
-__attribute__((target("avx2"))) static void ips_stats_pairs_avx2(ips_stats_args *a, size_t i0, size_t i1,
-                                                                 uint64_t *bin)
+IPS_SSE42 static void ips_stats_pairs_sse42(ips_stats_args *a, size_t i0, size_t i1, uint64_t *bin)
 {
     ips_stats_pairs_t(a, i0, i1, bin);
 }
 #endif
 
-static void ips_stats_run(ips_stats_args *a, int use_avx2)
+#if IPS_HAVE_AVX2_PATH
+IPS_TARGET("avx2") static void ips_stats_records_avx2(const unsigned char *cur, size_t n, uint64_t *bin)
+{
+    ips_stats_records_t(cur, n, bin);
+}
+
+IPS_TARGET("avx2") static void ips_stats_pairs_avx2(ips_stats_args *a, size_t i0, size_t i1,
+                                                  uint64_t *bin)
+{
+    ips_stats_pairs_t(a, i0, i1, bin);
+}
+#endif
+
+static void ips_stats_run(ips_stats_args *a, int path)
 {
     size_t i = 0;
-    (void)use_avx2;
     while (i < a->n) {
         uint64_t b = (a->start + i) / a->stride / a->width;
         uint64_t end_g = (b + 1) * a->width * a->stride;   /* first record of the next bin */
@@ -695,11 +767,19 @@ static void ips_stats_run(ips_stats_args *a, int use_avx2)
             i1 = i + IPS_STATS_BLOCK;
         uint64_t *bin = a->bins + b * IPS_SB_WIDTH;
 #if IPS_HAVE_AVX2_PATH
-        if (use_avx2) {
+        if (path >= IPS_PATH_AVX2) {
             if (a->parts & IPS_STATS_RECORDS)
                 ips_stats_records_avx2(a->cur + i * IPS_ROW_BYTES, i1 - i, bin);
             if (a->parts & IPS_STATS_PAIRS)
                 ips_stats_pairs_avx2(a, i, i1, bin);
+        } else
+#endif
+#if IPS_HAVE_SSE42_PATH
+        if (path == IPS_PATH_SSE42) {
+            if (a->parts & IPS_STATS_RECORDS)
+                ips_stats_records_sse42(a->cur + i * IPS_ROW_BYTES, i1 - i, bin);
+            if (a->parts & IPS_STATS_PAIRS)
+                ips_stats_pairs_sse42(a, i, i1, bin);
         } else
 #endif
         {
@@ -780,7 +860,7 @@ typedef struct {
 } ips_keyed_args;
 
 /* The pairing step of record i: the earlier row, or NULL (no pair, or a bad code). */
-static inline __attribute__((always_inline)) const unsigned char *ips_keyed_pair(ips_keyed_args *a, size_t i)
+IPS_FORCE_INLINE const unsigned char *ips_keyed_pair(ips_keyed_args *a, size_t i)
 {
     const ptrdiff_t code = a->codes[i];
     if ((size_t)code >= a->nstates) {  /* negative codes too */
@@ -797,7 +877,8 @@ static inline __attribute__((always_inline)) const unsigned char *ips_keyed_pair
     return e >= 0 ? a->cur + e * a->stride : a->state_rows + (size_t)code * IPS_ROW_BYTES;
 }
 
-static void ips_keyed_portable(ips_keyed_args *a)
+/* A function of its own: inlined into the caller's loop it ran 1.2x slower (measured). */
+IPS_NOINLINE static void ips_keyed_portable(ips_keyed_args *a)
 {
     for (size_t i = 0; i < a->n; i++) {
         const unsigned char *p = ips_keyed_pair(a, i);
@@ -817,15 +898,14 @@ static void ips_keyed_portable(ips_keyed_args *a)
  * arithmetic. Outputs rows go through an L1 staging area when streaming: a compacted row
  * is 168 bytes (not a multiple of 32), 32 rows are, so they leave in aligned
  * non-temporal stores that skip the read-for-ownership of every output line. */
-__attribute__((target("avx2"), always_inline))
-static inline void ips_keyed_avx2_t(ips_keyed_args *a, const int policy, const int streaming,
-                                    const int want_mask)
+IPS_FORCE_INLINE IPS_TARGET("avx2")
+void ips_keyed_avx2_t(ips_keyed_args *a, const int policy, const int streaming, const int want_mask)
 {
     static const uint32_t bytes_of_bits[16] = {
         0x00000000, 0x00000001, 0x00000100, 0x00000101, 0x00010000, 0x00010001, 0x00010100, 0x00010101,
         0x01000000, 0x01000001, 0x01000100, 0x01000101, 0x01010000, 0x01010001, 0x01010100, 0x01010101};
-    _Alignas(32) unsigned char staged[IPS_KEY_STAGE * IPS_ROW_BYTES];
-    _Alignas(32) uint8_t staged_mask[IPS_KEY_STAGE * IPS_NFIELDS];
+    IPS_ALIGN32 unsigned char staged[IPS_KEY_STAGE * IPS_ROW_BYTES];
+    IPS_ALIGN32 uint8_t staged_mask[IPS_KEY_STAGE * IPS_NFIELDS];
     const __m256i sign = _mm256_set1_epi64x((long long)0x8000000000000000ULL);
     __m256i lanes[5];
     for (int v = 0; v < 5; v++) lanes[v] = _mm256_loadu_si256((const __m256i *)(a->counter + 4 * v));
@@ -896,7 +976,7 @@ static inline void ips_keyed_avx2_t(ips_keyed_args *a, const int policy, const i
 }
 
 /* One specialised copy of the loop per (policy, streaming, mask) combination. */
-__attribute__((target("avx2")))
+IPS_TARGET("avx2")
 static void ips_keyed_avx2(ips_keyed_args *a, int streaming)
 {
 #define IPS_KCASE(POL)                                                                           \
@@ -920,23 +1000,22 @@ static void ips_keyed_avx2(ips_keyed_args *a, int streaming)
 }
 #endif
 
-/* The whole keyed pass (after ips_keyed_init). streaming / use_avx2 as in ips_delta_run. */
-static inline void ips_keyed_run(ips_keyed_args *a, int streaming, int use_avx2)
+/* The whole keyed pass (after ips_keyed_init). streaming / path as in ips_delta_run. */
+static inline void ips_keyed_run(ips_keyed_args *a, int streaming, int path)
 {
     a->m = 0;
     a->ndec = 0;
     a->bad = -1;
 #if IPS_HAVE_AVX2_PATH
-    if (use_avx2) {
+    if (path >= IPS_PATH_AVX2) {
         uintptr_t misalign = ((uintptr_t)a->out | (uintptr_t)a->mask) & 31;
         streaming = !streaming ? 0 : misalign == 0 ? 1 : (misalign & 15) == 0 ? 2 : 0;
         ips_keyed_avx2(a, streaming);
         return;
     }
-#else
-    (void)use_avx2;
 #endif
     (void)streaming;
+    (void)path;
     ips_keyed_portable(a);
 }
 
@@ -950,8 +1029,7 @@ static inline void ips_keyed_run(ips_keyed_args *a, int streaming, int use_avx2)
  * rounded double of v, bit for bit the C cast that numpy uses. One IEEE division follows.
  */
 #if IPS_HAVE_AVX2_PATH
-__attribute__((target("avx2"), always_inline))
-static inline __m256d ips_u64_to_f64_avx2(__m256i v)
+IPS_FORCE_INLINE IPS_TARGET("avx2") __m256d ips_u64_to_f64_avx2(__m256i v)
 {
     const __m256i lo_exp = _mm256_set1_epi64x(0x4330000000000000LL);
     const __m256i hi_exp = _mm256_set1_epi64x(0x4530000000000000LL);
@@ -967,7 +1045,7 @@ static inline __m256d ips_u64_to_f64_avx2(__m256i v)
 /* Groups of 4 output columns: one load where the 4 source columns are consecutive,
  * else a gather; the ncols % 4 last columns one at a time. streaming: out is 32-byte
  * aligned and ncols % 4 == 0, stores are non-temporal. */
-__attribute__((target("avx2")))
+IPS_TARGET("avx2")
 static void ips_rates_avx2(const uint64_t *values, const uint8_t *cols, int ncols, const double *seconds,
                            size_t seconds_step, double *out, size_t nrows, int streaming)
 {
@@ -1001,13 +1079,13 @@ static void ips_rates_avx2(const uint64_t *values, const uint8_t *cols, int ncol
 }
 #endif
 
-/* ips_rates_run, in the vector unit where the CPU allows (use_avx2). */
+/* ips_rates_run, in the vector unit where the CPU allows (path, as in ips_delta_run). */
 static inline void ips_rates_dispatch(const uint64_t *values, const uint8_t *cols, int ncols,
                                       const double *seconds, size_t seconds_step, double *out, size_t nrows,
-                                      int streaming, int use_avx2)
+                                      int streaming, int path)
 {
 #if IPS_HAVE_AVX2_PATH
-    if (use_avx2 && ncols / 4 <= IPS_RATE_MAX_GROUPS) {
+    if (path >= IPS_PATH_AVX2 && ncols / 4 <= IPS_RATE_MAX_GROUPS) {
         streaming = streaming && ncols % 4 == 0 && ((uintptr_t)out & 31) == 0;
         ips_rates_avx2(values, cols, ncols, seconds, seconds_step, out, nrows, streaming);
         if (streaming) _mm_sfence();
@@ -1015,7 +1093,7 @@ static inline void ips_rates_dispatch(const uint64_t *values, const uint8_t *col
     }
 #endif
     (void)streaming;
-    (void)use_avx2;
+    (void)path;
     ips_rates_run(values, cols, ncols, seconds, seconds_step, out, nrows);
 }
 
@@ -1033,11 +1111,11 @@ static inline uint64_t ips_delta_one(uint64_t pv, uint64_t cv, int policy, uint6
 #if IPS_HAVE_AVX2_PATH
 /* Deltas and rates straight from the records, in registers: only the output columns are
  * read, no deltas are stored. The policy is the compare-and-blend of the delta kernel. */
-__attribute__((target("avx2"), always_inline))
-static inline void ips_delta_rates_avx2_t(const unsigned char *p, const unsigned char *c, size_t nrows,
-                                          const int policy, const uint64_t *counter, const uint8_t *cols,
-                                          int ncols, const double *seconds, size_t seconds_step, double *out,
-                                          const int streaming)
+IPS_FORCE_INLINE IPS_TARGET("avx2")
+void ips_delta_rates_avx2_t(const unsigned char *p, const unsigned char *c, size_t nrows,
+                            const int policy, const uint64_t *counter, const uint8_t *cols,
+                            int ncols, const double *seconds, size_t seconds_step, double *out,
+                            const int streaming)
 {
     const __m256i sign = _mm256_set1_epi64x((long long)0x8000000000000000ULL);
     const int ngroups = ncols / 4;
@@ -1103,7 +1181,7 @@ static inline void ips_delta_rates_avx2_t(const unsigned char *p, const unsigned
     }
 }
 
-__attribute__((target("avx2")))
+IPS_TARGET("avx2")
 static void ips_delta_rates_avx2(const unsigned char *p, const unsigned char *c, size_t nrows, int policy,
                                  const uint64_t *counter, const uint8_t *cols, int ncols, const double *seconds,
                                  size_t seconds_step, double *out, int streaming)
@@ -1130,14 +1208,14 @@ static void ips_delta_rates_avx2(const unsigned char *p, const unsigned char *c,
 /* Deltas and rates in one pass, out[i, j] = policy(c[i] - p[i])[cols[j]] / seconds[i]:
  * AVX2 straight from the records; else blocks of scratch_rows rows of deltas
  * (ips_delta_run, no mask) land in scratch (scratch_rows * 21 uint64, small enough to
- * stay in cache), then go through ips_rates_run. */
+ * stay in cache), then go through the rates loop; both on the path's copy. */
 static inline void ips_delta_rates_run(const unsigned char *p, const unsigned char *c, size_t nrows,
                                            int policy, const uint64_t *counter, const uint8_t *cols, int ncols,
                                            const double *seconds, size_t seconds_step, double *out,
-                                           uint64_t *scratch, size_t scratch_rows, int streaming, int use_avx2)
+                                           uint64_t *scratch, size_t scratch_rows, int streaming, int path)
 {
 #if IPS_HAVE_AVX2_PATH
-    if (use_avx2 && ncols / 4 <= IPS_RATE_MAX_GROUPS) {
+    if (path >= IPS_PATH_AVX2 && ncols / 4 <= IPS_RATE_MAX_GROUPS) {
         streaming = streaming && ncols % 4 == 0 && ((uintptr_t)out & 31) == 0;
         ips_delta_rates_avx2(p, c, nrows, policy, counter, cols, ncols, seconds, seconds_step, out, streaming);
         if (streaming) _mm_sfence();
@@ -1147,13 +1225,13 @@ static inline void ips_delta_rates_run(const unsigned char *p, const unsigned ch
     for (size_t i = 0; i < nrows; i += scratch_rows) {
         size_t b = nrows - i < scratch_rows ? nrows - i : scratch_rows;
         ips_delta_run(p + i * IPS_ROW_BYTES, c + i * IPS_ROW_BYTES, (unsigned char *)scratch, NULL, b,
-                      policy, counter, 0, 0);
+                      policy, counter, 0, path);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
         for (size_t k = 0; k < b * IPS_NFIELDS; k++) scratch[k] = IPS_LE64(scratch[k]);
 #endif
         if (ncols) {
-            ips_rates_run(scratch, cols, ncols, seconds + i * seconds_step, seconds_step,
-                          out + i * (size_t)ncols, b);
+            ips_rates_dispatch(scratch, cols, ncols, seconds + i * seconds_step, seconds_step,
+                               out + i * (size_t)ncols, b, 0, path);
         }
     }
 }
