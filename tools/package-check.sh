@@ -129,7 +129,7 @@ step "fresh venv: pip install <sdist>[test] (no numpy, no Cython beforehand)"
 VS="$SCRATCH/venv-sdist/bin/python"
 "$VS" -m pip install "${PIP_QUIET[@]}" --upgrade pip
 ! "$VS" -c "import numpy" 2>/dev/null || { echo "numpy is preinstalled"; exit 1; }
-"$VS" -m pip install "${PIP_QUIET[@]}" "$SDIST[test]"
+"$VS" -m pip install "${PIP_QUIET[@]}" "${SDIST}[test]"
 ! "$VS" -c "import Cython" 2>/dev/null || { echo "Cython leaked from the build into the venv"; exit 1; }
 mkdir "$SCRATCH/unpacked"
 tar -xzf "$SDIST" -C "$SCRATCH/unpacked"
@@ -152,7 +152,7 @@ step "fresh venv: pip install <wheel>[test]"
 "$PY" -m venv "$SCRATCH/venv-wheel"
 VW="$SCRATCH/venv-wheel/bin/python"
 "$VW" -m pip install "${PIP_QUIET[@]}" --upgrade pip
-"$VW" -m pip install "${PIP_QUIET[@]}" "$WHEEL[test]"
+"$VW" -m pip install "${PIP_QUIET[@]}" "${WHEEL}[test]"
 mkdir "$SCRATCH/wheel-test"
 # the files of test-sources in [tool.cibuildwheel] (test_cli_help reads the README, a build
 # test reads setup.py; pyproject.toml holds the pytest configuration)
@@ -174,22 +174,26 @@ import tomllib, sys; print(*tomllib.load(open(sys.argv[1], 'rb'))['build-system'
 "$VS" -m pip download "${PIP_QUIET[@]}" --only-binary :all: -d "$SCRATCH/index" "${BUILD_REQUIRES[@]}"
 FROM_INDEX=(--no-index --find-links "$SCRATCH/index")
 lenient() { env -u IPSECSTATS_REQUIRE_EXTENSIONS "$@"; }
-backend() { lenient "$VS" -W ignore::RuntimeWarning -c "import ipsecstats; print(ipsecstats.BACKEND)"; }
+expect_backend() {  # $1: "cython" or "python", $2: what was just done
+    local got
+    got="$(lenient "$VS" -W ignore::RuntimeWarning -c "import ipsecstats; print(ipsecstats.BACKEND)")"
+    [ "$got" = "$1" ] || { echo "after $2: BACKEND $got, expected $1"; exit 1; }
+}
 lenient CC=false "$VS" -m pip install "${PIP_QUIET[@]}" --force-reinstall --no-deps --no-binary ipsecstats \
     "${FROM_INDEX[@]}" ipsecstats 2> "$SCRATCH/nocc.log"
 WARNING="$(lenient "$VS" -c "import ipsecstats" 2>&1)"
 echo "$WARNING" | grep -q "ipsecstats._fast was not built" || { echo "$WARNING"; exit 1; }
-test "$(backend)" = python
+expect_backend python "the install without a compiler"
 read -r -a REBUILD <<< "$(echo "$WARNING" | grep -m1 '^ *pip install ')"
 echo "the warning says: ${REBUILD[*]}"
 # Without --no-cache-dir pip hands back the extension-less wheel it cached: the flag is needed.
 CACHED=()
 for arg in "${REBUILD[@]:2}"; do [ "$arg" = --no-cache-dir ] || CACHED+=("$arg"); done
 lenient "$VS" -m pip install "${PIP_QUIET[@]}" "${CACHED[@]}" "${FROM_INDEX[@]}"
-test "$(backend)" = python
+expect_backend python "the printed command without --no-cache-dir"
 echo "the same without --no-cache-dir: still the twin (pip reused the wheel it had cached)"
 "$VS" -m pip "${REBUILD[@]:1}" "${PIP_QUIET[@]}" "${FROM_INDEX[@]}"
-test "$(backend)" = cython
+expect_backend cython "the printed command"
 echo "the printed command, with a compiler and IPSECSTATS_REQUIRE_EXTENSIONS=1: BACKEND cython"
 
 step "done in $((SECONDS - START))s"
