@@ -59,6 +59,7 @@ def test_unset_means_off(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_missing_extension_falls_back_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("IPSECSTATS_NO_EXTENSIONS", raising=False)
+    monkeypatch.delenv("IPSECSTATS_REQUIRE_EXTENSIONS", raising=False)  # it would raise instead
     monkeypatch.setitem(sys.modules, "ipsecstats._fast", None)  # makes the import fail
     monkeypatch.delattr(ipsecstats, "_fast", raising=False)
     with pytest.warns(RuntimeWarning, match="IPSECSTATS_NO_EXTENSIONS"):

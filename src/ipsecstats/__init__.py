@@ -7,6 +7,7 @@ them with exact uint64 arithmetic. ``BACKEND`` says which kernel runs them.
 
 from ._alloc import release_buffers
 from ._backend import BACKEND
+from ._version import __version__
 from ._columns import Columns, decode_columns, delta_columns
 from ._decode import decode, encode
 from ._deltas import ON_DECREASE, deltas, rates
@@ -21,9 +22,8 @@ from .formats.pdhcsv import PdhCsvFormatError, PdhCsvWarning, read_pdh_csv
 from ._capture import Capture
 from .formats.wnode import WnodeFormatError, WnodeWarning, read_wnode, write_wnode
 
-__version__ = "0.1.0"
-
 __all__ = [
+    "__version__",
     "release_buffers",
     "BACKEND",
     "COUNTERS",
