@@ -45,7 +45,7 @@ class Columns(Mapping[str, npt.NDArray[Any]]):
         self.block = block
         # the block is native (the transpose reads the little-endian rows): so are the columns,
         # whatever byte order the row dtype (RECORD_DTYPE, deltas: '<u8'/'<i8') states
-        self._arrays = {name: block[j].view(np.dtype(dt).newbyteorder("="))
+        self._arrays = {name: block[j].view(dt if dt.isnative else dt.newbyteorder("="))
                         for j, (name, dt) in enumerate(zip(names, dtypes))}
 
     def __getitem__(self, name: str) -> npt.NDArray[Any]:
