@@ -88,8 +88,8 @@ def test_fused_and_plain_agree_with_the_twin_and_python(fast, rows, seconds, col
 
 
 def _check_all(fast, rows, seconds, columns, policy, counters):
-    prev = np.array([r[0] for r in rows], np.uint64)
-    cur = np.array([r[1] for r in rows], np.uint64)
+    prev = np.array([r[0] for r in rows], "<u8")  # the kernels read little-endian rows
+    cur = np.array([r[1] for r in rows], "<u8")
     m = prev.shape[0]
     sec = np.array(seconds[:m] if len(seconds) >= m else seconds[:1], np.float64)
     cols = np.array(columns, np.uint8)
@@ -103,7 +103,7 @@ def _check_all(fast, rows, seconds, columns, policy, counters):
         deltas = np.empty((m, 168), np.uint8)
         kernel.delta_rows(prev.view(np.uint8), cur.view(np.uint8), lanes, policy, deltas)
         plain = np.full((m, len(cols)), -7.0)
-        kernel.rate_rows(deltas.view(np.uint64), cols, sec, plain)
+        kernel.rate_rows(deltas.view("<u8").astype(np.uint64), cols, sec, plain)  # rate_rows: native uint64
         outs.append(plain.tobytes())
     assert outs[0] == outs[1] == outs[2] == outs[3] == want.tobytes()
 
@@ -114,7 +114,7 @@ def test_rows_of_any_stride_and_every_block_size(fast):
     for m in (1, 3, 4, 5, 255, 256, 257, 1031):
         recs = rng.integers(0, 2**64 - 1, size=(2 * m + 1, 21), dtype=np.uint64, endpoint=True)
         recs[rng.random(recs.shape) < 0.3] = rng.choice(np.array(EDGES, np.uint64), size=1)
-        rows = recs.view(np.uint8)
+        rows = recs.astype("<u8").view(np.uint8)  # the kernels read little-endian rows
         cols = np.array([j for j in range(21) if COUNTERS[j]], np.uint8)
         sec = rng.random(m) * 10
         got = []
@@ -124,7 +124,7 @@ def test_rows_of_any_stride_and_every_block_size(fast):
                 kernel.delta_rate_rows(prev, cur, np.array(COUNTERS, np.uint8), "auto", cols, sec, out)
                 got.append(out)
             assert got[-2].tobytes() == got[-1].tobytes()
-            want = _reference(prev.view(np.uint64), cur.view(np.uint64), np.array(COUNTERS), "auto",
+            want = _reference(prev.view("<u8"), cur.view("<u8"), np.array(COUNTERS), "auto",
                               cols.tolist(), sec)
             assert got[-1].tobytes() == want.tobytes()
 

@@ -91,7 +91,7 @@ def test_delta_and_rate_dtypes() -> None:
         assert dd.fields[name][0].str == expected, name
     rd = rate_dtype(kinds)
     assert rd.names == tuple(n for n in MOF_ORDER if n not in DOMAIN_GAUGES)
-    assert all(rd.fields[n][0].str == "<f8" for n in rd.names)
+    assert all(rd.fields[n][0] == np.dtype(np.float64) for n in rd.names)  # rates: native float64
 
     swapped = resolve_kinds({"ActiveAcquire": "counter", "TotalGetSPI": "gauge"})
     assert swapped[0] == "counter" and swapped[MOF_ORDER.index("TotalGetSPI")] == "gauge"

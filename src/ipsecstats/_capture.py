@@ -249,5 +249,6 @@ def concat(chunks: Iterable[Capture]) -> Capture:
     if len(parts) == 1:
         return parts[0]
     timestamps = np.concatenate([p.timestamps for p in parts]) if all(stamped) else None  # type: ignore[misc]
-    return Capture(np.concatenate([p.records for p in parts]), timestamps,
+    # dtype=: numpy's promotion would make the rows native-endian on a big-endian host
+    return Capture(np.concatenate([p.records for p in parts], dtype=RECORD_DTYPE), timestamps,
                    np.concatenate([p.instance_codes for p in parts]), names, parts[0].start, hosts)

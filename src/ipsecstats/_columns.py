@@ -31,9 +31,10 @@ _LANE = 8  # items per 64-byte line: each column starts on a line
 class Columns(Mapping[str, npt.NDArray[Any]]):
     """Field name -> contiguous 1-D column, in record order; all views of ``block``.
 
-    ``block`` is a (fields, n) uint64 array whose rows are the columns (each row
-    contiguous and 64-byte aligned). A column's dtype is its field's: uint64 for
-    records and counter deltas, int64 for gauge deltas (a view of the same bits).
+    ``block`` is a (fields, n) native uint64 array whose rows are the columns (each row
+    contiguous and 64-byte aligned). A column's dtype is its field's, in native byte
+    order: uint64 for records and counter deltas, int64 for gauge deltas (a view of the
+    same bits).
     """
 
     __slots__ = ("_arrays", "block")
@@ -42,7 +43,10 @@ class Columns(Mapping[str, npt.NDArray[Any]]):
         if block.ndim != 2 or block.shape[0] != len(names) or len(dtypes) != len(names):
             raise ValueError(f"block of shape {block.shape} does not hold {len(names)} columns")
         self.block = block
-        self._arrays = {name: block[j].view(dt) for j, (name, dt) in enumerate(zip(names, dtypes))}
+        # the block is native (the transpose reads the little-endian rows): so are the columns,
+        # whatever byte order the row dtype (RECORD_DTYPE, deltas: '<u8'/'<i8') states
+        self._arrays = {name: block[j].view(dt if dt.isnative else dt.newbyteorder("="))
+                        for j, (name, dt) in enumerate(zip(names, dtypes))}
 
     def __getitem__(self, name: str) -> npt.NDArray[Any]:
         return self._arrays[name]

@@ -237,10 +237,10 @@ def rates(
     if on_decrease == "raise":  # the deltas first: a fall raises, naming its row
         d = deltas(recs, stride=stride, on_decrease=on_decrease, kinds=kinds)
     out = aligned_empty(nrows, rate_dtype(kind_tuple))
-    out2d = out.view(np.float64).reshape(nrows, len(out.dtype.names or ()))  # not -1: nrows may be 0
     if on_decrease == "raise":
-        divide_counters(d.view(np.uint64).reshape(nrows, NFIELDS), kind_tuple, seconds, out2d)
+        divide_counters(d, kind_tuple, seconds, out)
     elif nrows:  # deltas and rates in one pass, no array of deltas: the same bits
+        out2d = rate_grid(out)
         rows2d = record_bytes_2d(recs)
         per_row = np.array([seconds]) if isinstance(seconds, float) else np.ascontiguousarray(seconds, np.float64)
         _backend.KERNEL.delta_rate_rows(rows2d[:nrows], rows2d[stride:], counter_lanes(kind_tuple), on_decrease,
@@ -248,16 +248,30 @@ def rates(
     return out
 
 
-def divide_counters(values: npt.NDArray[np.uint64], kinds: tuple[Kind, ...],
-                    seconds: float | npt.NDArray[np.float64], out: npt.NDArray[np.float64]) -> None:
-    """``out[i, j] = values[i, counter j] / seconds[i]``: the one rounding of every rate.
+def divide_counters(rows: npt.NDArray[np.void], kinds: tuple[Kind, ...],
+                    seconds: float | npt.NDArray[np.float64], out: npt.NDArray[np.void]) -> None:
+    """``out[i][counter j] = rows[i][counter j] / seconds[i]``: the one rounding of every rate.
 
-    ``values``: (m, 21) uint64 deltas; ``seconds``: one interval, or one per row;
-    ``out``: (m, number of counters) float64. Each uint64 is rounded once to float64,
-    then divided (IEEE), in either backend.
+    ``rows``: (m,) deltas (168-byte little-endian rows, ``delta_dtype``); ``seconds``: one
+    interval, or one per row; ``out``: (m,) ``rate_dtype(kinds)`` (native float64). Each
+    uint64 is rounded once to float64, then divided (IEEE), in either backend.
     """
     per_row = np.array([seconds]) if isinstance(seconds, float) else np.ascontiguousarray(seconds, np.float64)
-    _backend.KERNEL.rate_rows(values, _counter_columns(kinds), per_row, out)
+    _backend.KERNEL.rate_rows(native_values(rows), _counter_columns(kinds), per_row, rate_grid(out))
+
+
+def native_values(rows: npt.NDArray[np.void]) -> npt.NDArray[np.uint64]:
+    """(m, 21) native uint64 of contiguous 168-byte little-endian rows (records or deltas;
+    gauge deltas as their two's-complement bits): a view on a little-endian host, a
+    byte-swapped copy on a big-endian one."""
+    return rows.view("<u8").reshape(rows.shape[0], NFIELDS).astype(np.uint64, copy=False)
+
+
+def rate_grid(out: npt.NDArray[np.void]) -> npt.NDArray[np.float64]:
+    """(m, counters) float64 view of a contiguous ``rate_dtype`` array (native byte order)."""
+    if not out.dtype.isnative:
+        raise ValueError(f"rates must be native float64, got dtype {out.dtype}")
+    return out.view(np.float64).reshape(out.shape[0], len(out.dtype.names or ()))  # not -1: m may be 0
 
 
 @lru_cache(maxsize=64)

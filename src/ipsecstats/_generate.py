@@ -132,7 +132,8 @@ def generate(
     """A synthetic log in memory: the concatenated ``generate_blocks``."""
     blocks = list(generate_blocks(records, instances=instances, interval=interval, restarts=restarts,
                                   seed=seed, wrap=wrap))
-    return np.concatenate(blocks) if blocks else np.empty(0, dtype=RECORD_DTYPE)
+    # dtype=: numpy's promotion would make the rows native-endian on a big-endian host
+    return np.concatenate(blocks, dtype=RECORD_DTYPE) if blocks else np.empty(0, dtype=RECORD_DTYPE)
 
 
 def _start_values(rng: np.random.Generator, instances: int, interval: float, samples: int,

@@ -43,12 +43,13 @@ def require(module: str, extra: str, caller: str) -> ModuleType:
 
 
 def _is_row_layout(dt: np.dtype[Any]) -> bool:
-    """True for the 168-byte row of 21 native 8-byte integers (records and deltas)."""
+    """True for the 168-byte row of 21 little-endian 8-byte integers (records and deltas):
+    the layout the kernel's transpose reads."""
     if dt.names != FIELD_NAMES or dt.itemsize != RECORD_SIZE:
         return False
     for j, name in enumerate(FIELD_NAMES):
         fdt, offset = dt.fields[name][:2]  # type: ignore[index]
-        if offset != 8 * j or fdt.kind not in "ui" or fdt.itemsize != 8 or not fdt.isnative:
+        if offset != 8 * j or fdt.kind not in "ui" or fdt.itemsize != 8 or fdt != fdt.newbyteorder("<"):
             return False
     return True
 
@@ -332,7 +333,7 @@ def assemble_records(columns: Mapping[str, npt.NDArray[Any]], dtype: np.dtype[np
     """
     n = _nrows(columns)
     out = np.empty(n, dtype=dtype)
-    grid = out.view(np.uint64).reshape(n, NFIELDS)
+    grid = out.view("<u8").reshape(n, NFIELDS)  # the rows are little-endian; the columns native
     bits = [columns[name].view(np.uint64) for name in FIELD_NAMES]
     for start in range(0, n, _ASSEMBLE_RUN_ROWS):  # strided writes into an L2-sized run
         stop = min(start + _ASSEMBLE_RUN_ROWS, n)

@@ -734,10 +734,8 @@ def _iter_rates(
                     raise ValueError(f"{src.name}: timestamps has {ts.shape[0]} entries, but the file has more records")
                 divisor = np.asarray(_seconds_per_row(m + stride, stride, None, window))
             out = recycler.get(m)[0][:m]
-            values = d.view(np.uint64).reshape(m, NFIELDS)
-            out2d = out.view(np.float64).reshape(m, len(out.dtype.names or ()))
-            divide_counters(values, kind_tuple, divisor, out2d)  # as rates() does, bit for bit
-            del d, values, divisor, out2d
+            divide_counters(d, kind_tuple, divisor, out)  # as rates() does, bit for bit
+            del d, divisor
             yield out
             del out
         if ts is not None and seen[0] != ts.shape[0]:

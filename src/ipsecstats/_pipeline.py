@@ -260,8 +260,7 @@ def rate_rows(d: DeltaChunk, kinds: Any) -> npt.NDArray[np.void]:
     steps = d.steps.copy()
     steps[~(steps > 0)] = np.nan
     out = np.empty(m, rate_dtype(kind_tuple))
-    divide_counters(d.values.view(np.uint64).reshape(m, NFIELDS), kind_tuple, steps,
-                    out.view(np.float64).reshape(m, len(out.dtype.names or ())))
+    divide_counters(d.values, kind_tuple, steps, out)
     return out
 
 

@@ -45,9 +45,10 @@ def delta_dtype(kinds: tuple[Kind, ...]) -> np.dtype[np.void]:
 
 @lru_cache(maxsize=64)
 def rate_dtype(kinds: tuple[Kind, ...]) -> np.dtype[np.void]:
-    """The rates dtype: the counter fields only, float64 per second."""
+    """The rates dtype: the counter fields only, float64 per second, in native byte order
+    (the kernels write native doubles; deltas and records keep the little-endian row)."""
     names = [n for n, k in zip(FIELD_NAMES, kinds) if k == "counter"]
-    return np.dtype({"names": names, "formats": ["<f8"] * len(names)})
+    return np.dtype({"names": names, "formats": [np.float64] * len(names)})
 
 
 @lru_cache(maxsize=64)

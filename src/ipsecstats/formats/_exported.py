@@ -149,7 +149,8 @@ def _concat_rows(parts: list[Rows]) -> Rows:
 
     def cat(name: str) -> Any:
         got = [getattr(p, name) for p in parts]
-        return None if got[0] is None else np.concatenate(got)
+        # dtype=: numpy's promotion would make little-endian rows native on a big-endian host
+        return None if got[0] is None else np.concatenate(got, dtype=got[0].dtype)
 
     return Rows(cat("record"), cat("stamps"), cat("instances"), cat("hosts"), cat("records"), cat("places"))
 

@@ -335,7 +335,8 @@ class PdhCsvReader:
                     recs = recs.copy()
                 m = recs.shape[0]
                 if m:
-                    yield Capture(np.ascontiguousarray(recs).view(RECORD_DTYPE).reshape(m),
+                    # the kernel's values are native uint64; records are little-endian rows
+                    yield Capture(np.ascontiguousarray(recs, dtype="<u8").view(RECORD_DTYPE).reshape(m),
                                   np.ascontiguousarray(times).view("datetime64[ns]"), np.ascontiguousarray(codes),
                                   table.names, first, table.hosts)
                     first += m
