@@ -31,7 +31,7 @@ def _values(n: int) -> list[list[int]]:
 @pytest.fixture
 def cap() -> Capture:
     ts = np.datetime64("2024-06-03T00:00:00", "ns") + np.array(SECONDS, "timedelta64[s]")
-    ts[NAMES.index(C)] = np.datetime64("NaT")
+    ts[NAMES.index(C)] = np.datetime64("NaT", "ns")
     return Capture.from_instances(records_from(_values(len(NAMES))), ts, NAMES)
 
 

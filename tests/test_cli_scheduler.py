@@ -122,3 +122,33 @@ def test_use_scheduler_raises_typed_errors(closed_address: str, monkeypatch: pyt
     assert ipsdask.connect_timeout(3) == 3.0
     with pytest.raises(ValueError, match="timeout=0"):
         ipsdask.connect_timeout(0)
+
+
+def test_a_failed_connection_leaves_no_default_client() -> None:
+    """A Client that failed to start must not stay dask's scheduler: the next compute would
+    wait on it forever (seen as a hung test_dask on Python 3.13, where it outlived the test)."""
+    distributed = pytest.importorskip("distributed")
+    import dask
+
+    for spec in ("bogus://x", "tls://127.0.0.1:1"):
+        with pytest.raises(ValueError), ipsdask.use_scheduler(spec, timeout=0.5):
+            pass
+        with pytest.raises(ValueError, match="No clients found"):
+            distributed.default_client()  # no gc.collect() first: nothing may depend on it
+        assert dask.config.get("scheduler", None) is None
+
+
+def test_a_distributed_scheduler_is_current_inside_the_block_only(log: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    import dask
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        with ipsdask.use_scheduler(cluster.scheduler_address, timeout=10):
+            client = distributed.default_client()
+            assert client.scheduler.address == cluster.scheduler_address
+            assert ipsdask.read_logs([str(log)]).npartitions == 1
+            assert len(ipsdask.read_logs([str(log)]).compute()) > 0
+        with pytest.raises(ValueError, match="No clients found"):
+            distributed.default_client()
+        assert dask.config.get("scheduler", None) is None

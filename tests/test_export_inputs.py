@@ -75,7 +75,7 @@ def odd_capture(n: int = 40, hosts: bool = True, stamps: bool = True) -> Capture
     ts = None
     if stamps:
         ts = START + np.arange(n, dtype=np.int64) * np.timedelta64(1_000_000_007, "ns")
-        ts[3] = np.datetime64("NaT")
+        ts[3] = np.datetime64("NaT", "ns")
     return Capture(edge_records(n), ts, np.array(codes, np.intp), table.names, 0, table.hosts)
 
 

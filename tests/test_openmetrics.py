@@ -97,7 +97,7 @@ def test_text_groups_families_prints_exact_integers_and_ends_with_eof(tmp_path: 
 
 def test_a_record_without_a_time_is_named(tmp_path: Path) -> None:
     layout, chunks, _, _ = _capture_chunks()
-    chunks[1][2]["timestamp"][1] = np.datetime64("NaT")
+    chunks[1][2]["timestamp"][1] = np.datetime64("NaT", "ns")
     with pytest.raises(ValueError, match="record 4 has no timestamp"):
         write_table(iter(chunks), tmp_path / "x.om", "openmetrics", layout, RECORD_DTYPE)
     assert not list(tmp_path.iterdir())  # nothing half written

@@ -8,8 +8,9 @@ array (or view) over one is gone, the mapping goes back to the cache, already fa
 in, and the next output of a similar size reuses it. A mapping idle for
 ``DECAY_SECONDS`` (1 s) is dropped, so freed results give their memory back to the
 system about a second later. The cache holds at most ``IPSECSTATS_BUFFER_CACHE_MB``
-megabytes (default 1024; 0 turns it off); the memory is private to the process
-(``MAP_PRIVATE``), so a fork copies it on write like any other.
+megabytes (default 1024; 0 turns it off; always off without the GIL, see ``_COUNTED``);
+the memory is private to the process (``MAP_PRIVATE``), so a fork copies it on write
+like any other.
 ``ipsecstats.release_buffers()`` hands the idle cached memory back at once.
 """
 
@@ -45,7 +46,10 @@ _GRANULE = 2 * 1024 * 1024  # a transparent huge page
 #: Seconds a cached mapping stays idle before its memory goes back to the system.
 DECAY_SECONDS = 1.0
 
-# The proof that nobody holds a cached mmap object reads CPython reference counts (GIL).
+# The proof that nobody holds a cached mmap object reads CPython reference counts, which is
+# exact only under the GIL: a free-threaded build sums a thread-local and a shared count
+# without a lock, so a reference handed between two threads can be missed. Without the
+# proof (free-threaded CPython, PyPy) no mapping is ever reused and the cache is off.
 _COUNTED = platform.python_implementation() == "CPython" and getattr(sys, "_is_gil_enabled", lambda: True)()
 _by_size = operator.attrgetter("size")
 
@@ -95,8 +99,10 @@ class MappingCache:
 
     Finalizers run inside garbage collection, on any thread and in the middle of any
     statement, so there is no lock: the free list is a deque, whose appends, pops and
-    removes are atomic, a race at worst drops a mapping a little early, and a finalizer
-    wakes the decay thread by releasing a plain lock (never blocking).
+    removes are atomic (under the GIL, and by the deque's own lock on a free-threaded
+    build), a race at worst drops a mapping a little early, and a finalizer wakes the
+    decay thread by releasing a plain lock (never blocking). Reuse needs the reference
+    count proof, so without the GIL (``_COUNTED`` false) nothing is ever reused.
     """
 
     def __init__(self, limit: int, decay: float | None = DECAY_SECONDS):
@@ -124,8 +130,8 @@ class MappingCache:
             except ValueError:  # taken or dropped meanwhile
                 continue
             mapping, idle.mapping = idle.mapping, None
-            if mapping is None or (_COUNTED and sys.getrefcount(mapping) > 2):
-                continue  # someone holds the mmap object (2: ``mapping`` and the argument)
+            if mapping is None or not _COUNTED or sys.getrefcount(mapping) > 2:
+                continue  # someone holds the mmap object (2: ``mapping`` and the argument), or no proof
             try:
                 mapping.resize(len(mapping))  # BufferError while any export is left
             except (BufferError, OSError, SystemError, ValueError):
@@ -213,7 +219,7 @@ class MappingCache:
         self._free.clear()
 
 
-CACHE = MappingCache(_cache_limit())
+CACHE = MappingCache(_cache_limit() if _COUNTED else 0)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=CACHE._after_fork)
 

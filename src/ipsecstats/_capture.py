@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -218,20 +219,77 @@ class Capture:
         return out
 
 
+# Nanoseconds per unit of the linear datetime64 units; "Y" and "M" (calendar) go through "D".
+_NS_PER_UNIT = {"W": Fraction(604_800 * 10**9), "D": Fraction(86_400 * 10**9), "h": Fraction(3_600 * 10**9),
+                "m": Fraction(60 * 10**9), "s": Fraction(10**9), "ms": Fraction(10**6), "us": Fraction(10**3),
+                "ns": Fraction(1), "ps": Fraction(1, 10**3), "fs": Fraction(1, 10**6), "as": Fraction(1, 10**9)}
+_INT64_MAX = 2**63 - 1
+_NS_RANGE = "1677-09-21T00:12:43.145224193..2262-04-11T23:47:16.854775807"
+
+
+def _within_ns(ts: npt.NDArray[np.datetime64]) -> npt.NDArray[np.bool_]:
+    """Where ``ts`` (NaT aside) lies in datetime64[ns]'s range, decided in its own unit, before
+    any cast: ``|value| * (ns per unit) <= 2**63 - 1`` (-2**63 is NaT). numpy < 2.5 wraps an
+    overflowing cast, numpy >= 2.5 raises OverflowError."""
+    unit, count = np.datetime_data(ts.dtype)
+    if unit == "generic":  # a unitless datetime64 array holds only NaT
+        return np.ones(ts.shape, dtype=bool)
+    v = ts.view(np.int64)
+    if unit in ("Y", "M"):
+        # +-292 years around 1970 bound the ns range; within +-1000 years the cast to days is safe
+        bound = 1000 * (1 if unit == "Y" else 12) // count
+        near = (v >= -bound) & (v <= bound)
+        days = np.where(near, ts, np.array("NaT", ts.dtype)).astype("datetime64[D]")
+        return near & _within_ns(days)
+    limit = int(_INT64_MAX // (_NS_PER_UNIT[unit] * count))
+    return (v >= -limit) & (v <= limit)
+
+
+def _ns_ratio(dtype: np.dtype[Any]) -> Fraction | None:
+    """ns per unit as p / q in lowest terms; None for calendar units ("Y", "M") and "generic"."""
+    unit, count = np.datetime_data(dtype)
+    return None if unit in ("generic", "Y", "M") else _NS_PER_UNIT[unit] * count
+
+
+def _show(ts: npt.NDArray[np.datetime64], i: int) -> str:
+    """``ts[i]`` as text; numpy >= 2.5 cannot print some values of units like 1000000ps."""
+    try:
+        return str(ts[i])
+    except OverflowError:
+        unit, count = np.datetime_data(ts.dtype)
+        return f"{int(ts.view(np.int64)[i])} x {count}{unit}"
+
+
 def as_datetime_ns(timestamps: Any, n: int, what: str) -> npt.NDArray[np.datetime64]:
-    """``timestamps`` as datetime64[ns] of shape (n,), refusing lossy or overflowing casts."""
+    """``timestamps`` as datetime64[ns] of shape (n,), refusing lossy or overflowing casts.
+
+    Range and exactness are checked in the input's unit before any cast, so a bad value is the
+    same ValueError on every numpy version: ``|value| <= floor((2**63 - 1) / (ns per unit))``,
+    and a unit finer than 1 ns must hold whole ns."""
     ts = np.asarray(timestamps)
     if ts.dtype.kind != "M":
         raise TypeError(f"{what} must be datetime64 values, got dtype {ts.dtype}")
     if ts.shape != (n,):
         raise ValueError(f"{what} must have shape ({n},), got {ts.shape}")
-    ns = ts.astype("datetime64[ns]")
     nat = np.isnat(ts)
-    exact = (ns.astype(ts.dtype) == ts) & (np.isnat(ns) == nat)
-    if not np.all(exact | nat):
-        i = int(np.argmin(exact | nat))
-        raise ValueError(f"{what}[{i}] = {ts[i]} is not representable as datetime64[ns] exactly")
-    return ns
+    inside = _within_ns(ts) | nat
+    if not inside.all():
+        i = int(np.argmin(inside))
+        raise ValueError(f"{what}[{i}] = {_show(ts, i)} is outside the datetime64[ns] range {_NS_RANGE}: "
+                         "not representable as datetime64[ns] exactly")
+    ratio = _ns_ratio(ts.dtype)
+    if ratio is None or ratio.denominator == 1:  # whole ns per unit: numpy's cast multiplies, exactly
+        return ts.astype("datetime64[ns]")
+    # A unit finer than 1 ns: whole ns only (a multiple of q), converted here as (v // q) * p,
+    # since numpy's own floor-dividing cast overflows for values near -2**63.
+    v = ts.view(np.int64)
+    exact = (v % ratio.denominator == 0) | nat
+    if not exact.all():
+        i = int(np.argmin(exact))
+        raise ValueError(f"{what}[{i}] = {_show(ts, i)} is not representable as datetime64[ns] exactly")
+    ns = v // ratio.denominator * ratio.numerator
+    ns[nat] = np.iinfo(np.int64).min  # NaT
+    return ns.view("datetime64[ns]")
 
 
 def concat(chunks: Iterable[Capture]) -> Capture:

@@ -574,19 +574,41 @@ def _connect(distributed: Any, spec: str, timeout: float) -> Any:
                                        "running?") from refused
     try:
         return distributed.Client(spec, timeout=timeout)
-    except TypeError as exc:  # e.g. tls:// without TLS settings, a transport not installed
-        raise SchedulerAddressError(f"cannot use the scheduler address {spec!r}: {exc}") from exc
-    except ValueError as exc:  # unknown scheme, missing or bad port: the address itself is wrong
-        raise SchedulerAddressError(
+    except (TypeError, ValueError, OSError) as exc:
+        _close_half_started(distributed, exc)
+        raise _connect_error(spec, timeout, exc) from exc
+
+
+def _close_half_started(distributed: Any, exc: BaseException) -> None:
+    """Close the Client whose constructor raised ``exc``. It made itself dask's default
+    scheduler (and started an event loop) before it failed to connect; left so until the
+    garbage collector finds it, every later dask computation in the process waits on it
+    forever (a chained exception that is kept, as a test runner keeps it, keeps it alive)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        client = tb.tb_frame.f_locals.get("self")
+        if isinstance(client, distributed.Client):
+            with contextlib.suppress(Exception):  # it never connected: nothing to lose
+                client.close(timeout=1)
+            return
+        tb = tb.tb_next
+
+
+def _connect_error(spec: str, timeout: float, exc: BaseException) -> Exception:
+    """The SchedulerAddressError or SchedulerConnectionError for ``distributed.Client``'s ``exc``."""
+    if isinstance(exc, TypeError):  # e.g. tls:// without TLS settings, a transport not installed
+        return SchedulerAddressError(f"cannot use the scheduler address {spec!r}: {exc}")
+    if isinstance(exc, ValueError):  # unknown scheme, missing or bad port: the address itself is wrong
+        return SchedulerAddressError(
             f"scheduler address {spec!r} is not valid: {exc}; give threads, processes, synchronous "
             f"or an address such as tcp://host:8786"
-        ) from exc
-    except OSError as exc:  # refused, unreachable, timed out (TimeoutError is an OSError)
-        detail = "" if "timed out" in str(exc).lower() else f" ({exc})"  # distributed's "Timed out ..." repeats us
-        raise SchedulerConnectionError(
-            f"cannot connect to the scheduler at {spec} within {timeout:g} s{detail}: is it running? "
-            f"({CONNECT_TIMEOUT_ENV} sets the wait)"
-        ) from exc
+        )
+    # refused, unreachable, timed out (TimeoutError is an OSError)
+    detail = "" if "timed out" in str(exc).lower() else f" ({exc})"  # distributed's "Timed out ..." repeats us
+    return SchedulerConnectionError(
+        f"cannot connect to the scheduler at {spec} within {timeout:g} s{detail}: is it running? "
+        f"({CONNECT_TIMEOUT_ENV} sets the wait)"
+    )
 
 
 @contextlib.contextmanager
