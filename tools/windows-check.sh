@@ -96,7 +96,8 @@ uint64_t ips_harness(int path)
         ips_keyed_run(&a, 1, path);
         ips_keyed_commit(cur, IPS_ROW_BYTES, ticks, last, 2, state_rows, state_ticks, state_seen);
         sum += a.ndec + a.m;
-        ips_stats_args s = {cur, prev, ROWS, 1, 1, 4, 8, 0, 16, counter, policy, 1, acc, bins, events};
+        ips_stats_args s = {cur, prev, ROWS, 1, 1, 4, 8, 0, 16, counter, policy, 1, IPS_STATS_RECORDS | IPS_STATS_PAIRS,
+                             acc, bins, events};
         ips_stats_run(&s, path);
         sum += acc[IPS_ST_ROWS];
     }
