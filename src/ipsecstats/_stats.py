@@ -216,7 +216,7 @@ class _ExtremeBins:
 
 def _group_sums(values: npt.NDArray[np.float64], starts: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
     """The sums of the row groups of ``values`` beginning at ``starts`` (ascending, the first 0),
-    each added left to right (as Python's ``sum``): row p of every group at once, p = 0, 1, ...,
+    each added left to right (plain float adds): row p of every group at once, p = 0, 1, ...,
     the groups ordered by size so that those still going are a prefix. O(rows) work."""
     m = values.shape[0]
     sizes = np.diff(np.r_[starts, m])
