@@ -667,39 +667,34 @@ IPS_FORCE_INLINE void ips_stats_pairs_t(ips_stats_args *a, size_t i0, size_t i1,
                     phi[k] += s < out;
                     plo[k] = s;
                 }
-                rows++;
-                if (++pos == stride) {
-                    pos = 0;
-                    poll++;
+            } else {
+                uint64_t rbits = 0, wbits = 0;
+                for (int k = 0; k < IPS_NFIELDS; k++) {
+                    uint64_t pv = ips_load_le64(p + 8 * k), cv = ips_load_le64(c + 8 * k);
+                    uint64_t d = cv - pv;
+                    uint64_t dec = ((uint64_t)0 - (uint64_t)(cv < pv)) & cm[k];   /* all ones on a fall */
+                    uint64_t wrap = dec & ((uint64_t)0 - ((pv - cv) >> 63));
+                    uint64_t restart = dec & ~wrap;
+                    uint64_t to_c = (dec & take_dec) | (restart & take_restart);
+                    uint64_t to_0 = dec & zero_dec;
+                    uint64_t out = ((cv & to_c) | (d & ~to_c & ~to_0)) & cm[k];
+                    uint64_t s = plo[k] + out;
+                    phi[k] += s < out;
+                    plo[k] = s;
+                    nr[k] += restart & 1;
+                    nw[k] += wrap & 1;
+                    rbits |= restart & bit[k];
+                    wbits |= wrap & bit[k];
                 }
-                continue;
-            }
-            uint64_t rbits = 0, wbits = 0;
-            for (int k = 0; k < IPS_NFIELDS; k++) {
-                uint64_t pv = ips_load_le64(p + 8 * k), cv = ips_load_le64(c + 8 * k);
-                uint64_t d = cv - pv;
-                uint64_t dec = ((uint64_t)0 - (uint64_t)(cv < pv)) & cm[k];   /* all ones on a fall */
-                uint64_t wrap = dec & ((uint64_t)0 - ((pv - cv) >> 63));
-                uint64_t restart = dec & ~wrap;
-                uint64_t to_c = (dec & take_dec) | (restart & take_restart);
-                uint64_t to_0 = dec & zero_dec;
-                uint64_t out = ((cv & to_c) | (d & ~to_c & ~to_0)) & cm[k];
-                uint64_t s = plo[k] + out;
-                phi[k] += s < out;
-                plo[k] = s;
-                nr[k] += restart & 1;
-                nw[k] += wrap & 1;
-                rbits |= restart & bit[k];
-                wbits |= wrap & bit[k];
-            }
-            if (rbits | wbits) {
-                if (nev < nevents) {
-                    events[3 * nev] = (int64_t)g;
-                    events[3 * nev + 1] = (int64_t)rbits;
-                    events[3 * nev + 2] = (int64_t)wbits;
+                if (rbits | wbits) {
+                    if (nev < nevents) {
+                        events[3 * nev] = (int64_t)g;
+                        events[3 * nev + 1] = (int64_t)rbits;
+                        events[3 * nev + 2] = (int64_t)wbits;
+                    }
+                    nev++;
+                    nrev += rbits != 0;
                 }
-                nev++;
-                nrev += rbits != 0;
             }
             rows++;
         }
