@@ -4,6 +4,7 @@ and both agree with plain Python integer arithmetic (exact sums, min/max, peaks,
 from __future__ import annotations
 
 import functools
+import itertools
 import operator
 
 import numpy as np
@@ -377,3 +378,61 @@ def test_column_stats_are_exact_on_both_backends():
             assert column_stats(u[::-1][::-1]) == want  # any (n, 21) uint64 array
     finally:
         _backend.KERNEL = saved
+
+
+@pytest.mark.parametrize("path", ["portable", "sse4.2", "avx2"])
+@pytest.mark.parametrize("stride", [1, 2, 3, 5])
+def test_a_fall_in_any_field_at_any_row_of_a_poll(path, stride):
+    """The AVX2 path takes whole polls in which no counter fell in vectors and leaves a poll with a
+    fall to the scalar loop: a fall of each field (the last one, field 20, sits alone in the sixth
+    vector), at each row of a poll, on cuts that split polls, gives the twin's state bit for bit."""
+    fast = require_fast()
+    try:
+        fast._set_vector_path(path)
+    except ValueError:
+        pytest.skip(f"this CPU has no {path} path")
+    # steps of 2^61 + 3: bins' sums carry past 2^64, and each instance wraps once
+    steps = np.cumsum(np.full((12 * stride + 7, NFIELDS), (1 << 61) + 3, np.uint64), axis=0)
+    try:
+        for field, n in itertools.product(range(NFIELDS), (12 * stride, 12 * stride + 7)):  # the last poll whole or not
+            base = steps[:n]
+            for row in (stride, stride + 1, 4 * stride - 1, n - 1):
+                u = base.copy()
+                u[row, field] = 1  # a restart (or a gauge's fall: no event)
+                recs = u.view(RECORD_DTYPE)[:, 0]
+                for cuts in ([], [stride + 1], [2 * stride, 2 * stride + 3]):
+                    got = run(fast, recs, stride, "auto", 3, cuts, nevents=4)
+                    want = run(_slow, recs, stride, "auto", 3, cuts, nevents=4)
+                    for a, b in zip(got, want):
+                        assert a.tobytes() == b.tobytes(), (field, row, cuts)
+    finally:
+        fast._set_vector_path(True)
+
+
+def _same_stats(a, b) -> None:
+    for name, value in vars(a).items():
+        other = getattr(b, name)
+        if isinstance(value, np.ndarray):
+            assert value.tobytes() == other.tobytes(), name
+        else:
+            assert value == other, name
+
+
+@pytest.mark.parametrize("chunk_records", [997, 4096])
+def test_chunks_shared_between_two_threads_give_the_one_chunk_result(tmp_path, chunk_records):
+    """``scan`` of a raw log gives each chunk's record statistics to the reading thread or to
+    the main one, in turn, and merges the two at the end; many small chunks, over a log long
+    enough that the fine bins widen twice (at different chunks in the two threads), give
+    exactly what one chunk gives."""
+    from ipsecstats import formats
+    from ipsecstats._stats import FINE_BINS, scan
+
+    rng = np.random.default_rng(11)
+    n = 2 * 4 * FINE_BINS + 1234  # stride 2: 4 fine-bin widths of polls, and some
+    u = np.cumsum(rng.integers(0, 1 << 62, size=(n, NFIELDS), dtype=np.uint64), axis=0)  # wraps
+    u[rng.integers(0, n, 30)] = rng.integers(0, 1 << 64, size=(30, NFIELDS), dtype=np.uint64)
+    path = tmp_path / "log.bin"
+    u.astype("<u8").tofile(path)
+    got = scan(formats.open_reader(str(path), stride=2, chunk_records=chunk_records), bins=50)
+    want = scan(formats.open_reader(str(path), stride=2, chunk_records=n), bins=50)
+    _same_stats(got, want)

@@ -492,6 +492,84 @@ IPS_FORCE_INLINE void ips_stats_close_local(
     }
 }
 
+#define IPS_PAD 24   /* 21 fields as 6 vectors of 4 (lanes 21-23: no counter) */
+
+#if IPS_HAVE_AVX2_PATH
+
+/* Whole polls of rows [i, i1) of `cur` (i the first row of a poll, i >= stride: every row's
+ * previous record is stride rows back in `cur`), in which no counter fell: each poll's
+ * increases (cv - pv, masked by cm) summed to 128 bits, added to the bin's sums
+ * (clo/chi) and raising its peaks (klo/khi), field k in lane k of 6 vectors. Stops before
+ * the first poll in which a counter fell (the caller's scalar loop takes it) or the first
+ * one not whole in [i, i1). Returns the rows taken (a multiple of stride). The sums' high
+ * words count carries (at most the rows of the log), so signed compares order them. */
+IPS_TARGET("avx2") static size_t ips_stats_polls_avx2(
+    const unsigned char *cur, size_t i, size_t i1, size_t stride, const uint64_t *cm,
+    uint64_t *clo, uint64_t *chi, uint64_t *klo, uint64_t *khi)
+{
+    const __m256i sign = _mm256_set1_epi64x((long long)0x8000000000000000ULL);
+    const __m256i last = _mm256_setr_epi64x(-1, 0, 0, 0);   /* field 20 of the sixth vector */
+    const size_t back = stride * IPS_ROW_BYTES;
+    __m256i m[6], lo[6], hi[6], plo[6], phi[6];
+    for (int v = 0; v < 6; v++) {
+        m[v] = _mm256_loadu_si256((const __m256i *)(cm + 4 * v));
+        lo[v] = _mm256_loadu_si256((const __m256i *)(clo + 4 * v));
+        hi[v] = _mm256_loadu_si256((const __m256i *)(chi + 4 * v));
+        plo[v] = _mm256_loadu_si256((const __m256i *)(klo + 4 * v));
+        phi[v] = _mm256_loadu_si256((const __m256i *)(khi + 4 * v));
+    }
+    size_t start = i;
+    for (; i + stride <= i1; i += stride) {
+        __m256i slo[6], shi[6], fell = _mm256_setzero_si256();
+        for (int v = 0; v < 6; v++) {
+            slo[v] = _mm256_setzero_si256();
+            shi[v] = _mm256_setzero_si256();
+        }
+        for (size_t r = 0; r < stride; r++) {
+            const unsigned char *c = cur + (i + r) * IPS_ROW_BYTES;
+            for (int v = 0; v < 6; v++) {
+                __m256i cv, pv;
+                if (v < 5) {
+                    cv = _mm256_loadu_si256((const __m256i *)(c + 32 * v));
+                    pv = _mm256_loadu_si256((const __m256i *)(c - back + 32 * v));
+                } else {   /* the row's last 8 bytes only: never past the buffer */
+                    cv = _mm256_maskload_epi64((const long long *)(c + 160), last);
+                    pv = _mm256_maskload_epi64((const long long *)(c - back + 160), last);
+                }
+                __m256i cs = _mm256_xor_si256(cv, sign);
+                fell = _mm256_or_si256(fell, _mm256_and_si256(_mm256_cmpgt_epi64(_mm256_xor_si256(pv, sign), cs), m[v]));
+                __m256i d = _mm256_and_si256(_mm256_sub_epi64(cv, pv), m[v]);
+                __m256i s = _mm256_add_epi64(slo[v], d);
+                /* carry: s < d unsigned */
+                shi[v] = _mm256_sub_epi64(shi[v], _mm256_cmpgt_epi64(_mm256_xor_si256(d, sign), _mm256_xor_si256(s, sign)));
+                slo[v] = s;
+            }
+        }
+        if (!_mm256_testz_si256(fell, fell))
+            break;
+        for (int v = 0; v < 6; v++) {
+            __m256i s = _mm256_add_epi64(lo[v], slo[v]);
+            __m256i carry = _mm256_cmpgt_epi64(_mm256_xor_si256(slo[v], sign), _mm256_xor_si256(s, sign));
+            hi[v] = _mm256_sub_epi64(_mm256_add_epi64(hi[v], shi[v]), carry);
+            lo[v] = s;
+            __m256i above = _mm256_or_si256(
+                _mm256_cmpgt_epi64(shi[v], phi[v]),
+                _mm256_and_si256(_mm256_cmpeq_epi64(shi[v], phi[v]),
+                                 _mm256_cmpgt_epi64(_mm256_xor_si256(slo[v], sign), _mm256_xor_si256(plo[v], sign))));
+            plo[v] = _mm256_blendv_epi8(plo[v], slo[v], above);
+            phi[v] = _mm256_blendv_epi8(phi[v], shi[v], above);
+        }
+    }
+    for (int v = 0; v < 6; v++) {
+        _mm256_storeu_si256((__m256i *)(clo + 4 * v), lo[v]);
+        _mm256_storeu_si256((__m256i *)(chi + 4 * v), hi[v]);
+        _mm256_storeu_si256((__m256i *)(klo + 4 * v), plo[v]);
+        _mm256_storeu_si256((__m256i *)(khi + 4 * v), phi[v]);
+    }
+    return i - start;
+}
+#endif
+
 static inline int ips_stats_columns(const uint64_t *counter, uint8_t *cols)
 {
     int n = 0;
@@ -557,13 +635,13 @@ IPS_FORCE_INLINE void ips_stats_records_t(const unsigned char *cur, size_t n, ui
 }
 
 /* The increases of rows [i0, i1) of the chunk, all in the bin row `bin`. */
-IPS_FORCE_INLINE void ips_stats_pairs_t(ips_stats_args *a, size_t i0, size_t i1, uint64_t *bin)
+IPS_FORCE_INLINE void ips_stats_pairs_t(ips_stats_args *a, size_t i0, size_t i1, uint64_t *bin, const int vec)
 {
     uint64_t *acc = a->acc;
     const unsigned char *cur = a->cur, *prev = a->prev;
     const size_t stride = a->stride, nprev = a->nprev, nevents = a->nevents;
     int64_t *events = a->events;
-    uint64_t plo[IPS_NFIELDS], phi[IPS_NFIELDS], nr[IPS_NFIELDS], nw[IPS_NFIELDS], cm[IPS_NFIELDS];
+    uint64_t plo[IPS_NFIELDS], phi[IPS_NFIELDS], nr[IPS_NFIELDS], nw[IPS_NFIELDS], cm[IPS_PAD];
     uint8_t cols[IPS_NFIELDS];
     int ncols = ips_stats_columns(a->counter, cols);
     uint64_t take_dec = a->policy == IPS_RESET ? ~(uint64_t)0 : 0;
@@ -573,7 +651,9 @@ IPS_FORCE_INLINE void ips_stats_pairs_t(ips_stats_args *a, size_t i0, size_t i1,
     uint64_t rows = 0, closed = 0;
     uint64_t g = a->start + i0, poll = g / stride, pos = g % stride;   /* no division per row */
     uint64_t first_poll = (uint64_t)(bin - a->bins) / IPS_SB_WIDTH * a->width;   /* of this bin */
-    uint64_t clo[IPS_NFIELDS], chi[IPS_NFIELDS], klo[IPS_NFIELDS], khi[IPS_NFIELDS], bit[IPS_NFIELDS];
+    uint64_t clo[IPS_PAD], chi[IPS_PAD], klo[IPS_PAD], khi[IPS_PAD], bit[IPS_NFIELDS];
+    for (int k = IPS_NFIELDS; k < IPS_PAD; k++)   /* the vector path's padding lanes */
+        cm[k] = clo[k] = chi[k] = klo[k] = khi[k] = 0;
     for (int k = 0; k < IPS_NFIELDS; k++) {
         bit[k] = (uint64_t)1 << k;
         plo[k] = acc[IPS_ST_PLO + k]; phi[k] = acc[IPS_ST_PHI + k]; nr[k] = 0; nw[k] = 0;
@@ -581,7 +661,7 @@ IPS_FORCE_INLINE void ips_stats_pairs_t(ips_stats_args *a, size_t i0, size_t i1,
         clo[k] = bin[IPS_SB_CLO + k]; chi[k] = bin[IPS_SB_CHI + k];
         klo[k] = bin[IPS_SB_PLO + k]; khi[k] = bin[IPS_SB_PHI + k];
     }
-    if (stride == 1) {   /* every row its own poll: closed at once, but the run's last, which stays pending */
+    if (stride == 1 && !vec) {   /* every row its own poll: closed at once, but the run's last, which stays pending */
         for (size_t i = i0; i < i1; i++, g++) {
             const unsigned char *c = cur + i * IPS_ROW_BYTES;
             const unsigned char *p = i >= 1 ? c - IPS_ROW_BYTES : (nprev ? prev : NULL);
@@ -640,6 +720,30 @@ IPS_FORCE_INLINE void ips_stats_pairs_t(ips_stats_args *a, size_t i0, size_t i1,
         i1 = i0;   /* done: skip the general loop */
     }
     for (size_t i = i0; i < i1; i++, g++) {
+#if IPS_HAVE_AVX2_PATH
+        if (vec && pos == 0 && i >= stride && i + stride <= i1) {   /* whole polls, no fall: vectors */
+            if (pending > first_poll) {
+                ips_stats_close_local(clo, chi, klo, khi, plo, phi);
+                closed++;
+            } else if (pending) {
+                ips_stats_close(a->bins + (pending - 1) / a->width * IPS_SB_WIDTH, plo, phi, cols, ncols);
+            }
+            if (pending) {
+                for (int k = 0; k < IPS_NFIELDS; k++) {
+                    plo[k] = 0; phi[k] = 0;
+                }
+                pending = 0;
+            }
+            size_t taken = ips_stats_polls_avx2(cur, i, i1, stride, cm, clo, chi, klo, khi);
+            closed += taken / stride;
+            rows += taken;
+            i += taken;
+            g += taken;
+            poll += taken / stride;
+            if (i == i1)
+                break;
+        }
+#endif
         const unsigned char *c = cur + i * IPS_ROW_BYTES, *p;
         if (i >= stride) p = c - stride * IPS_ROW_BYTES;
         else if (nprev) p = prev + i * IPS_ROW_BYTES;
@@ -723,7 +827,7 @@ static void ips_stats_records_portable(const unsigned char *cur, size_t n, uint6
 
 static void ips_stats_pairs_portable(ips_stats_args *a, size_t i0, size_t i1, uint64_t *bin)
 {
-    ips_stats_pairs_t(a, i0, i1, bin);
+    ips_stats_pairs_t(a, i0, i1, bin, 0);
 }
 
 #if IPS_HAVE_SSE42_PATH
@@ -734,7 +838,7 @@ IPS_SSE42 static void ips_stats_records_sse42(const unsigned char *cur, size_t n
 
 IPS_SSE42 static void ips_stats_pairs_sse42(ips_stats_args *a, size_t i0, size_t i1, uint64_t *bin)
 {
-    ips_stats_pairs_t(a, i0, i1, bin);
+    ips_stats_pairs_t(a, i0, i1, bin, 0);
 }
 #endif
 
@@ -747,7 +851,7 @@ IPS_TARGET("avx2") static void ips_stats_records_avx2(const unsigned char *cur, 
 IPS_TARGET("avx2") static void ips_stats_pairs_avx2(ips_stats_args *a, size_t i0, size_t i1,
                                                   uint64_t *bin)
 {
-    ips_stats_pairs_t(a, i0, i1, bin);
+    ips_stats_pairs_t(a, i0, i1, bin, 1);
 }
 #endif
 

@@ -632,6 +632,20 @@ class _RecordPass:
             self.kernel.stats_rows(np.ascontiguousarray(rows), self.prev, self.counters, "wrap", stride, start,
                                    self.width, False, self.acc, self.bins, self.events, 1)
 
+    def merge(self, other: _RecordPass) -> None:
+        """Add ``other``'s statistics (of other chunks of the same log) into these: both bin rows at
+        the wider of the two widths, the sums added (128-bit), min and max kept, the records added."""
+        last = max(self.width, other.width) * FINE_BINS - 1
+        self.bins, self.width = _widened(self.bins, self.width, last)
+        theirs, _ = _widened(other.bins, other.width, last)
+        mine = self.bins
+        lo = mine[:, _FLO:_FHI] + theirs[:, _FLO:_FHI]
+        mine[:, _FHI:_MIN] += theirs[:, _FHI:_MIN] + (lo < theirs[:, _FLO:_FHI])
+        mine[:, _FLO:_FHI] = lo
+        np.minimum(mine[:, _MIN:_MAX], theirs[:, _MIN:_MAX], out=mine[:, _MIN:_MAX])
+        np.maximum(mine[:, _MAX:_POLLS], theirs[:, _MAX:_POLLS], out=mine[:, _MAX:_POLLS])
+        mine[:, _RECS] += theirs[:, _RECS]
+
 
 def record_decreases(stats: LogStats, rows: npt.NDArray[Any], cols: npt.NDArray[Any], prev: npt.NDArray[np.uint64],
                      cur: npt.NDArray[np.uint64], event_of: Callable[[int], Event]) -> None:
@@ -829,8 +843,9 @@ def read_ahead(chunks: Any, depth: int = _READ_AHEAD) -> Iterator[Any]:
 def _scan_fused(reader: Any, stats: LogStats, progress: Callable[[int], None] | None,
                 by_instance: bool = False) -> LogStats:
     """``scan`` of a raw log: one compiled pass over each chunk of records (``_Fused``), split in
-    two: the reading thread takes each chunk's record statistics (``_RecordPass``) as it reads
-    it, this thread its increases, so the two halves run on two cores.
+    two so that it runs on two cores: this thread adds up every chunk's increases, and the
+    record statistics (``_RecordPass``) of the chunks alternate between the reading thread
+    (which also reads them) and this one, each into its own bins, merged at the end.
 
     ``by_instance``: also one ``LogStats`` per interleaved instance (``stats.instances``), each
     from the same pass over that instance's records alone (stride 1)."""
@@ -843,17 +858,20 @@ def _scan_fused(reader: Any, stats: LogStats, progress: Callable[[int], None] | 
                              bytes_at_start=stats.bytes_at_start // stride, bins=stats.bins,
                              input_format=stats.input_format), stats.on_decrease)
              for _ in range(stride if by_instance else 0)]
-    records = _RecordPass()
+    records, mine = _RecordPass(), _RecordPass()  # the reading thread's chunks, this thread's
 
     def read(chunks: Iterator[Any]) -> Iterator[Any]:  # runs in the reading thread
-        for chunk in chunks:
+        for k, chunk in enumerate(chunks):
             n = len(chunk)
             rows = chunk.records.view(np.uint8).reshape(n, RECORD_SIZE)
-            records.chunk(rows, chunk.start, stride)
-            yield chunk, rows
+            if k % 2 == 0:
+                records.chunk(rows, chunk.start, stride)
+            yield k, chunk, rows
 
     done = src.offset
-    for chunk, rows in read_ahead(read(at_least(reader, stride))):
+    for k, chunk, rows in read_ahead(read(at_least(reader, stride))):
+        if k % 2:
+            mine.chunk(rows, chunk.start, stride)
         acc.chunk(rows, chunk.start, stride, parts=2)
         for k, part in enumerate(parts):  # instance k holds records k, k + stride, ...
             first = (k - chunk.start) % stride
@@ -863,6 +881,7 @@ def _scan_fused(reader: Any, stats: LogStats, progress: Callable[[int], None] | 
             done = src.offset
     if src.size is None:
         stats.bytes_at_start = src.offset - src.start
+    records.merge(mine)
     acc.finish(stride, records)
     if by_instance:
         stats.instances = []
