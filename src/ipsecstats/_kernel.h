@@ -634,6 +634,48 @@ IPS_FORCE_INLINE void ips_stats_records_t(const unsigned char *cur, size_t n, ui
     bin[IPS_SB_RECORDS] += n;
 }
 
+/* The policy's state for ips_stats_row: masks of which falls give c (RESET: every fall,
+ * AUTO: a restart) and which give 0 (ZERO). */
+typedef struct {
+    uint64_t take_dec, take_restart, zero_dec;
+} ips_stats_policy;
+
+/* One row's increases under the policy (the delta kernel's arithmetic, cm[k]: all ones for a
+ * counter) into o[]; its falls counted as restarts (nr) or wraps (nw) and, if any, kept as
+ * event g (record, restart bits, wrap bits) while fewer than nevents are kept. */
+IPS_FORCE_INLINE void ips_stats_row(const unsigned char *p, const unsigned char *c, const uint64_t *cm,
+                                    ips_stats_policy pol, uint64_t *o, uint64_t *nr, uint64_t *nw, uint64_t g,
+                                    int64_t *events, size_t nevents, uint64_t *nev, uint64_t *nrev)
+{
+    static const uint64_t bit[IPS_NFIELDS] = {1u << 0, 1u << 1, 1u << 2, 1u << 3, 1u << 4, 1u << 5, 1u << 6,
+        1u << 7, 1u << 8, 1u << 9, 1u << 10, 1u << 11, 1u << 12, 1u << 13, 1u << 14, 1u << 15, 1u << 16,
+        1u << 17, 1u << 18, 1u << 19, 1u << 20};   /* a table, not 1 << k: the loop vectorizes */
+    uint64_t rbits = 0, wbits = 0;
+    for (int k = 0; k < IPS_NFIELDS; k++) {
+        uint64_t pv = ips_load_le64(p + 8 * k), cv = ips_load_le64(c + 8 * k);
+        uint64_t d = cv - pv;
+        uint64_t dec = ((uint64_t)0 - (uint64_t)(cv < pv)) & cm[k];   /* all ones on a fall */
+        uint64_t wrap = dec & ((uint64_t)0 - ((pv - cv) >> 63));
+        uint64_t restart = dec & ~wrap;
+        uint64_t to_c = (dec & pol.take_dec) | (restart & pol.take_restart);
+        uint64_t to_0 = dec & pol.zero_dec;
+        o[k] = ((cv & to_c) | (d & ~to_c & ~to_0)) & cm[k];
+        nr[k] += restart & 1;
+        nw[k] += wrap & 1;
+        rbits |= restart & bit[k];
+        wbits |= wrap & bit[k];
+    }
+    if (rbits | wbits) {
+        if (*nev < nevents) {
+            events[3 * *nev] = (int64_t)g;
+            events[3 * *nev + 1] = (int64_t)rbits;
+            events[3 * *nev + 2] = (int64_t)wbits;
+        }
+        ++*nev;
+        *nrev += rbits != 0;
+    }
+}
+
 /* The increases of rows [i0, i1) of the chunk, all in the bin row `bin`. */
 IPS_FORCE_INLINE void ips_stats_pairs_t(ips_stats_args *a, size_t i0, size_t i1, uint64_t *bin, const int vec)
 {
@@ -644,18 +686,16 @@ IPS_FORCE_INLINE void ips_stats_pairs_t(ips_stats_args *a, size_t i0, size_t i1,
     uint64_t plo[IPS_NFIELDS], phi[IPS_NFIELDS], nr[IPS_NFIELDS], nw[IPS_NFIELDS], cm[IPS_PAD];
     uint8_t cols[IPS_NFIELDS];
     int ncols = ips_stats_columns(a->counter, cols);
-    uint64_t take_dec = a->policy == IPS_RESET ? ~(uint64_t)0 : 0;
-    uint64_t take_restart = a->policy == IPS_AUTO ? ~(uint64_t)0 : 0;
-    uint64_t zero_dec = a->policy == IPS_ZERO ? ~(uint64_t)0 : 0;
+    const ips_stats_policy pol = {a->policy == IPS_RESET ? ~(uint64_t)0 : 0, a->policy == IPS_AUTO ? ~(uint64_t)0 : 0,
+                                  a->policy == IPS_ZERO ? ~(uint64_t)0 : 0};
     uint64_t pending = acc[IPS_ST_PENDING], nev = acc[IPS_ST_EVENTS], nrev = acc[IPS_ST_RESTART_EVENTS];
     uint64_t rows = 0, closed = 0;
     uint64_t g = a->start + i0, poll = g / stride, pos = g % stride;   /* no division per row */
     uint64_t first_poll = (uint64_t)(bin - a->bins) / IPS_SB_WIDTH * a->width;   /* of this bin */
-    uint64_t clo[IPS_PAD], chi[IPS_PAD], klo[IPS_PAD], khi[IPS_PAD], bit[IPS_NFIELDS];
+    uint64_t clo[IPS_PAD], chi[IPS_PAD], klo[IPS_PAD], khi[IPS_PAD];
     for (int k = IPS_NFIELDS; k < IPS_PAD; k++)   /* the vector path's padding lanes */
         cm[k] = clo[k] = chi[k] = klo[k] = khi[k] = 0;
     for (int k = 0; k < IPS_NFIELDS; k++) {
-        bit[k] = (uint64_t)1 << k;
         plo[k] = acc[IPS_ST_PLO + k]; phi[k] = acc[IPS_ST_PHI + k]; nr[k] = 0; nw[k] = 0;
         cm[k] = a->counter[k] ? ~(uint64_t)0 : 0;
         clo[k] = bin[IPS_SB_CLO + k]; chi[k] = bin[IPS_SB_CHI + k];
@@ -676,30 +716,8 @@ IPS_FORCE_INLINE void ips_stats_pairs_t(ips_stats_args *a, size_t i0, size_t i1,
                 }
                 pending = 0;
             }
-            uint64_t o[IPS_NFIELDS], rbits = 0, wbits = 0;
-            for (int k = 0; k < IPS_NFIELDS; k++) {
-                uint64_t pv = ips_load_le64(p + 8 * k), cv = ips_load_le64(c + 8 * k);
-                uint64_t d = cv - pv;
-                uint64_t dec = ((uint64_t)0 - (uint64_t)(cv < pv)) & cm[k];
-                uint64_t wrap = dec & ((uint64_t)0 - ((pv - cv) >> 63));
-                uint64_t restart = dec & ~wrap;
-                uint64_t to_c = (dec & take_dec) | (restart & take_restart);
-                uint64_t to_0 = dec & zero_dec;
-                o[k] = ((cv & to_c) | (d & ~to_c & ~to_0)) & cm[k];
-                nr[k] += restart & 1;
-                nw[k] += wrap & 1;
-                rbits |= restart & bit[k];
-                wbits |= wrap & bit[k];
-            }
-            if (rbits | wbits) {
-                if (nev < nevents) {
-                    events[3 * nev] = (int64_t)g;
-                    events[3 * nev + 1] = (int64_t)rbits;
-                    events[3 * nev + 2] = (int64_t)wbits;
-                }
-                nev++;
-                nrev += rbits != 0;
-            }
+            uint64_t o[IPS_NFIELDS];
+            ips_stats_row(p, c, cm, pol, o, nr, nw, g, events, nevents, &nev, &nrev);
             rows++;
             if (i + 1 < i1) {   /* one row's sums fit 64 bits: a 64-bit peak compare */
                 for (int k = 0; k < IPS_NFIELDS; k++) {
@@ -772,32 +790,12 @@ IPS_FORCE_INLINE void ips_stats_pairs_t(ips_stats_args *a, size_t i0, size_t i1,
                     plo[k] = s;
                 }
             } else {
-                uint64_t rbits = 0, wbits = 0;
+                uint64_t o[IPS_NFIELDS];
+                ips_stats_row(p, c, cm, pol, o, nr, nw, g, events, nevents, &nev, &nrev);
                 for (int k = 0; k < IPS_NFIELDS; k++) {
-                    uint64_t pv = ips_load_le64(p + 8 * k), cv = ips_load_le64(c + 8 * k);
-                    uint64_t d = cv - pv;
-                    uint64_t dec = ((uint64_t)0 - (uint64_t)(cv < pv)) & cm[k];   /* all ones on a fall */
-                    uint64_t wrap = dec & ((uint64_t)0 - ((pv - cv) >> 63));
-                    uint64_t restart = dec & ~wrap;
-                    uint64_t to_c = (dec & take_dec) | (restart & take_restart);
-                    uint64_t to_0 = dec & zero_dec;
-                    uint64_t out = ((cv & to_c) | (d & ~to_c & ~to_0)) & cm[k];
-                    uint64_t s = plo[k] + out;
-                    phi[k] += s < out;
+                    uint64_t s = plo[k] + o[k];
+                    phi[k] += s < o[k];
                     plo[k] = s;
-                    nr[k] += restart & 1;
-                    nw[k] += wrap & 1;
-                    rbits |= restart & bit[k];
-                    wbits |= wrap & bit[k];
-                }
-                if (rbits | wbits) {
-                    if (nev < nevents) {
-                        events[3 * nev] = (int64_t)g;
-                        events[3 * nev + 1] = (int64_t)rbits;
-                        events[3 * nev + 2] = (int64_t)wbits;
-                    }
-                    nev++;
-                    nrev += rbits != 0;
                 }
             }
             rows++;
