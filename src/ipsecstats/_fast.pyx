@@ -269,6 +269,20 @@ cdef extern from "_kernel.h" nogil:
                             size_t seconds_step, double *out, size_t nrows, int streaming, int path)
 
 
+cdef Py_ssize_t _rate_seconds_step(Py_ssize_t m, const uint8_t[::1] cols, const double[::1] sec,
+                                   double[:, ::1] o) except -1:
+    """The checks both rate kernels make of ``columns``, ``seconds`` and ``out`` for ``m`` rows;
+    returns the step of ``seconds`` from row to row (0: one interval for every row)."""
+    cdef Py_ssize_t j
+    _check_rows("out", o.shape, m, cols.shape[0])
+    if sec.shape[0] != m and sec.shape[0] != 1:
+        raise ValueError(f"seconds must have shape ({m},) or (1,), got ({sec.shape[0]},)")
+    for j in range(cols.shape[0]):
+        if cols[j] >= NF:
+            raise ValueError(f"columns must be < {NF}, got {cols[j]}")
+    return 1 if sec.shape[0] == m and m > 1 else 0
+
+
 def rate_rows(values, columns, seconds, out):
     """``out[i, j] = values[i, columns[j]] / seconds[i]`` in float64 (``seconds`` of length 1: one
     interval for every row); the uint64 is rounded once to the nearest float64.
@@ -282,14 +296,9 @@ def rate_rows(values, columns, seconds, out):
     cdef const uint8_t[::1] cols = columns
     cdef const double[::1] sec = seconds
     cdef double[:, ::1] o = out
-    cdef Py_ssize_t m = v.shape[0], k = cols.shape[0], j
+    cdef Py_ssize_t m = v.shape[0], k = cols.shape[0]
     _check_rows("values", v.shape, m, NF)
-    _check_rows("out", o.shape, m, k)
-    if sec.shape[0] != m and sec.shape[0] != 1:
-        raise ValueError(f"seconds must have shape ({m},) or (1,), got ({sec.shape[0]},)")
-    for j in range(k):
-        if cols[j] >= NF:
-            raise ValueError(f"columns must be < {NF}, got {cols[j]}")
+    cdef Py_ssize_t sstep = _rate_seconds_step(m, cols, sec, o)
     if m == 0 or k == 0:
         return
     if (<char *>&o[0, 0] < <char *>&v[0, 0] + m * NF * 8 and
@@ -297,8 +306,7 @@ def rate_rows(values, columns, seconds, out):
         raise ValueError("out must not overlap values")
     cdef int streaming = m * k * 8 > STREAMING_THRESHOLD
     with nogil:
-        ips_rates_dispatch(&v[0, 0], &cols[0], <int>k, &sec[0], 1 if sec.shape[0] == m and m > 1 else 0,
-                           &o[0, 0], <size_t>m, streaming, _path)
+        ips_rates_dispatch(&v[0, 0], &cols[0], <int>k, &sec[0], sstep, &o[0, 0], <size_t>m, streaming, _path)
 
 
 # --- Columnar transpose (decode_columns / delta_columns) ------------------------------
@@ -1751,11 +1759,10 @@ def delta_rate_rows(prev, cur, counters, str policy not None, columns, seconds, 
     cdef const uint8_t[::1] cols = columns
     cdef const double[::1] sec = seconds
     cdef double[:, ::1] o = out
-    cdef Py_ssize_t m = p.shape[0], k = cols.shape[0], i, j
+    cdef Py_ssize_t m = p.shape[0], k = cols.shape[0], i, j, sstep
     cdef uint64_t counter[NF]
     cdef uint64_t *scratch
     cdef int code, streaming
-    cdef size_t sstep
     if policy not in _POLICIES:
         raise ValueError(f"policy must be one of {', '.join(_POLICIES)}, got {policy!r}")
     code = _POLICIES[policy]
@@ -1763,12 +1770,7 @@ def delta_rate_rows(prev, cur, counters, str policy not None, columns, seconds, 
     _check_rows("cur", c.shape, m, RECORD_BYTES)
     if kinds.shape[0] != NF:
         raise ValueError(f"counters must have shape ({NF},), got ({kinds.shape[0]},)")
-    _check_rows("out", o.shape, m, k)
-    if sec.shape[0] != m and sec.shape[0] != 1:
-        raise ValueError(f"seconds must have shape ({m},) or (1,), got ({sec.shape[0]},)")
-    for j in range(k):
-        if cols[j] >= NF:
-            raise ValueError(f"columns must be < {NF}, got {cols[j]}")
+    sstep = _rate_seconds_step(m, cols, sec, o)
     if m == 0:
         return
     if k and ((<char *>&o[0, 0] < <char *>&p[m - 1, 0] + RECORD_BYTES and <char *>&p[0, 0] < <char *>&o[0, 0] + m * k * 8)
@@ -1777,7 +1779,6 @@ def delta_rate_rows(prev, cur, counters, str policy not None, columns, seconds, 
         raise ValueError("out must not overlap prev or cur")
     for j in range(NF):
         counter[j] = 0xFFFFFFFFFFFFFFFFULL if kinds[j] else 0
-    sstep = 1 if sec.shape[0] == m and m > 1 else 0
     streaming = m * k * 8 > STREAMING_THRESHOLD
     scratch = <uint64_t *>malloc(_RATE_BLOCK * NF * 8)
     if scratch == NULL:
