@@ -209,12 +209,12 @@ def _build_parser() -> argparse.ArgumentParser:
     log.add_argument("--timestamp-format", metavar="FORMAT",
                      help="cim-csv: strptime format of culture times, e.g. \"%%m/%%d/%%Y %%I:%%M:%%S %%p\" (en-US) or "
                           "\"%%d.%%m.%%Y %%H:%%M:%%S\" (de-DE); ISO 8601 and FILETIME ticks need none")
-    log.add_argument("--timezone", metavar="ZONE",
+    log.add_argument("--timezone", type=_zone, metavar="ZONE",
                      help="cim-csv: the zone of times without a UTC offset: an IANA name (Europe/Berlin) or an offset "
                           "(+02:00); default UTC, with a warning")
     log.add_argument("--delimiter", type=_delimiter, metavar="CHAR",
                      help="cim-csv: the field separator (, ; tab or any one character); default: told from the header")
-    log.add_argument("--encoding", metavar="NAME",
+    log.add_argument("--encoding", type=_encoding, metavar="NAME",
                      help="cim-csv: the text encoding (utf-8, utf-16, cp1252, cp1250, ...); default: a BOM, else "
                           "UTF-8, else cp1252 with a warning")
 
@@ -347,6 +347,26 @@ def _rule(text: str) -> Any:
         return parse_rule(text)
     except RuleError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _encoding(text: str) -> str:
+    import codecs
+
+    try:
+        codecs.lookup(text)
+    except LookupError:
+        raise argparse.ArgumentTypeError(f"{text!r}: no such encoding (e.g. utf-8, utf-16, cp1252, cp1250)") from None
+    return text
+
+
+def _zone(text: str) -> str:
+    from .formats._csvtime import parse_zone
+
+    try:
+        parse_zone(text, lambda name: "")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).strip()) from None
+    return text
 
 
 def _delimiter(text: str) -> str:
