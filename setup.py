@@ -41,6 +41,8 @@ DEBUG_BUILD = env_flag("IPSECSTATS_DEBUG_BUILD")
 DEBUG_COMPILE_ARGS = ["-O1", "-g", "-fno-omit-frame-pointer"]
 ASAN_ARGS = ["-fsanitize=address"]
 
+# What the banners advise; ipsecstats._backend.REBUILD_COMMAND says the same at import.
+REBUILD_COMMAND = "pip install --no-cache-dir --force-reinstall --no-deps --no-binary ipsecstats ipsecstats"
 BANNER = "*" * 75
 
 
@@ -86,8 +88,9 @@ class OptionalBuildExt(build_ext):
         message = (
             f"\n{BANNER}\nWARNING: the ipsecstats Cython kernel could not be built:\n"
             f"  {exc!r}\nipsecstats will run on its pure-Python/numpy twin, which is\n"
-            "several times slower. Install a C compiler and reinstall for the fast path;\n"
-            "set IPSECSTATS_REQUIRE_EXTENSIONS=1 to make this an error.\n"
+            "several times slower. Install a C compiler, then rebuild for the fast path:\n"
+            f"  {REBUILD_COMMAND}\n"
+            "Set IPSECSTATS_REQUIRE_EXTENSIONS=1 to make this an error.\n"
             f"{BANNER}\n"
         )
         print(message, file=sys.stderr)
@@ -103,7 +106,7 @@ def extensions() -> list[Extension]:
         if REQUIRE_EXTENSIONS:
             raise
         print(f"\n{BANNER}\nWARNING: cannot build the Cython kernel ({exc});"
-              f" using the pure-Python twin.\n{BANNER}\n", file=sys.stderr)
+              f" using the pure-Python twin.\nTo rebuild later: {REBUILD_COMMAND}\n{BANNER}\n", file=sys.stderr)
         return []
     ext = Extension(
         "ipsecstats._fast",

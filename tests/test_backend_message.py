@@ -109,3 +109,11 @@ def test_no_extensions_wins_and_is_quiet(tmp_path: Path) -> None:
     seen = _probe(tmp_path, IPSECSTATS_NO_EXTENSIONS="1", IPSECSTATS_REQUIRE_EXTENSIONS="1")
     assert seen["backend"] == "python"
     assert seen["warnings"] == []
+
+
+def test_the_build_banner_gives_the_same_rebuild_command():
+    """setup.py cannot import the package (numpy is no build dependency): it keeps its own copy."""
+    setup_py = Path(__file__).resolve().parents[1] / "setup.py"
+    if not setup_py.exists():
+        pytest.skip("no setup.py beside the tests (an installed copy of the tests)")
+    assert f'REBUILD_COMMAND = "{REBUILD_COMMAND}"' in setup_py.read_text()
