@@ -109,6 +109,10 @@ def test_cli_report_by_instance_on_a_capture(tmp_path):
     assert text.returncode == 0, text.stderr
     assert "=== instance SRV2 ROOT\\ISCSIPRT\\0000_0 alone ===" in text.stdout
     assert "restart" in text.stdout.split("=== instance SRV2")[1].split("=== instance")[0]
+    size = f"{path.stat().st_size:,} bytes"  # the buffers hold every instance: each section says so
+    assert f"({size})" in text.stdout.splitlines()[0]
+    sections = text.stdout.split("=== instance ")[1:]
+    assert sections and all(f"(of the file's {size})" in s.splitlines()[1] for s in sections)
 
 
 def test_cli_plot_by_instance_on_a_capture(tmp_path):

@@ -371,8 +371,11 @@ def format_report(report: dict[str, Any], rules: list[str] | None = None) -> str
     k, samples = report["instances"], report["samples"]
     names = report.get("instance_names")
     if names is not None:  # a capture: instances by name
+        size = f"{report['bytes']:,} bytes"
+        if report.get("instance") is not None:  # one instance's records, from buffers it shares with the others
+            size = f"of the file's {size}"
         head = (f"{name}: {_plural(report['records'], 'record')} from {_FORMAT_TEXT[report['input_format']]} "
-                f"({report['bytes']:,} bytes), {_plural(k, 'instance')} x up to {_plural(samples, 'sample')}")
+                f"({size}), {_plural(k, 'instance')} x up to {_plural(samples, 'sample')}")
     else:
         head = f"{name}: {_plural(report['records'], 'record')} ({report['bytes']:,} bytes)"
         if k > 1:
