@@ -10,6 +10,8 @@ import csv
 import io
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -306,6 +308,25 @@ def test_stride_and_interval_with_a_capture_are_usage_errors(files: dict[str, Pa
     one_error_line(result.stderr, "--interval and --start do not apply")
 
 
+def test_plot_without_matplotlib_names_the_extra_after_the_usage_errors(files: dict[str, Path], tmp_path: Path) -> None:
+    """A wrong option is a usage error (2) even where matplotlib is missing; then the missing
+    extra is one line (1), before any work, and no image is written."""
+    out = tmp_path / "never.png"
+
+    def plot(*args: str) -> subprocess.CompletedProcess[str]:
+        code = ("import sys; sys.modules['matplotlib'] = None\nfrom ipsecstats.cli import main\n"
+                f"sys.exit(main(['plot', *{list(args)!r}, '-o', {str(out)!r}]))")
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+    result = plot(str(files["wnode"]), "--stride", "2")
+    assert result.returncode == 2
+    one_error_line(result.stderr, "--stride does not apply to wnode input")
+    result = plot(str(files["wnode"]))
+    assert result.returncode == 1
+    one_error_line(result.stderr, 'plots need matplotlib: pip install "ipsecstats[plot]"')
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
 def test_forced_format_errors_name_the_file(files: dict[str, Path]) -> None:
     result = run("report", str(files["raw"]), "--input-format", "wnode")
     assert result.returncode == 1
@@ -337,6 +358,7 @@ def test_deltas_pair_each_record_with_the_previous_of_its_name() -> None:
 
 
 def test_dask_map_files_describes_errors_like_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("dask")
     from ipsecstats import _errors, dask
     from ipsecstats.cli import main
 

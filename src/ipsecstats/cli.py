@@ -806,7 +806,6 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from ._stats import scan
 
     _check_time_options(args, [args.file] if args.file else [])
-    _matplotlib()  # a missing extra fails before any work
     with contextlib.ExitStack() as stack:
         path = args.file
         if path is None:
@@ -816,8 +815,14 @@ def cmd_plot(args: argparse.Namespace) -> int:
         size = _file_size(path) or 0
         try:
             with _progress(args, size, path) as bar, _trailing_bytes([], show=True):
-                stats = scan(_open_log(args, path), on_decrease=args.on_decrease, bins=args.bins,
-                             progress=bar.update, by_instance=args.by_instance)
+                reader = _open_log(args, path)  # the options' usage errors first
+                try:
+                    _matplotlib()  # then a missing extra, before any work
+                except ImportError:
+                    reader.close()
+                    raise
+                stats = scan(reader, on_decrease=args.on_decrease, bins=args.bins, progress=bar.update,
+                             by_instance=args.by_instance)
         except (OSError, ValueError) as exc:
             _error(args, path, exc)
             return EXIT_DATA
