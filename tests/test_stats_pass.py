@@ -436,3 +436,28 @@ def test_chunks_shared_between_two_threads_give_the_one_chunk_result(tmp_path, c
     got = scan(formats.open_reader(str(path), stride=2, chunk_records=chunk_records), bins=50)
     want = scan(formats.open_reader(str(path), stride=2, chunk_records=n), bins=50)
     _same_stats(got, want)
+
+
+@pytest.mark.parametrize("timed", [True, False])
+def test_a_capture_read_in_small_chunks_gives_the_one_chunk_result(timed):
+    """The statistics of a capture (numpy accumulators whose scratch arrays are reused from chunk
+    to chunk) are the same whatever the chunk size: three instances, one of which restarts, one
+    missing from some polls (groups of unequal size), with and without timestamps."""
+    from ipsecstats import formats, write_wnode
+    from ipsecstats._generate import generate
+    from ipsecstats._stats import scan
+
+    records = generate(3 * 700, instances=3, restarts=2, seed=5)
+    names = ["A", "B", "C"] * 700
+    keep = np.ones(len(records), bool)
+    keep[3 * np.arange(100, 160) + 2] = False  # C skips 60 polls
+    t0 = np.datetime64("2024-06-03T00:00:00", "ns")
+    times = t0 + (np.arange(len(records)) // 3).astype("timedelta64[m]").astype("timedelta64[ns]")
+    data = write_wnode(records[keep], times[keep] if timed else None, [n for n, k in zip(names, keep) if k])
+    got = scan(formats.open_reader(data, "wnode", chunk_records=7), bins=40, by_instance=True)
+    want = scan(formats.open_reader(data, "wnode", chunk_records=10**6), bins=40, by_instance=True)
+    assert len(got.instances) == len(want.instances) == 3
+    for a, b in zip(got.instances, want.instances):
+        _same_stats(a, b)
+    got.instances = want.instances = None
+    _same_stats(got, want)

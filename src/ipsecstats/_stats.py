@@ -34,6 +34,35 @@ __all__ = ["Event", "LogStats", "scan", "utc_datetime"]
 
 _COUNTER_COLS = [FIELD_NAMES.index(n) for n in COUNTERS]
 _GAUGE_COLS = [FIELD_NAMES.index(n) for n in GAUGES]
+
+_ONE_SECOND = np.ones(1)
+
+
+def _counters_as_float(d: Any, out: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``out`` ((m, 16) C-contiguous float64): each counter's uint64 increase rounded once to
+    float64 (the rate kernel with one interval of 1 s: numpy's conversion, in the vector unit)."""
+    from ._backend import KERNEL
+    from ._deltas import native_values
+
+    KERNEL.rate_rows(native_values(d.values), _COUNTER_LANES, _ONE_SECOND, out)
+    return out
+
+
+class _Scratch:
+    """Float arrays reused from chunk to chunk (a fresh array per chunk costs its page faults)."""
+
+    def __init__(self) -> None:
+        self.arrays: dict[str, npt.NDArray[np.float64]] = {}
+
+    def get(self, name: str, rows: int, columns: int) -> npt.NDArray[np.float64]:
+        """A C-contiguous (rows, columns) view of the array ``name``, grown as needed."""
+        a = self.arrays.get(name)
+        if a is None or a.shape[0] < rows or a.shape[1] != columns:
+            a = self.arrays[name] = np.empty((max(rows, 1), columns))
+        return a[:rows]
+
+
+_COUNTER_LANES = np.array(_COUNTER_COLS, dtype=np.uint8)
 _HALF = np.uint64(1 << 63)
 _U64_MAX = np.uint64(0xFFFFFFFFFFFFFFFF)
 _LOW32 = np.uint64(0xFFFFFFFF)
@@ -169,8 +198,8 @@ class _Bins:
             self.sums[fine // 2:] = 0
             self.width *= 2
         b = polls // self.width
-        for j in range(values.shape[1]):
-            self.sums[:, j] += np.bincount(b, weights=values[:, j], minlength=fine)
+        starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])  # polls ascend: each bin's rows are a run
+        self.sums[b[starts]] += np.add.reduceat(values, starts, axis=0)  # row by row, as bincount adds
 
     def rebin(self, polls: int, bins: int) -> npt.NDArray[np.float64]:
         """Sums over ``bins`` equal parts of ``polls`` polls: bin ``j`` goes to part
@@ -214,15 +243,21 @@ class _ExtremeBins:
         return out
 
 
-def _group_sums(values: npt.NDArray[np.float64], starts: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
+def _group_sums(values: npt.NDArray[np.float64], starts: npt.NDArray[np.intp],
+                scratch: _Scratch | None = None) -> npt.NDArray[np.float64]:
     """The sums of the row groups of ``values`` beginning at ``starts`` (ascending, the first 0),
     each added left to right (plain float adds): row p of every group at once, p = 0, 1, ...,
-    the groups ordered by size so that those still going are a prefix. O(rows) work."""
+    the groups ordered by size so that those still going are a prefix. O(rows) work. With
+    ``scratch``, groups of one size are summed into its array ``"groups"``."""
     m = values.shape[0]
     sizes = np.diff(np.r_[starts, m])
     r = int(sizes[0])
     if (sizes == r).all():  # every poll with the same instances: strided views, no gathers
-        sums = values[0::r].copy()
+        if scratch is None:
+            sums = values[0::r].copy()
+        else:
+            sums = scratch.get("groups", starts.shape[0], values.shape[1])
+            np.copyto(sums, values[0::r])
         for p in range(1, r):
             sums += values[p::r]
         return sums
@@ -243,15 +278,16 @@ class _PollSums:
     def __init__(self, width: int):
         self.pending_poll = -1
         self.pending = np.zeros(width)
+        self.scratch = _Scratch()
 
     def feed(self, polls: npt.NDArray[np.int64], values: npt.NDArray[np.float64]
              ) -> list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
         """The polls completed by these rows: a list of ``(ids, sums)`` parts (no copy of the sums
-        to put the pending poll in front)."""
+        to put the pending poll in front), valid until the next ``feed``."""
         if polls.shape[0] == 0:
             return []
         starts = np.flatnonzero(np.r_[True, polls[1:] != polls[:-1]])
-        ids, sums = polls[starts], _group_sums(values, starts)
+        ids, sums = polls[starts], _group_sums(values, starts, self.scratch)
         done = []
         if ids[0] == self.pending_poll:
             sums[0] += self.pending
@@ -315,6 +351,7 @@ class _Scan:
         self.peak_bins = _ExtremeBins(len(COUNTERS), np.maximum, 0.0, np.float64, fine)
         self.second_bins = _Bins(1, fine)
         self.steps = _Steps()
+        self.scratch = _Scratch()
         self.seconds = 0.0
         self.first_ns: int | None = None
         self.min_ns: int | None = None
@@ -363,7 +400,6 @@ class _Scan:
         if m == 0:
             return
         u = d.values.view("<u8").reshape(m, NFIELDS)
-        counters = u[:, _COUNTER_COLS]
         totals = column_stats(d.values)[0]
         stats.increase = [a + totals[c] for a, c in zip(stats.increase, _COUNTER_COLS)]
         if d.resets is not None and d.resets.any():
@@ -375,16 +411,17 @@ class _Scan:
             valid = steps > 0
             self.seconds += float(steps[valid].sum())
             self.steps.add(steps[valid])
-            values = np.empty((m, 2 * k))
-            values[:, :k] = counters
+            values = self.scratch.get("values", m, 2 * k)  # not kept past this call (poll sums copy)
+            increases = _counters_as_float(d, self.scratch.get("increases", m, k))
+            values[:, :k] = increases
             with np.errstate(divide="ignore", invalid="ignore"):
-                np.divide(values[:, :k], steps[:, None], out=values[:, k:])
+                np.divide(increases, steps[:, None], out=values[:, k:])
             if not valid.all():
                 values[~valid, k:] = 0.0
             if stats.bins:
                 self.second_bins.add(polls[valid], steps[valid, None])
         else:
-            values = counters.astype(np.float64)
+            values = _counters_as_float(d, self.scratch.get("increases", m, k))
         for ids, sums in self.poll_sums.feed(polls, values):
             self._polls(ids, sums)
         stats.rows += m
@@ -397,7 +434,7 @@ class _Scan:
         np.maximum(self.stats.peak, peaks.max(axis=0), out=self.stats.peak)
         if self.stats.bins:
             self.peak_bins.add(ids, peaks)
-        binned = np.empty((ids.shape[0], k + 1))
+        binned = self.scratch.get("binned", ids.shape[0], k + 1)
         binned[:, :k] = sums[:, :k]
         binned[:, k] = 1.0
         self.counter_bins.add(ids, binned)
