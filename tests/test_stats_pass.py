@@ -55,7 +55,7 @@ def logs(draw):
     stride = draw(st.integers(1, 3))
     n = draw(st.integers(0, 24))
     flat = draw(st.lists(values, min_size=n * NFIELDS, max_size=n * NFIELDS))
-    recs = np.array(flat, dtype=np.uint64).reshape(n, NFIELDS).view(RECORD_DTYPE)[:, 0] if n else \
+    recs = np.array(flat, dtype="<u8").reshape(n, NFIELDS).view(RECORD_DTYPE)[:, 0] if n else \
         np.zeros(0, RECORD_DTYPE)
     cuts = sorted(set(draw(st.lists(st.integers(stride, max(n - 1, stride)), max_size=3)))) if n > stride else []
     cuts = [c for c in cuts if 0 < c < n]
@@ -91,7 +91,7 @@ def test_both_vector_paths_agree_on_a_long_run(avx2):
     n = 5000
     u = np.cumsum(rng.integers(0, 1 << 40, size=(n, NFIELDS), dtype=np.uint64), axis=0)
     u[rng.integers(0, n, 50)] = rng.integers(0, 1 << 64, size=(50, NFIELDS), dtype=np.uint64)  # restarts, wraps
-    recs = u.view(RECORD_DTYPE)[:, 0]
+    recs = u.astype("<u8").view(RECORD_DTYPE)[:, 0]
     fast._set_vector_path(avx2)
     try:
         for stride, width in ((1, 7), (2, 300), (3, 1)):
@@ -103,7 +103,7 @@ def test_both_vector_paths_agree_on_a_long_run(avx2):
 
 
 def test_sums_past_2_64_carry_exactly():
-    recs = np.full((6, NFIELDS), U64, dtype=np.uint64).view(RECORD_DTYPE)[:, 0]
+    recs = np.full((6, NFIELDS), U64, dtype="<u8").view(RECORD_DTYPE)[:, 0]
     for kernel in (_slow, require_fast()):
         acc, bins, _ = run(kernel, recs, 1, "auto", 8, [])
         assert _pair(bins, 42, 63)[0] == [6 * U64] * NFIELDS
@@ -374,8 +374,9 @@ def test_column_stats_are_exact_on_both_backends():
     try:
         for kernel in (_slow, require_fast()):
             _backend.KERNEL = kernel
-            assert column_stats(u.view(RECORD_DTYPE)[:, 0]) == want
+            assert column_stats(u.astype("<u8").view(RECORD_DTYPE)[:, 0]) == want
             assert column_stats(u[::-1][::-1]) == want  # any (n, 21) uint64 array
+            assert column_stats(u.astype(">u8")) == want  # in either byte order
     finally:
         _backend.KERNEL = saved
 
@@ -399,7 +400,7 @@ def test_a_fall_in_any_field_at_any_row_of_a_poll(path, stride):
             for row in (stride, stride + 1, 4 * stride - 1, n - 1):
                 u = base.copy()
                 u[row, field] = 1  # a restart (or a gauge's fall: no event)
-                recs = u.view(RECORD_DTYPE)[:, 0]
+                recs = u.astype("<u8").view(RECORD_DTYPE)[:, 0]
                 for cuts in ([], [stride + 1], [2 * stride, 2 * stride + 3]):
                     got = run(fast, recs, stride, "auto", 3, cuts, nevents=4)
                     want = run(_slow, recs, stride, "auto", 3, cuts, nevents=4)

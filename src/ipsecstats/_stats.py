@@ -85,10 +85,13 @@ def utc_datetime(value: np.datetime64) -> dt.datetime | None:
 
 
 def column_stats(rows: npt.NDArray[Any]) -> tuple[list[int], list[int], list[int]]:
-    """Exact sums, min and max of each of the 21 uint64 items of ``rows`` ((n, 168) bytes, or n
-    records), as Python ints: one compiled pass (``stats_rows`` record statistics into one bin)."""
+    """Exact sums, min and max of each of the 21 uint64 items of ``rows`` (n records or deltas,
+    (n, 168) bytes of them, or (n, 21) uint64 in any byte order), as Python ints: one compiled
+    pass (``stats_rows`` record statistics into one bin)."""
     from ._backend import KERNEL
 
+    if rows.dtype.kind == "u" and rows.dtype.itemsize == 8:
+        rows = rows.astype("<u8", copy=False)  # the kernel reads little-endian rows
     data = np.ascontiguousarray(rows).view(np.uint8).reshape(-1, RECORD_SIZE)
     bins = _empty_bins(1)
     KERNEL.stats_rows(data, _NO_ROWS, _NO_COUNTERS, "wrap", 1, 0, _ONE_BIN, False,
