@@ -41,7 +41,7 @@ def edge_records(n: int, seed: int = 1) -> np.ndarray:
     flat = rng.integers(0, 2**64, size=n * 21, dtype=np.uint64, endpoint=False)
     flat[: len(EDGES)] = np.array(EDGES, dtype=np.uint64)
     flat[-len(EDGES):] = np.array(EDGES, dtype=np.uint64)
-    return flat.view(RECORD_DTYPE)
+    return flat.astype("<u8").view(RECORD_DTYPE)
 
 
 def write_capture(cap: Capture, path: Path, fmt: str) -> None:
