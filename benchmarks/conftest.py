@@ -39,7 +39,7 @@ def make_log(n: int, restarts: int = 4, seed: int = 20261123) -> np.ndarray:
     values[:, gauges] = rng.integers(0, 1000, size=(n, len(gauges)), dtype=np.uint64)
     for at in rng.integers(1, max(n, 2), size=restarts):
         values[at:, 2:5] -= values[at, 2:5] - 1  # restart three counters from 1
-    return ipsecstats.decode(values.tobytes(), copy=True)
+    return ipsecstats.decode(values.astype("<u8").tobytes(), copy=True)
 
 
 _CACHE: dict[tuple[int, int], np.ndarray] = {}

@@ -82,6 +82,20 @@ def records_from(values: Any) -> np.ndarray:
     return arr.astype("<u8").view(ipsecstats.RECORD_DTYPE).reshape(-1).copy()
 
 
+def concat_rows(parts: list[np.ndarray], dtype: Any = None) -> np.ndarray:
+    """The parts (all of one dtype, checked) end to end, in that dtype.
+
+    ``np.concatenate`` alone promotes, and promotion makes a byte order native: on a
+    big-endian host the little-endian record and deltas rows would come out big-endian.
+    ``dtype`` is for no parts at all.
+    """
+    if not parts:
+        return np.empty(0, dtype=dtype)
+    want = parts[0].dtype
+    assert all(p.dtype == want for p in parts), [p.dtype for p in parts]
+    return np.concatenate(parts, dtype=want)
+
+
 def as_u64(records: np.ndarray) -> np.ndarray:
     """(n, 21) uint64 copy of any record array (contiguous or not)."""
     return np.ascontiguousarray(records).view("<u8").reshape(-1, 21)

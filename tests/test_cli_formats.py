@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import concat_rows
 from test_cli import PNG_MAGIC, one_error_line, run
 
 import ipsecstats
@@ -225,7 +226,7 @@ def test_convert_wnode_rates_jsonl_parquet_and_npy(files: dict[str, Path], tmp_p
     for n in cap.instances[later].tolist():
         rows.append(per_instance[n][seen[n]: seen[n] + 1])
         seen[n] += 1
-    expected = np.concatenate(rows)
+    expected = concat_rows(rows)
     assert d.dtype == expected.dtype and d.tobytes() == expected.tobytes()
 
 

@@ -15,6 +15,7 @@ from conftest import (
     MASK64,
     POLICIES,
     as_u64,
+    concat_rows,
     edge_pairs_values,
     load_golden,
     random_values,
@@ -227,7 +228,7 @@ def test_chunked_with_previous_equals_one_shot(values: np.ndarray, stride: int, 
         parts.append(deltas(recs[lo:hi], stride=stride, on_decrease=policy, previous=prev,
                             return_resets=True))
         assert parts[-1][0].shape == (hi - lo,)
-    chunked = np.concatenate([p[0] for p in parts])
+    chunked = concat_rows([p[0] for p in parts])
     chunked_mask = np.concatenate([p[1] for p in parts])
     assert chunked.dtype == whole.dtype
     assert chunked.tobytes() == whole.tobytes()

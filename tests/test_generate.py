@@ -8,6 +8,7 @@ import shlex
 
 import numpy as np
 import pytest
+from conftest import concat_rows
 
 import ipsecstats
 from ipsecstats._generate import BLOCK_SAMPLES, generate, generate_blocks
@@ -37,7 +38,7 @@ def test_blocks_concatenate_to_the_whole() -> None:
     n = 2 * BLOCK_SAMPLES + 10  # crosses block boundaries
     blocks = list(generate_blocks(n, seed=3, restarts=3))
     assert [b.shape[0] for b in blocks] == [BLOCK_SAMPLES, BLOCK_SAMPLES, 10]
-    whole = np.concatenate(blocks)
+    whole = concat_rows(blocks)
     assert whole.tobytes() == generate(n, seed=3, restarts=3).tobytes()
     # counters carry on across blocks: no fall at a block boundary except restarts
     assert falls(whole, 1).any(axis=1).sum() == 3

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 import ipsecstats
 from ipsecstats import PartialRecordWarning, TruncatedRecordError, _io
 
-from conftest import EDGES, POLICIES, random_values, records_from
+from conftest import EDGES, POLICIES, concat_rows, random_values, records_from
 
 R = ipsecstats.RECORD_SIZE
 
@@ -35,13 +35,9 @@ def write(path: Path, data: bytes) -> Path:
     return path
 
 
-def concat(chunks: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
-    return np.concatenate(chunks) if chunks else np.empty(0, dtype=dtype)
-
-
 @pytest.fixture
 def log(tmp_path: Path, rng: np.random.Generator) -> tuple[Path, bytes]:
-    raw = random_values(rng, 1000).tobytes()
+    raw = random_values(rng, 1000).astype("<u8").tobytes()
     return write(tmp_path / "log.bin", raw), raw
 
 
@@ -123,7 +119,7 @@ def test_read_rejects_what_is_not_a_file(tmp_path: Path) -> None:
 
 
 def test_read_from_a_pipe(rng: np.random.Generator) -> None:
-    raw = random_values(rng, 300).tobytes() + b"\x07" * 5
+    raw = random_values(rng, 300).astype("<u8").tobytes() + b"\x07" * 5
     r, w = os.pipe()
 
     def feed() -> None:
@@ -153,7 +149,7 @@ def test_read_from_a_pipe(rng: np.random.Generator) -> None:
 )
 def test_iter_deltas_equals_one_shot(scratch: Path, n: int, chunk: int, stride: int, policy: str, via: str,
                                      seed: int) -> None:
-    raw = random_values(np.random.default_rng(seed), n).tobytes() if n else b""
+    raw = random_values(np.random.default_rng(seed), n).astype("<u8").tobytes() if n else b""
     records = ipsecstats.decode(raw)
     want, want_resets = ipsecstats.deltas(records, stride=stride, on_decrease=policy, return_resets=True)
     path = write(scratch / f"eq{seed}.bin", raw)
@@ -163,14 +159,14 @@ def test_iter_deltas_equals_one_shot(scratch: Path, n: int, chunk: int, stride: 
         source = path
     got = list(ipsecstats.iter_deltas(source, chunk_records=chunk, stride=stride, on_decrease=policy,  # type: ignore[arg-type]
                                       return_resets=True, mmap=via == "mmap"))
-    values = concat([v for v, _ in got], want.dtype)
+    values = concat_rows([v for v, _ in got], want.dtype)
     resets = np.concatenate([r for _, r in got]) if got else np.empty((0, 21), bool)
     assert values.dtype == want.dtype and values.tobytes() == want.tobytes()
     assert np.array_equal(resets, want_resets)
     assert all(0 < v.shape[0] <= chunk for v, _ in got)
 
     recs = list(ipsecstats.iter_records(io.BytesIO(raw) if via == "fileobj" else path, chunk_records=chunk))
-    assert concat(recs, ipsecstats.RECORD_DTYPE).tobytes() == raw
+    assert concat_rows(recs, ipsecstats.RECORD_DTYPE).tobytes() == raw
     path.unlink()
 
 
@@ -180,7 +176,7 @@ def test_iter_deltas_equals_one_shot(scratch: Path, n: int, chunk: int, stride: 
 def test_iter_rates_equals_one_shot(n: int, chunk: int, stride: int, policy: str, seed: int,
                                     use_timestamps: bool) -> None:
     rng = np.random.default_rng(seed)
-    raw = random_values(rng, n).tobytes() if n else b""
+    raw = random_values(rng, n).astype("<u8").tobytes() if n else b""
     records = ipsecstats.decode(raw)
     if use_timestamps:
         ts = np.cumsum(rng.integers(-1, 5, size=n)).astype("datetime64[s]")  # includes zero and negative steps
@@ -189,7 +185,7 @@ def test_iter_rates_equals_one_shot(n: int, chunk: int, stride: int, policy: str
         kwargs = {"interval": 7.5}
     want = ipsecstats.rates(records, stride=stride, on_decrease=policy, **kwargs)
     got = list(ipsecstats.iter_rates(io.BytesIO(raw), chunk_records=chunk, stride=stride, on_decrease=policy, **kwargs))
-    values = concat(got, want.dtype)
+    values = concat_rows(got, want.dtype)
     assert values.dtype == want.dtype
     assert values.tobytes() == want.tobytes()  # NaN where the time step is not positive, bit for bit
 
@@ -228,14 +224,14 @@ def test_kinds_override_flows_through(log: tuple[Path, bytes]) -> None:
     path, raw = log
     kinds = {"ConnectionListSize": "counter", "OakleyMainMode": "gauge"}
     want = ipsecstats.deltas(ipsecstats.decode(raw), kinds=kinds, on_decrease="reset")
-    got = np.concatenate(list(ipsecstats.iter_deltas(path, chunk_records=77, kinds=kinds, on_decrease="reset")))
+    got = concat_rows(list(ipsecstats.iter_deltas(path, chunk_records=77, kinds=kinds, on_decrease="reset")))
     assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
 
 
 def test_raise_policy_names_the_global_row(tmp_path: Path) -> None:
     values = np.cumsum(np.ones((5000, 21), dtype=np.uint64), axis=0, dtype=np.uint64)
     values[4321:, 8] -= np.uint64(3000)  # AuthenticationFailures falls at record 4321
-    path = write(tmp_path / "fall.bin", values.tobytes())
+    path = write(tmp_path / "fall.bin", values.astype("<u8").tobytes())
     for mm in (True, False):
         with pytest.raises(ipsecstats.CounterResetError) as info:
             for _ in ipsecstats.iter_deltas(path, chunk_records=1000, stride=2, on_decrease="raise", mmap=mm):
@@ -249,7 +245,7 @@ def test_raise_policy_names_the_global_row(tmp_path: Path) -> None:
 
 
 def test_kept_chunks_are_never_overwritten(tmp_path: Path, rng: np.random.Generator) -> None:
-    raw = random_values(rng, 20_000, fall_fraction=0.0).tobytes()
+    raw = random_values(rng, 20_000, fall_fraction=0.0).astype("<u8").tobytes()
     path = write(tmp_path / "keep.bin", raw)
     want = ipsecstats.deltas(ipsecstats.decode(raw), stride=2)
     kept, views, row = [], [], 0
@@ -264,13 +260,13 @@ def test_kept_chunks_are_never_overwritten(tmp_path: Path, rng: np.random.Genera
     for start, view in views:
         assert np.array_equal(view, want["OakleyMainMode"][start + 5 : start + 5 + view.shape[0]])
     records = list(ipsecstats.iter_records(path, chunk_records=999))
-    assert np.concatenate(records).tobytes() == raw
+    assert concat_rows(records).tobytes() == raw
     assert all(r.flags.writeable for r in records)
 
 
 @pytest.mark.skipif(not _io._CAN_RECYCLE, reason="output recycling needs CPython reference counts")
 def test_dropped_chunks_are_recycled(tmp_path: Path, rng: np.random.Generator) -> None:
-    path = write(tmp_path / "recycle.bin", random_values(rng, 12_000).tobytes())
+    path = write(tmp_path / "recycle.bin", random_values(rng, 12_000).astype("<u8").tobytes())
     owners = set()
     for chunk in ipsecstats.iter_deltas(path, chunk_records=1000):
         owners.add(id(chunk.base))
@@ -287,18 +283,18 @@ def test_dropped_chunks_are_recycled(tmp_path: Path, rng: np.random.Generator) -
 @pytest.mark.parametrize("mm", [True, False])
 def test_iterators_report_a_partial_tail_after_the_whole_records(tmp_path: Path, rng: np.random.Generator,
                                                                   mm: bool) -> None:
-    raw = random_values(rng, 5000).tobytes()
+    raw = random_values(rng, 5000).astype("<u8").tobytes()
     path = write(tmp_path / "tail.bin", raw + b"\xff" * 77)
     want = ipsecstats.deltas(ipsecstats.decode(raw))
     got: list[np.ndarray] = []
     with pytest.raises(TruncatedRecordError) as info:
         for chunk in ipsecstats.iter_deltas(path, chunk_records=4096, mmap=mm):
             got.append(chunk)
-    assert np.concatenate(got).tobytes() == want.tobytes()  # every whole record, nothing of the tail
+    assert concat_rows(got).tobytes() == want.tobytes()  # every whole record, nothing of the tail
     assert (info.value.offset, info.value.trailing_bytes) == (len(raw), 77)
     with pytest.warns(PartialRecordWarning, match=f"77 trailing byte.* at byte offset {len(raw)}"):
         got = list(ipsecstats.iter_deltas(path, allow_partial=True, mmap=mm))
-    assert np.concatenate(got).tobytes() == want.tobytes()
+    assert concat_rows(got).tobytes() == want.tobytes()
     with pytest.raises(TruncatedRecordError):
         list(ipsecstats.iter_records(path))
 
@@ -306,7 +302,7 @@ def test_iterators_report_a_partial_tail_after_the_whole_records(tmp_path: Path,
 @pytest.mark.parametrize("mm", [True, False])
 def test_a_file_growing_while_read(tmp_path: Path, rng: np.random.Generator, mm: bool) -> None:
     """A live capture: records (and a partial record) appended between chunks are read too."""
-    raw = random_values(rng, 10_000).tobytes()
+    raw = random_values(rng, 10_000).astype("<u8").tobytes()
     first = 9000 * R + 50  # the writer is in the middle of record 9000
     path = write(tmp_path / "live.bin", raw[:first])
     chunks = []
@@ -318,7 +314,7 @@ def test_a_file_growing_while_read(tmp_path: Path, rng: np.random.Generator, mm:
                     f.write(raw[first : 9999 * R + 20])  # completes 9000, adds more, ends mid-record
     assert info.value.offset == 9999 * R and info.value.trailing_bytes == 20
     want = ipsecstats.deltas(ipsecstats.decode(raw[: 9999 * R]))
-    assert np.concatenate(chunks).tobytes() == want.tobytes()
+    assert concat_rows(chunks).tobytes() == want.tobytes()
 
 
 _TRUNCATE_SCRIPT = textwrap.dedent("""
@@ -351,7 +347,7 @@ def test_a_file_truncated_between_chunks_is_an_error_not_a_crash(tmp_path: Path)
 
 @pytest.mark.parametrize("via", ["mmap", "readinto", "fileobj", "records"])
 def test_a_file_shrinking_while_read_is_an_error(tmp_path: Path, rng: np.random.Generator, via: str) -> None:
-    path = write(tmp_path / "shrink.bin", random_values(rng, 10_000).tobytes())
+    path = write(tmp_path / "shrink.bin", random_values(rng, 10_000).astype("<u8").tobytes())
     with open(path, "rb") as f, pytest.raises(OSError, match=r"shrink\.bin: the file shrank to 168 bytes while it was read"):
         if via == "records":
             chunks = ipsecstats.iter_records(path, chunk_records=4096)

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import EDGES, M64, MASK64, POLICIES, records_from, using_kernel, KERNELS
+from conftest import EDGES, M64, MASK64, POLICIES, concat_rows, records_from, using_kernel, KERNELS
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -138,7 +138,7 @@ def test_chunked_equals_whole(data: Any, policy: str, cuts: list[int], with_tick
             assert part.previous_state.seen[code]
         parts.append((part.values, part.resets, part.later + a, glob_earlier, part.steps))
         assert part.state is state
-    cat = [np.concatenate([p[k] for p in parts]) if parts else None for k in range(4)]
+    cat = [concat_rows([p[k] for p in parts]) if parts else None for k in range(4)]
     assert cat[0].tobytes() == whole.values.tobytes()
     assert np.array_equal(cat[1], whole.resets)
     assert np.array_equal(cat[2], whole.later)
@@ -184,7 +184,7 @@ def test_public_deltas_with_labels_and_state(kernel: Any) -> None:
     codes_state = InstanceState()
     plain = deltas(recs, instances=[0, 1, 0, 2, 1, 0, 2, 2], previous=codes_state)
     whole = deltas(recs, instances=names)
-    assert plain.tobytes() == whole.tobytes() == np.concatenate([d1, d2]).tobytes()
+    assert plain.tobytes() == whole.tobytes() == concat_rows([d1, d2]).tobytes()
     assert state_dict(codes_state) == state_dict(state)
 
 
