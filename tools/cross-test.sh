@@ -45,20 +45,6 @@ DESELECT_MODULES=(
 DESELECT_TESTS=(
     tests/test_cli.py::test_parquet_from_the_command_line
     tests/test_cli_cimcsv.py::test_csv_flags_reach_a_scheduler_and_a_dataset
-    tests/test_cli_formats.py::test_dask_map_files_describes_errors_like_the_cli  # dask
-    tests/test_export_inputs.py::test_a_dataset_part_is_refused
-    tests/test_export_inputs.py::test_parquet_errors
-    tests/test_export_inputs.py::test_an_export_converted_again_is_the_same_file
-    tests/test_export_inputs.py::test_each_export_is_detected[parquet]
-    "tests/test_export_inputs.py::test_capture_round_trip_is_exact["{1,7,None}-parquet]
-    tests/test_export_inputs.py::test_capture_without_times_or_hosts[parquet]
-    "tests/test_export_inputs.py::test_raw_log_round_trip_is_the_raw_log["{False,True}-{1,3}-parquet]
-    tests/test_export_inputs.py::test_raw_log_with_fewer_records_than_its_stride
-    tests/test_export_inputs.py::test_an_empty_capture[parquet]
-    tests/test_export_inputs.py::test_parquet_from_a_pipe_is_refused
-    "tests/test_export_inputs.py::test_convert_then_report_is_the_original_report["{raw,raw-timed,wnode}-parquet]
-    "tests/test_export_inputs.py::test_deltas_and_rates_are_refused["{deltas,rates}-parquet]
-    tests/test_export_inputs.py::test_parquet_without_pyarrow_says_what_to_install
     "tests/test_pipeline.py::test_memory_does_not_grow_with_the_capture["{wnode,cim-csv}-parquet-150]
     tests/test_wnode.py::test_to_pandas_and_to_arrow_carry_timestamp_and_instance
 )
