@@ -42,7 +42,7 @@ def make_capture(n: int, seed: int = 20261201) -> Capture:
     table = NameTable()
     codes = np.array([table.code(NAMES[0]), table.code(NAMES[1])] * (n // 2) + [0] * (n % 2), np.intp)
     stamps = np.datetime64("2026-12-01T00:00:00", "ns") + (np.arange(n) // 2) * np.timedelta64(10, "s")
-    return Capture(values.view(RECORD_DTYPE).reshape(n), stamps, codes, table.names)
+    return Capture(values.astype("<u8").view(RECORD_DTYPE).reshape(n), stamps, codes, table.names)
 
 
 def write_files(cap: Capture, folder: Path) -> dict[str, Path]:

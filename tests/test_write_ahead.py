@@ -1,12 +1,15 @@
-"""Text exports go to the file through a writing thread (``_export._Utf8Sink``): the bytes arrive
-whole and in order, a failed write is raised in the formatting thread and stops the export
-(no partial file is left), and the thread is gone when the export ends, whatever the outcome."""
+"""Text exports go to a regular file through a writing thread (``_export._Utf8Sink``): the bytes
+arrive whole and in order, a failed write is raised in the formatting thread and stops the
+export (no partial file is left), an error of the export stops the writes, and the thread is
+gone when the export ends, whatever the outcome. Pipes and FIFOs are written directly."""
 
 from __future__ import annotations
 
 import errno
 import io
+import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -44,7 +47,7 @@ class _FullAfter(io.RawIOBase):
 def test_blocks_and_text_arrive_whole_and_in_order():
     f = io.BytesIO()
     blocks = [bytes([65 + k % 26]) * (1000 + k) for k in range(50)]
-    with _export._Utf8Sink(f) as sink:
+    with _export._Utf8Sink(f, threaded=True) as sink:
         for k, block in enumerate(blocks):
             if k % 7 == 0:
                 sink.write(block.decode() + "é")
@@ -58,7 +61,7 @@ def test_blocks_and_text_arrive_whole_and_in_order():
 def test_a_failed_write_is_raised_and_nothing_more_is_written():
     f = _FullAfter(5000)
     with pytest.raises(OSError) as info:
-        with _export._Utf8Sink(f) as sink:
+        with _export._Utf8Sink(f, threaded=True) as sink:
             for _ in range(100):
                 sink.write_bytes(b"x" * 1000)
     assert info.value.errno == errno.ENOSPC
@@ -69,7 +72,7 @@ def test_a_failed_write_is_raised_and_nothing_more_is_written():
 def test_an_error_of_the_formatting_side_wins_and_the_thread_ends():
     f = _FullAfter(10)
     with pytest.raises(KeyError):
-        with _export._Utf8Sink(f) as sink:
+        with _export._Utf8Sink(f, threaded=True) as sink:
             sink.write_bytes(b"y" * 100)  # fails in the thread
             raise KeyError("the input's error")
     assert not _writer_threads()
@@ -108,3 +111,58 @@ def test_an_export_to_a_full_disk_leaves_no_file(tmp_path, monkeypatch, capsys):
     assert "No space left on device" in capsys.readouterr().err
     assert list(out.iterdir()) == []
     assert not _writer_threads()
+
+
+class _Slow(io.RawIOBase):
+    def __init__(self) -> None:
+        self.blocks: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:  # type: ignore[override]
+        time.sleep(0.2)
+        self.blocks.append(bytes(b))
+        return len(b)
+
+
+def test_an_error_of_the_export_stops_the_queued_writes():
+    f = _Slow()
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        with _export._Utf8Sink(f, threaded=True) as sink:
+            for k in range(3):  # one being written, two queued
+                sink.write_bytes(bytes([k]) * 10)
+            raise KeyboardInterrupt
+    assert time.monotonic() - start < 0.55 and len(f.blocks) <= 1
+    assert not _writer_threads()
+
+
+def test_small_text_writes_go_out_in_blocks():
+    calls: list[int] = []
+
+    class Counting(io.BytesIO):
+        def write(self, b) -> int:  # type: ignore[override]
+            calls.append(len(b))
+            return super().write(b)
+
+    f = Counting()
+    for threaded in (False, True):
+        calls.clear()
+        f.seek(0)
+        f.truncate()
+        with _export._Utf8Sink(f, threaded=threaded) as sink:
+            for k in range(100_000):  # as csv.writer writes: a row at a time
+                sink.write(f"{k},é\n")
+            sink.write_bytes(b"end\n")
+        assert f.getvalue() == "".join(f"{k},é\n" for k in range(100_000)).encode() + b"end\n"
+        assert len(calls) <= 3
+
+
+def test_only_regular_files_are_written_by_a_thread(tmp_path):
+    with open(tmp_path / "x", "wb") as f:
+        assert _export._is_regular(f)
+    r, w = os.pipe()
+    with os.fdopen(r, "rb") as rf, os.fdopen(w, "wb") as wf:
+        assert not _export._is_regular(wf) and not _export._is_regular(rf)
+    assert not _export._is_regular(io.BytesIO())

@@ -579,7 +579,7 @@ def write_table(
         elif fmt == "parquet":
             _write_parquet(f, layout, chunks, metadata or {})
         else:
-            with _Utf8Sink(f) as sink:
+            with _Utf8Sink(f, threaded=_is_regular(f)) as sink:
                 (_write_csv if fmt == "csv" else _write_jsonl)(sink, layout, chunks)  # type: ignore[arg-type]
 
 
@@ -587,56 +587,103 @@ STDOUT_NAME = "<standard output>"
 
 
 class _Utf8Sink:
-    """Text (``write``, encoded to UTF-8) and ready bytes (``write_bytes``) into a binary file,
-    written in order by a thread of its own at most ``DEPTH`` blocks behind: the next block of
-    text is formatted while this one goes to the kernel (``write`` releases the GIL), so an
-    export costs about the larger of the two, not their sum.
+    """Text (``write``, encoded to UTF-8, small pieces gathered into blocks of about ``BLOCK``
+    bytes: ``csv.writer`` writes a row at a time) and ready blocks (``write_bytes``) into a
+    binary file, in order.
 
-    Used as a context manager, which waits for the last write. A failed write is raised by
-    the next ``write``/``write_bytes`` or at the end; after a failure nothing more is
-    written (an exception leaving the block wins over one of the writer)."""
+    ``threaded``: a thread of its own writes the blocks, at most ``DEPTH`` behind, so the next
+    block of text is formatted while this one goes to the kernel (``write`` releases the GIL)
+    and an export costs about the larger of the two, not their sum. For regular files only:
+    a write to a pipe or FIFO whose reader has stopped blocks without end, and Ctrl-C must
+    still stop the export. A failed write is then raised by the next ``write``/``write_bytes``
+    or at the end; after a failure, or once the block is left by an exception (which wins),
+    nothing more is written. Used as a context manager, which waits for the last write."""
 
+    BLOCK = 1 << 20
     DEPTH = 2
 
-    def __init__(self, f: IO[bytes]):
+    def __init__(self, f: IO[bytes], threaded: bool = False):
         import queue
         import threading
 
         self._f = f
-        self._blocks: queue.Queue[bytes | bytearray | None] = queue.Queue(maxsize=self.DEPTH)
+        self._text: list[bytes] = []
+        self._text_bytes = 0
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="ipsecstats-write-ahead", daemon=True)
-        self._thread.start()
+        self._stop = False
+        self._blocks: queue.Queue[bytes | bytearray | None] | None = None
+        self._thread: threading.Thread | None = None
+        if threaded:
+            self._blocks = queue.Queue(maxsize=self.DEPTH)
+            self._thread = threading.Thread(target=self._run, name="ipsecstats-write-ahead", daemon=True)
+            self._thread.start()
 
     def _run(self) -> None:
+        assert self._blocks is not None
         while True:
             data = self._blocks.get()
             if data is None:
                 return
-            if self._error is None:
+            if self._error is None and not self._stop:
                 try:
                     self._f.write(data)
                 except BaseException as exc:  # noqa: BLE001 - raised in the formatting thread
                     self._error = exc
 
     def write(self, text: str) -> int:
-        self.write_bytes(text.encode("utf-8"))
+        data = text.encode("utf-8")
+        self._text.append(data)
+        self._text_bytes += len(data)
+        if self._text_bytes >= self.BLOCK:
+            self._flush_text()
         return len(text)
 
     def write_bytes(self, data: bytes | bytearray) -> None:
+        self._flush_text()
+        self._put(data)
+
+    def _flush_text(self) -> None:
+        if self._text:
+            data = b"".join(self._text)
+            self._text.clear()
+            self._text_bytes = 0
+            self._put(data)
+
+    def _put(self, data: bytes | bytearray) -> None:
         if self._error is not None:
             raise self._error
-        self._blocks.put(data)
+        if self._blocks is None:
+            self._f.write(data)
+        else:
+            self._blocks.put(data)
 
     def __enter__(self) -> _Utf8Sink:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self._blocks.put(None)
-        self._thread.join()
-        error, self._error = self._error, None  # no cycle through the traceback's frames
+        error: BaseException | None = None
+        if exc_type is None:
+            try:
+                self._flush_text()
+            except BaseException as caught:  # noqa: BLE001 - raised below, once the thread is gone
+                error = caught
+        if self._thread is not None and self._blocks is not None:
+            self._stop = exc_type is not None  # the queued blocks are not written
+            self._blocks.put(None)
+            self._thread.join()
+            self._thread = None
+        if error is None:
+            error = self._error
+        self._error = None  # no cycle through the traceback's frames
         if exc_type is None and error is not None:
             raise error
+
+
+def _is_regular(f: IO[bytes]) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(f.fileno()).st_mode)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return False
 
 
 class _NamedStream:

@@ -90,8 +90,8 @@ def column_stats(rows: npt.NDArray[Any]) -> tuple[list[int], list[int], list[int
     pass (``stats_rows`` record statistics into one bin)."""
     from ._backend import KERNEL
 
-    if rows.dtype.kind == "u" and rows.dtype.itemsize == 8:
-        rows = rows.astype("<u8", copy=False)  # the kernel reads little-endian rows
+    if rows.dtype.kind in "ui" and rows.dtype.itemsize == 8:
+        rows = rows.astype(rows.dtype.newbyteorder("<"), copy=False)  # the kernel reads little-endian rows
     data = np.ascontiguousarray(rows).view(np.uint8).reshape(-1, RECORD_SIZE)
     bins = _empty_bins(1)
     KERNEL.stats_rows(data, _NO_ROWS, _NO_COUNTERS, "wrap", 1, 0, _ONE_BIN, False,
@@ -202,7 +202,7 @@ class _Bins:
             self.width *= 2
         b = polls // self.width
         starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])  # polls ascend: each bin's rows are a run
-        self.sums[b[starts]] += np.add.reduceat(values, starts, axis=0)  # row by row, as bincount adds
+        self.sums[b[starts]] += np.add.reduceat(values, starts, axis=0)  # float sums: numpy's order of adds
 
     def rebin(self, polls: int, bins: int) -> npt.NDArray[np.float64]:
         """Sums over ``bins`` equal parts of ``polls`` polls: bin ``j`` goes to part
@@ -913,8 +913,8 @@ def _scan_fused(reader: Any, stats: LogStats, progress: Callable[[int], None] | 
         if k % 2:
             mine.chunk(rows, chunk.start, stride)
         acc.chunk(rows, chunk.start, stride, parts=2)
-        for k, part in enumerate(parts):  # instance k holds records k, k + stride, ...
-            first = (k - chunk.start) % stride
+        for j, part in enumerate(parts):  # instance j holds records j, j + stride, ...
+            first = (j - chunk.start) % stride
             part.chunk(rows[first::stride], (chunk.start + first) // stride, 1)
         if progress is not None:
             progress(src.offset - done)

@@ -353,9 +353,11 @@ def _encoding(text: str) -> str:
     import codecs
 
     try:
-        codecs.lookup(text)
+        text_encoding = getattr(codecs.lookup(text), "_is_text_encoding", True)  # not rot13, zlib, hex, ...
     except LookupError:
-        raise argparse.ArgumentTypeError(f"{text!r}: no such encoding (e.g. utf-8, utf-16, cp1252, cp1250)") from None
+        text_encoding = False
+    if not text_encoding:
+        raise argparse.ArgumentTypeError(f"{text!r}: no such text encoding (e.g. utf-8, utf-16, cp1252, cp1250)")
     return text
 
 
@@ -814,13 +816,13 @@ def cmd_plot(args: argparse.Namespace) -> int:
         _refuse_overwriting(args.output, [path])
         size = _file_size(path) or 0
         try:
+            reader = _open_log(args, path)  # the options' usage errors first
+            try:
+                _matplotlib()  # then a missing extra, before any work or progress bar
+            except ImportError:
+                reader.close()
+                raise
             with _progress(args, size, path) as bar, _trailing_bytes([], show=True):
-                reader = _open_log(args, path)  # the options' usage errors first
-                try:
-                    _matplotlib()  # then a missing extra, before any work
-                except ImportError:
-                    reader.close()
-                    raise
                 stats = scan(reader, on_decrease=args.on_decrease, bins=args.bins, progress=bar.update,
                              by_instance=args.by_instance)
         except (OSError, ValueError) as exc:

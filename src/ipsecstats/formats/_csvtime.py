@@ -56,7 +56,7 @@ def parse_zone(text: str | None, spell: Callable[[str], str]) -> _dt.tzinfo | No
 
     try:
         return zoneinfo.ZoneInfo(text)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of zones, a name too long
         raise ValueError(f"{spell('timezone')} {text!r}: no such time zone (an IANA name such as Europe/Berlin, "
                          "or an offset such as +02:00; pip install tzdata where the system has no zone "
                          "database)") from None

@@ -156,10 +156,13 @@ class CimCsvReader:
         self.encoding = None
         if encoding is not None:
             try:
-                self.encoding = codecs.lookup(encoding).name
+                info = codecs.lookup(encoding)
+                if not getattr(info, "_is_text_encoding", True):  # rot13, zlib, hex, ... (what str.encode refuses)
+                    raise LookupError(encoding)
+                self.encoding = info.name
             except (LookupError, TypeError):
-                raise ValueError(f"{spell('encoding')} {encoding!r}: no such encoding (e.g. utf-8, utf-16, cp1252, "
-                                 "cp1250)") from None
+                raise ValueError(f"{spell('encoding')} {encoding!r}: no such text encoding (e.g. utf-8, utf-16, "
+                                 "cp1252, cp1250)") from None
         if timestamp_format is not None and (not isinstance(timestamp_format, str) or "%" not in timestamp_format):
             raise ValueError(f"{spell('timestamp_format')} must be a strptime format such as "
                              f"'%m/%d/%Y %I:%M:%S %p', got {timestamp_format!r}")
