@@ -44,11 +44,11 @@ BIG_ENDIAN = np.dtype({"names": list(ipsecstats.RECORD_DTYPE.names), "formats": 
 def fast() -> Iterator[ModuleType]:
     """``_fast``, with its vector path restored after the test whatever the test did."""
     mod = require_fast()
-    avx2_before = mod.vector_path() == "avx2"
+    before = mod.vector_path()
     try:
         yield mod
     finally:
-        mod._set_vector_path(avx2_before)
+        mod._set_vector_path(before)
 
 
 def both(fast: ModuleType, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, Any]:
