@@ -34,6 +34,7 @@ __all__ = ["Event", "LogStats", "scan", "utc_datetime"]
 
 _COUNTER_COLS = [FIELD_NAMES.index(n) for n in COUNTERS]
 _GAUGE_COLS = [FIELD_NAMES.index(n) for n in GAUGES]
+_COUNTER_LANES = np.array(_COUNTER_COLS, dtype=np.uint8)  # the rate kernel's columns
 
 _ONE_SECOND = np.ones(1)
 
@@ -61,8 +62,6 @@ class _Scratch:
             a = self.arrays[name] = np.empty((max(rows, 1), columns))
         return a[:rows]
 
-
-_COUNTER_LANES = np.array(_COUNTER_COLS, dtype=np.uint8)
 _HALF = np.uint64(1 << 63)
 _U64_MAX = np.uint64(0xFFFFFFFFFFFFFFFF)
 _LOW32 = np.uint64(0xFFFFFFFF)

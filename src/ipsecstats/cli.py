@@ -350,14 +350,12 @@ def _rule(text: str) -> Any:
 
 
 def _encoding(text: str) -> str:
-    import codecs
+    from .formats._csvtext import parse_encoding
 
     try:
-        text_encoding = getattr(codecs.lookup(text), "_is_text_encoding", True)  # not rot13, zlib, hex, ...
-    except LookupError:
-        text_encoding = False
-    if not text_encoding:
-        raise argparse.ArgumentTypeError(f"{text!r}: no such text encoding (e.g. utf-8, utf-16, cp1252, cp1250)")
+        parse_encoding(text, lambda name: "")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).strip()) from None
     return text
 
 

@@ -9,15 +9,31 @@ re-exports ``CimCsvFormatError``.
 from __future__ import annotations
 
 import codecs
+from collections.abc import Callable
 from typing import Any
 
 from .._source import ByteSource
 from ._base import BlockBuffer
 
-__all__ = ["BLOCK_BYTES", "CimCsvFormatError", "_Buffer", "_Decoded", "_TextSource", "_nul_verdict"]
+__all__ = ["BLOCK_BYTES", "CimCsvFormatError", "_Buffer", "_Decoded", "_TextSource", "_nul_verdict", "parse_encoding"]
 
 #: Bytes read at a time (the buffer doubles while one unfinished row fills half of it).
 BLOCK_BYTES = 1 << 20
+
+
+def parse_encoding(name: str | None, spell: Callable[[str], str]) -> str | None:
+    """``None``, or the codec name of a text encoding (``codecs.lookup``); a ValueError for an
+    unknown name or a codec that is no text encoding (rot13, zlib, hex: what ``str.encode`` refuses)."""
+    if name is None:
+        return None
+    try:
+        info = codecs.lookup(name)
+        if not getattr(info, "_is_text_encoding", True):
+            raise LookupError(name)
+    except (LookupError, TypeError):
+        raise ValueError(f"{spell('encoding')} {name!r}: no such text encoding (e.g. utf-8, utf-16, cp1252, "
+                         "cp1250)") from None
+    return info.name
 
 
 class CimCsvFormatError(ValueError):

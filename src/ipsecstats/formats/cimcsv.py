@@ -43,7 +43,7 @@ from .._checks import check_chunk_records, chunk_rows
 from .._schema import FIELD_NAMES, NFIELDS, RECORD_DTYPE, RECORD_SIZE
 from .._source import ByteSource
 from . import _csvtime
-from ._csvtext import BLOCK_BYTES, CimCsvFormatError, _Buffer, _Decoded, _TextSource, _nul_verdict
+from ._csvtext import BLOCK_BYTES, CimCsvFormatError, _Buffer, _Decoded, _TextSource, _nul_verdict, parse_encoding
 from ._base import Format, is_text
 
 __all__ = ["FORMAT", "CimCsvFormatError", "CimCsvReader", "CimCsvWarning", "accept", "read_cim_csv"]
@@ -153,16 +153,7 @@ class CimCsvReader:
             raise ValueError(f"{spell('delimiter')} must be one ASCII character other than '\"', CR and LF, "
                              f"got {delimiter!r}")
         self.delimiter = delimiter
-        self.encoding = None
-        if encoding is not None:
-            try:
-                info = codecs.lookup(encoding)
-                if not getattr(info, "_is_text_encoding", True):  # rot13, zlib, hex, ... (what str.encode refuses)
-                    raise LookupError(encoding)
-                self.encoding = info.name
-            except (LookupError, TypeError):
-                raise ValueError(f"{spell('encoding')} {encoding!r}: no such text encoding (e.g. utf-8, utf-16, "
-                                 "cp1252, cp1250)") from None
+        self.encoding = parse_encoding(encoding, spell)
         if timestamp_format is not None and (not isinstance(timestamp_format, str) or "%" not in timestamp_format):
             raise ValueError(f"{spell('timestamp_format')} must be a strptime format such as "
                              f"'%m/%d/%Y %I:%M:%S %p', got {timestamp_format!r}")
