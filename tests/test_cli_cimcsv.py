@@ -120,7 +120,8 @@ def test_csv_flags_refuse_other_formats(tmp_path, flag, value):
     raw = tmp_path / "x.bin"
     raw.write_bytes(PLAIN.records.tobytes())
     result = run("info", str(raw), flag, value)
-    one_error_line(result.stderr, flag, "applies to --input-format cim-csv only")
+    owners = "cim-csv and pdh-csv" if flag == "--timezone" else "cim-csv"
+    one_error_line(result.stderr, flag, f"applies to --input-format {owners} only")
 
 
 def test_csv_flags_reach_a_scheduler_and_a_dataset(tmp_path):
@@ -141,7 +142,7 @@ def test_csv_flags_reach_a_scheduler_and_a_dataset(tmp_path):
     second_poll = np.datetime64(int(PLAIN.utc_ns()[0]), "ns") + np.timedelta64(60, "s")  # a rate's later record
     assert table.column("timestamp")[0].value == second_poll.astype(np.int64)  # UTC: the zone was applied
     bare = run("report", path, "--scheduler", "threads")  # the culture date still needs its format
-    assert bare.returncode == 1 and "timestamp_format" in bare.stderr
+    assert bare.returncode == 1 and "pass --timestamp-format" in bare.stderr  # the flag, as without a scheduler
 
 
 def test_the_readme_sampling_loop_needs_no_flags(tmp_path):

@@ -176,6 +176,8 @@ def test_cli_report_on_a_scheduler_reads_captures(captures):
     assert [r["input_format"] for r in json.loads(local.stdout)["reports"]][:3] == ["wnode", "wnode", "cim-csv"]
     bad = run("report", paths[0], "--stride", "2", "--scheduler", "threads")  # an option the file cannot take
     assert bad.returncode == 1 and "stride does not apply to WNODE" in bad.stderr and "Traceback" not in bad.stderr
+    bad = run("report", paths[0], "--timezone", "UTC", "--scheduler", "threads")  # named as the flag given
+    assert bad.returncode == 1 and "--timezone does not apply to WNODE" in bad.stderr and "Traceback" not in bad.stderr
 
 
 @pytest.mark.slow

@@ -56,11 +56,12 @@ def pdh_log(recs: np.ndarray, k: int, *, names: tuple[str, ...] = PDOS, host: st
             zone: bytes = b"Eastern Daylight Time", interval_s: int = 10, delimiter: str = ",",
             blank: set[tuple[int, int, int]] = frozenset(), others: bool = True, order_seed: int | None = 1,
             cell: dict[tuple[int, int, int], str] | None = None, encoding: str = "cp1252",
-            tsv: bool = False) -> bytes:
+            tsv: bool = False, times: np.ndarray | None = None) -> bytes:
     """A PDH log of ``recs`` (``k`` instances interleaved, as from ``generate(n, instances=k)``).
 
     ``blank``: (sample, instance, field) cells written as ``" "``; ``cell``: cells with other
-    text; ``others``: columns of other objects mixed in; ``order_seed``: shuffle the columns.
+    text; ``others``: columns of other objects mixed in; ``order_seed``: shuffle the columns;
+    ``times``: the rows' local times (default ``local_times``).
     """
     vals = u64(recs).reshape(-1, k, 21)
     cols: list[tuple[str, tuple[int, int] | None]] = []
@@ -79,7 +80,8 @@ def pdh_log(recs: np.ndarray, k: int, *, names: tuple[str, ...] = PDOS, host: st
     first = b'"(' + kind + b" 4.0) (" + zone + b")(" + str(bias).encode() + b')"'
     lines = [sep.join([first] + [f'"{name}"'.encode(encoding) for name, _ in cols])]
     for s in range(vals.shape[0]):
-        t = START_LOCAL + np.timedelta64(interval_s * s, "s") + np.timedelta64(7 * s % 1000, "ms")
+        t = (START_LOCAL + np.timedelta64(interval_s * s, "s") + np.timedelta64(7 * s % 1000, "ms")
+             if times is None else times[s])
         cells = [pdh_time(t)]
         for _, where in cols:
             if where is None:

@@ -945,8 +945,8 @@ def scan_path(path: str, *, input_format: str = "auto", stride: int | None = Non
     ``window``: ``(begin_ns, end_ns)``, the records with ``begin <= t < end`` only (``WindowReader``;
     either may be None); a raw log's times are ``start_ns + k * step_ns`` from ``clock``
     ``(start_ns, step_ns)``. ``csv_options`` (``timestamp_column``, ``timestamp_format``,
-    ``timezone``, ``delimiter``, ``encoding``) go to a CIM CSV file's reader; set for another
-    format, they are a ``FormatOptionError``."""
+    ``timezone``, ``delimiter``, ``encoding``) go to a CIM CSV file's reader (``timezone`` also
+    to a PDH-CSV file's); set for another format, they are a ``FormatOptionError``."""
     from . import formats
     from ._window import WindowReader
 

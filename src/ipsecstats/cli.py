@@ -210,8 +210,9 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="cim-csv: strptime format of culture times, e.g. \"%%m/%%d/%%Y %%I:%%M:%%S %%p\" (en-US) or "
                           "\"%%d.%%m.%%Y %%H:%%M:%%S\" (de-DE); ISO 8601 and FILETIME ticks need none")
     log.add_argument("--timezone", type=_zone, metavar="ZONE",
-                     help="cim-csv: the zone of times without a UTC offset: an IANA name (Europe/Berlin) or an offset "
-                          "(+02:00); default UTC, with a warning")
+                     help="the zone the times were written in: an IANA name (Europe/Berlin) or an offset (+02:00). "
+                          "cim-csv: for times without a UTC offset (default UTC, with a warning); pdh-csv: its rules "
+                          "instead of the header's bias, for a log that spans a daylight-saving change")
     log.add_argument("--delimiter", type=_delimiter, metavar="CHAR",
                      help="cim-csv: the field separator (, ; tab or any one character); default: told from the header")
     log.add_argument("--encoding", type=_encoding, metavar="NAME",
@@ -327,7 +328,7 @@ def _check_last_time(start: dt.datetime, interval: float, samples: int, what: st
                          f"{samples - 1:,} after 2262-04-11, past nanosecond times")
 
 
-#: The cim-csv reader's options: (flag, argparse destination and keyword).
+#: The text readers' options (flag, argparse destination and keyword): cim-csv takes all, pdh-csv --timezone.
 CSV_FLAGS = (("--timestamp-format", "timestamp_format"), ("--timezone", "timezone"),
              ("--delimiter", "delimiter"), ("--encoding", "encoding"))
 
@@ -337,6 +338,20 @@ def _csv_options(args: argparse.Namespace, given_only: bool = True) -> dict[str,
     keys = ("timestamp_column", *(key for _, key in CSV_FLAGS))
     options = {key: getattr(args, key, None) for key in keys}
     return {k: v for k, v in options.items() if v is not None} if given_only else options
+
+
+def _refused_flags(options: dict[str, Any]) -> str:
+    """"--delimiter applies to --input-format cim-csv only" for each set option of ``options``
+    (the keywords a format does not take), naming the formats that take it; "" when none is set."""
+    from . import formats
+
+    owners: dict[str, list[str]] = {}
+    for flag, key in (("--timestamp-column", "timestamp_column"), *CSV_FLAGS):
+        if options.get(key) is not None:
+            names = " and ".join(sorted(f.name for f in formats.FORMATS if key in f.options()))
+            owners.setdefault(names, []).append(flag)
+    return "; ".join(f"{', '.join(flags)} {'applies' if len(flags) == 1 else 'apply'} to --input-format {names} only"
+                     for names, flags in owners.items())
 
 
 def _rule(text: str) -> Any:
@@ -424,15 +439,15 @@ def _open_log(args: argparse.Namespace, path: str) -> Any:
                              "names, and deltas pair the records of each name")
         reader: Any
         csv_options = _csv_options(args, given_only=False)
-        if fmt.name != "cim-csv":
-            given = [flag for flag, key in (("--timestamp-column", "timestamp_column"), *CSV_FLAGS)
-                     if csv_options[key] is not None]
-            if given:
-                raise UsageError(f"{path}: {', '.join(given)} applies to --input-format cim-csv only (this file is "
-                                 f"{fmt.title}{how})")
-            reader = fmt.open(src, stride=args.stride, allow_partial=args.allow_partial)
-        else:
-            reader = fmt.open(src, option_style="flag", allow_partial=args.allow_partial, **csv_options)
+        taken = fmt.options()
+        refused = _refused_flags({key: value for key, value in csv_options.items() if key not in taken})
+        if refused:
+            raise UsageError(f"{path}: {refused} (this file is {fmt.title}{how})")
+        options = {key: value for key, value in csv_options.items() if key in taken}
+        if "option_style" in taken:
+            options["option_style"] = "flag"
+        reader = fmt.open(src, stride=args.stride, allow_partial=args.allow_partial, **options)
+        if fmt.name == "cim-csv":
             for text in reader.notes:  # reads the header
                 _note(text)
     except BaseException:
@@ -577,7 +592,8 @@ def _report_files(args: argparse.Namespace, paths: Sequence[str], sample: dict[s
         with _scheduler_errors(args.scheduler):
             remote = map_files(scan_path, list(paths), scheduler=args.scheduler, input_format=args.input_format,
                                stride=args.stride, on_decrease=args.on_decrease, allow_partial=args.allow_partial,
-                               by_instance=args.by_instance, **_window_options(args), **_csv_options(args))
+                               by_instance=args.by_instance, **_window_options(args), **_csv_options(args),
+                               option_style="flag")
     for i, path in enumerate(paths):
         trailing: list[int] = []
         if remote is not None:

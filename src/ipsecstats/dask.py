@@ -411,7 +411,8 @@ def read_logs(
     file has no times), ``instance`` (the name), then the fields; deltas pair the records of
     each instance name, and rates divide by the real time steps (``interval`` only for
     captures without times). ``timestamp_column``, ``timestamp_format``, ``timezone``,
-    ``delimiter`` and ``encoding`` go to the CIM CSV files' readers (see ``read_cim_csv``). Raw
+    ``delimiter`` and ``encoding`` go to the CIM CSV files' readers (see ``read_cim_csv``);
+    ``timezone`` also to PDH-CSV files' (its rules instead of the header's bias). Raw
     logs and captures cannot be mixed in one frame. ``window_from``/``window_to`` (datetime,
     ``numpy.datetime64`` or ISO 8601; UTC when naive): a capture's records with
     ``from <= time < to`` only, numbered from the first of them, as ``iter_capture``; every file

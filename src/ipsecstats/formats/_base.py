@@ -13,7 +13,8 @@ import numpy as np
 from .._capture import Capture
 from .._source import ByteSource
 
-__all__ = ["SNIFF_BYTES", "BlockBuffer", "Format", "FormatError", "FormatOptionError", "Reader", "is_text"]
+__all__ = ["SNIFF_BYTES", "BlockBuffer", "Format", "FormatError", "FormatOptionError", "Reader", "is_text",
+           "option_spelling"]
 
 #: Bytes that detection peeks at (and that ``accept`` sees).
 SNIFF_BYTES = 4096
@@ -71,17 +72,37 @@ class Format:
         """``reader(source, **options)``, refusing set options the format does not take.
 
         ``allow_partial`` (lenience towards a truncated end) is dropped for formats without
-        one: text formats have no partial records to allow.
+        one: text formats have no partial records to allow. So is ``option_style`` (how
+        messages name options) for formats that take no options it would name.
         """
         taken = self.options()
-        if "allow_partial" not in taken:
-            options.pop("allow_partial", None)
+        name = _flag if options.get("option_style") == "flag" else str
+        for lenient in ("allow_partial", "option_style"):
+            if lenient not in taken:
+                options.pop(lenient, None)
         stray = sorted(k for k, v in options.items() if k not in taken and v is not None)
         if stray:
             how = " (detected)" if detected else ""
             verb = "does" if len(stray) == 1 else "do"
-            raise FormatOptionError(f"{source.name}: {', '.join(stray)} {verb} not apply to {self.title}{how}")
+            raise FormatOptionError(f"{source.name}: {', '.join(map(name, stray))} {verb} not apply to "
+                                    f"{self.title}{how}")
         return self.reader(source, **{k: v for k, v in options.items() if k in taken})
+
+
+def option_spelling(option_style: str | None) -> Callable[[str], str]:
+    """How a reader's messages name an option: ``timezone=`` ("keyword", the default: the
+    Python API) or ``--timezone`` ("flag": the command line)."""
+    if option_style not in (None, "keyword", "flag"):
+        raise ValueError(f"option_style must be 'keyword' or 'flag', got {option_style!r}")
+    return _flag if option_style == "flag" else _keyword
+
+
+def _keyword(name: str) -> str:
+    return f"{name}="
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def is_text(prefix: bytes) -> str | None:

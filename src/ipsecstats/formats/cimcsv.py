@@ -44,7 +44,7 @@ from .._schema import FIELD_NAMES, NFIELDS, RECORD_DTYPE, RECORD_SIZE
 from .._source import ByteSource
 from . import _csvtime
 from ._csvtext import BLOCK_BYTES, CimCsvFormatError, _Buffer, _Decoded, _TextSource, _nul_verdict, parse_encoding
-from ._base import Format, is_text
+from ._base import Format, is_text, option_spelling
 
 __all__ = ["FORMAT", "CimCsvFormatError", "CimCsvReader", "CimCsvWarning", "accept", "read_cim_csv"]
 
@@ -120,14 +120,6 @@ class CimCsvWarning(UserWarning):
     """Something the reader assumed about a CIM CSV (its encoding, its time zone)."""
 
 
-def _keyword(name: str) -> str:
-    return f"{name}="
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
 class CimCsvReader:
     """Chunks of at most ``chunk_records`` rows of a CIM CSV (see ``read_cim_csv`` for the options).
 
@@ -144,9 +136,7 @@ class CimCsvReader:
                  chunk_records: int | None = None, option_style: str | None = None):
         self.source = source
         self.name = source.name
-        if option_style not in (None, "keyword", "flag"):
-            raise ValueError(f"option_style must be 'keyword' or 'flag', got {option_style!r}")
-        spell = self._spell = _flag if option_style == "flag" else _keyword
+        spell = self._spell = option_spelling(option_style)
         self.timestamp_column = timestamp_column
         if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1
                                       or delimiter in '"\r\n' or not delimiter.isascii()):

@@ -11,7 +11,11 @@ write it as text logs:
   printed with ``%.20g`` (a double), ``" "`` for a missing sample;
 * the ANSI code page, no BOM, CRLF.
 
-Times become UTC with the header's bias: ``utc = local + bias`` minutes (local = UTC - bias).
+Times become UTC with the header's bias: ``utc = local + bias`` minutes (local = UTC - bias),
+the bias in force when the log started. A log that spans a daylight-saving change needs the
+zone's rules instead: ``timezone`` (an IANA name such as America/New_York) converts each
+wall time with them (``_wallclock.WallClock``: the repeated hour read in time order, a skipped
+time an error). Without it, times that go back are counted in a warning.
 Values are read exactly from their decimal text: a whole number becomes the uint64 it
 names (what rounds to the double 2**64 is 2**64 - 1); a fraction is an error (a formatted
 rate, not a raw count). Values above 2**53 were doubles in perfmon, so they may be off by
@@ -31,6 +35,7 @@ command that converts it.
 from __future__ import annotations
 
 import csv
+import datetime as _dt
 import io
 import os
 import re
@@ -48,7 +53,9 @@ from .._capture import Capture, NameTable, concat
 from .._checks import check_chunk_records, chunk_rows
 from .._schema import FIELD_NAMES, NFIELDS, RECORD_DTYPE
 from .._source import ByteSource
-from ._base import BlockBuffer, Format, FormatError
+from . import _csvtime
+from ._base import BlockBuffer, Format, FormatError, option_spelling
+from ._wallclock import WallClock, WallTimeError
 
 __all__ = ["FORMAT", "OBJECT", "PdhCsvFormatError", "PdhCsvReader", "PdhCsvWarning", "accept", "read_pdh_csv"]
 
@@ -165,8 +172,10 @@ class _Layout:
 class PdhCsvReader:
     """Chunks of a perfmon PDH-CSV/TSV log of ``MSiSCSI_MMIPSECStats`` (see ``read_pdh_csv``).
 
-    ``chunk_records``: about this many records per chunk (whole rows: rows of
-    ``chunk_records // instances``, at least one).
+    ``timezone``: the zone the log was written in (IANA name or offset), for its rules
+    instead of the header's bias. ``chunk_records``: about this many records per chunk
+    (whole rows: rows of ``chunk_records // instances``, at least one). ``option_style``:
+    messages name ``timezone=`` ("keyword") or ``--timezone`` ("flag").
     """
 
     format: str = "pdh-csv"
@@ -174,9 +183,13 @@ class PdhCsvReader:
     has_timestamps = True
     has_hosts = True
 
-    def __init__(self, source: ByteSource, *, chunk_records: int | None = None):
+    def __init__(self, source: ByteSource, *, timezone: str | None = None, chunk_records: int | None = None,
+                 option_style: str | None = None):
         self.source = source
         self.name = source.name
+        self._spell = option_spelling(option_style)
+        self.timezone = timezone
+        self._zone = _csvtime.parse_zone(timezone, self._spell)
         self.chunk_records = check_chunk_records(CHUNK_RECORDS if chunk_records is None else chunk_records)
         # private knobs (tests): bytes per read, longest row
         self._block = BLOCK_BYTES
@@ -285,6 +298,8 @@ class PdhCsvReader:
         cap = chunk_rows(self.source, max(1, self.chunk_records // ninst), 2 * NFIELDS * ninst)
         max_row = self._max_row or max(MAX_ROW_BYTES, ROW_BYTES_PER_COLUMN * len(lay.columns))
         shift = lay.bias * 60 * 10**9
+        clock = WallClock(self._zone, _dt.timedelta(minutes=-lay.bias)) if self._zone is not None else None
+        back = _Setbacks()
         table = NameTable()
         inst_codes = np.full(ninst, -1, np.intp)
         kernel = _backend.KERNEL
@@ -312,7 +327,11 @@ class PdhCsvReader:
                     break
                 buf.fill()
             if n:
-                utc = self._utc(stamps[:n], lines[:n], shift)
+                if clock is None:
+                    back.see(stamps[:n], lines[:n])
+                    utc = self._utc(stamps[:n], lines[:n], shift)
+                else:
+                    utc = self._zone_utc(clock, stamps[:n], lines[:n], lay)
                 vals = values[:n]
                 inexact += int(np.count_nonzero(vals > _EXACT))
                 miss = missing[:n].reshape(n, ninst, NFIELDS)
@@ -343,6 +362,13 @@ class PdhCsvReader:
             if n < cap:
                 break
         self._report(gaps, partial, inexact)
+        if back.count:
+            warnings.warn(PdhCsvWarning(
+                f"{self.name}: the time goes back {back.count:,} time(s), first at line {back.line} (by "
+                f"{_duration(back.by)}): a daylight-saving change or a clock set back. The header's bias "
+                f"({lay.bias} minutes) is applied throughout, and the intervals ending there have no rate; "
+                f"pass {self._spell('timezone')} with the zone the log was written in (e.g. America/New_York) "
+                "for a log that spans a daylight-saving change"), stacklevel=2)
 
     def _register(self, present: npt.NDArray[np.bool_], inst_codes: npt.NDArray[np.intp], lay: _Layout,
                   table: NameTable) -> None:
@@ -365,6 +391,25 @@ class PdhCsvReader:
             raise PdhCsvFormatError(f"{self.name}: line {line}, column 1: the time plus the bias is outside the "
                                     "datetime64[ns] range 1677..2262", line=line, column=1)
         return stamps + np.int64(shift)
+
+    def _zone_utc(self, clock: WallClock, stamps: npt.NDArray[np.int64], lines: npt.NDArray[np.int64],
+                  lay: _Layout) -> npt.NDArray[np.int64]:
+        """UTC by the zone's rules; at the first row, a warning when they disagree with the header's bias."""
+        first = clock.last is None
+        try:
+            utc = clock.to_utc(stamps)
+        except WallTimeError as exc:
+            line = int(lines[exc.index])
+            raise PdhCsvFormatError(f"{self.name}: line {line}, column 1: {exc}; is {self._spell('timezone')} "
+                                    f"{self.timezone} the zone the log was written in?", line=line, column=1) from None
+        if first:
+            offset = int(stamps[0] - utc[0]) // (60 * 10**9)
+            if offset != -lay.bias:
+                warnings.warn(PdhCsvWarning(
+                    f"{self.name}: the header's time zone {lay.zone!r} is UTC{_hhmm(-lay.bias)} (bias {lay.bias} "
+                    f"minutes), but {self.timezone} is UTC{_hhmm(offset)} at line {int(lines[0])}: times follow "
+                    f"{self._spell('timezone')}"), stacklevel=3)
+        return utc
 
     def _report(self, gaps: int, partial: int, inexact: int) -> None:
         if gaps:
@@ -419,11 +464,12 @@ class PdhCsvReader:
         fail(f"{shown} is outside the datetime64[ns] range 1677..2262")
 
 
-def read_pdh_csv(source: Any) -> Capture:
+def read_pdh_csv(source: Any, *, timezone: str | None = None) -> Capture:
     """A ``Capture`` from a perfmon PDH-CSV or PDH-TSV log of ``MSiSCSI_MMIPSECStats``.
 
-    ``source``: a path, a binary file, or the bytes of the log. Times are UTC (local time
-    plus the header's bias); records are labelled ``"HOST INSTANCE"`` (``instance_hosts``
+    ``source``: a path, a binary file, or the bytes of the log. Times are UTC: local time
+    plus the header's bias, or, with ``timezone`` (an IANA name such as America/New_York,
+    for a log that spans a daylight-saving change), by that zone's rules; records are labelled ``"HOST INSTANCE"`` (``instance_hosts``
     gives the host). Warnings (``PdhCsvWarning``) count ignored columns, skipped samples
     with missing counters and values above 2**53; errors (``PdhCsvFormatError``) name the
     line, column and counter. A binary ``.blg`` log is a ``FormatError`` with the ``relog``
@@ -433,7 +479,7 @@ def read_pdh_csv(source: Any) -> Capture:
         raise TypeError("read_pdh_csv() needs a binary file object (perfmon logs are ANSI bytes): open it with 'rb'")
     src = ByteSource(source, "read_pdh_csv()")
     try:
-        reader = PdhCsvReader(src)
+        reader = PdhCsvReader(src, timezone=timezone)
     except BaseException:
         src.close()
         raise
@@ -441,6 +487,41 @@ def read_pdh_csv(source: Any) -> Capture:
     if not chunks:
         return Capture(np.empty(0, RECORD_DTYPE), np.empty(0, "datetime64[ns]"), np.empty(0, np.intp), (), 0, ())
     return concat(chunks)
+
+
+class _Setbacks:
+    """Rows whose local time is earlier than the previous row's, across chunks: how many,
+    the first one's line, and by how much (ns)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.line = 0
+        self.by = 0
+        self._last: int | None = None
+
+    def see(self, stamps: npt.NDArray[np.int64], lines: npt.NDArray[np.int64]) -> None:
+        back = np.flatnonzero(stamps[1:] < stamps[:-1]) + 1
+        if self._last is not None and int(stamps[0]) < self._last:
+            back = np.concatenate([[0], back])
+        if back.size:
+            if not self.count:
+                i = int(back[0])
+                self.line = int(lines[i])
+                previous = self._last if i == 0 else int(stamps[i - 1])
+                assert previous is not None
+                self.by = previous - int(stamps[i])
+            self.count += int(back.size)
+        self._last = int(stamps[-1])
+
+
+def _duration(ns: int) -> str:
+    secs = ns // 10**9
+    return f"{secs // 3600}:{secs // 60 % 60:02}:{secs % 60:02}" + (f".{ns % 10**9 // 10**6:03}" if ns % 10**9 else "")
+
+
+def _hhmm(minutes: int) -> str:
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02}:{abs(minutes) % 60:02}"
 
 
 FORMAT = Format("pdh-csv", "perfmon PDH-CSV/TSV", accept, PdhCsvReader)
