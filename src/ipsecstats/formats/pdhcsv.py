@@ -469,10 +469,11 @@ def read_pdh_csv(source: Any, *, timezone: str | None = None) -> Capture:
 
     ``source``: a path, a binary file, or the bytes of the log. Times are UTC: local time
     plus the header's bias, or, with ``timezone`` (an IANA name such as America/New_York,
-    for a log that spans a daylight-saving change), by that zone's rules; records are labelled ``"HOST INSTANCE"`` (``instance_hosts``
-    gives the host). Warnings (``PdhCsvWarning``) count ignored columns, skipped samples
-    with missing counters and values above 2**53; errors (``PdhCsvFormatError``) name the
-    line, column and counter. A binary ``.blg`` log is a ``FormatError`` with the ``relog``
+    for a log that spans a daylight-saving change), by that zone's rules. Records are
+    labelled ``"HOST INSTANCE"`` (``instance_hosts`` gives the host). Warnings
+    (``PdhCsvWarning``) count ignored columns, skipped samples with missing counters, values
+    above 2**53 and, without ``timezone``, times that go back; errors (``PdhCsvFormatError``)
+    name the line, column and counter. A binary ``.blg`` log is a ``FormatError`` with the ``relog``
     command that converts it. The file is read in blocks (``PdhCsvReader``), never whole.
     """
     if isinstance(source, io.TextIOBase):
