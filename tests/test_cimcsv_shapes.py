@@ -360,6 +360,21 @@ def test_daylight_saving_rule():
         _one_time("2024-03-31T02:30:00", timezone="Europe/Berlin")
 
 
+def test_a_repeated_wall_time_is_named_in_one_warning():
+    rows = [{"Timestamp": text, **PLAIN.cim(0)} for text in ("2024-10-27T02:50:00", "2024-10-27T02:10:00",
+                                                             "2024-10-27T02:20:00", "2024-10-27T03:00:00")]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        read_cim_csv(export(rows, STAMPED_COLUMNS, type_name=None).encode(), timezone="Europe/Berlin")
+    said = [str(w.message) for w in caught if issubclass(w.category, CimCsvWarning)]
+    assert said == ["read_cim_csv(): times in column 'Timestamp' such as '2024-10-27T02:50:00' occur twice in time zone "
+                    "Europe/Berlin (the clocks go back) and are read as their first occurrence: rates across the "
+                    "repeated hour are off; times with a UTC offset (Get-Date -Format o) are never ambiguous"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the hour after: no warning
+        read_cim_csv(export(rows[3:], STAMPED_COLUMNS, type_name=None).encode(), timezone="Europe/Berlin")
+
+
 def test_iso_with_an_offset_ignores_the_zone_and_ticks_are_utc():
     assert _one_time("2024-06-03T02:00:00.0000001+02:00", timezone="America/New_York") == \
         _one_time("2024-06-03T00:00:00Z") + 100

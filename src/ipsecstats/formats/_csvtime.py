@@ -135,7 +135,8 @@ def _fast_strptime(m: re.Match[str]) -> _dt.datetime:
 
 class TimeParser:
     """``parse(text) -> ns`` for one column (see the module docstring); ``naive_seen`` tells
-    whether a wall time was read without a zone (as UTC)."""
+    whether a wall time was read without a zone (as UTC); ``repeated`` is the first wall time
+    read that the zone repeats (clocks going back), None until one is."""
 
     def __init__(self, fmt: str | None, zone: _dt.tzinfo | None, spell: Callable[[str], str]):
         self.fmt = fmt
@@ -143,6 +144,7 @@ class TimeParser:
         self.zone = zone
         self.spell = spell
         self.naive_seen = False
+        self.repeated: str | None = None
 
     def parse(self, text: str) -> int:
         if self.fmt is not None:
@@ -205,6 +207,7 @@ class TimeParser:
             if back != wall:
                 raise TimeError(f"{text!r} does not exist in time zone {zone} (the clocks skip that hour); "
                                 f"is {self.spell('timezone')} the zone the times were written in?")
+            self.repeated = self.repeated or text
         return _ns(wall, frac, int(first.total_seconds()), text)
 
 

@@ -159,6 +159,7 @@ class CimCsvReader:
         self._host_col: str | None = None
         self._seen_type = False
         self._naive_said = False
+        self._repeated_said = False
 
     @property
     def has_timestamps(self) -> bool:
@@ -496,6 +497,12 @@ class CimCsvReader:
                 self._naive_said = True
                 self._warn(f"times in column {self._time_col!r} carry no UTC offset: read as UTC; pass "
                            f"{self._spell('timezone')} with the zone they were written in")
+            if self._times.repeated and not self._repeated_said:
+                self._repeated_said = True
+                self._warn(f"times in column {self._time_col!r} such as {self._times.repeated!r} occur twice in "
+                           f"time zone {self._zone} (the clocks go back) and are read as their first occurrence: "
+                           "rates across the repeated hour are off; times with a UTC offset (Get-Date -Format o) "
+                           "are never ambiguous")
             if n:
                 keep = (lambda a: a[:n].copy()) if 2 * n < cap else (lambda a: a[:n])
                 recs = keep(records).view(RECORD_DTYPE).reshape(n)
