@@ -25,6 +25,7 @@ datetime64[ns] range (1677..2262) are a ``WallTimeError``.
 from __future__ import annotations
 
 import datetime as _dt
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +37,7 @@ _HOUR_NS = 3600 * _NS
 _NS_MAX = 2**63 - 1   # -2**63 is NaT
 _EPOCH = _dt.datetime(1970, 1, 1)
 _LAST_SECOND = _dt.timedelta(seconds=3599)
+_NEAR = 2**47  # ns (39 hours): more than any UTC offset
 
 
 class WallTimeError(ValueError):
@@ -72,31 +74,40 @@ class WallClock:
         if not local.size:
             return out
         if self._fixed is not None:
-            self._uniform(local, out, 0, self._fixed)
+            self._subtract(local, np.int64(self._fixed), out)
         else:
             hours = local // _HOUR_NS
-            cuts = np.flatnonzero(hours[1:] != hours[:-1]) + 1
-            starts = [0, *cuts.tolist()]
-            ends = [*starts[1:], local.size]
-            for start, end, hour in zip(starts, ends, hours[starts].tolist()):
+            starts = np.concatenate(([0], np.flatnonzero(hours[1:] != hours[:-1]) + 1))
+            ends = np.append(starts[1:], local.size)
+            offsets = np.zeros(starts.size, np.int64)
+            mixed = []  # the runs of rows in an hour that holds a transition
+            zone = self.zone
+            for j, hour in enumerate(hours[starts].tolist()):
                 first = _EPOCH + _dt.timedelta(hours=hour)
                 last = first + _LAST_SECOND
-                offsets = {_offset_ns(first, self.zone, 0), _offset_ns(first, self.zone, 1),
-                           _offset_ns(last, self.zone, 0), _offset_ns(last, self.zone, 1)}
-                if len(offsets) == 1:
-                    self._uniform(local[start:end], out[start:end], start, offsets.pop())
+                offset = _offset_ns(first, zone, 0)
+                if offset == _offset_ns(first, zone, 1) == _offset_ns(last, zone, 0) == _offset_ns(last, zone, 1):
+                    offsets[j] = offset
                 else:
-                    self._row_by_row(local, out, start, end)
+                    mixed.append(j)
+            self._subtract(local, np.repeat(offsets, ends - starts), out)
+            for j in mixed:  # in order: each may need the instant of the row before it
+                self._row_by_row(local, out, int(starts[j]), int(ends[j]))
         self.last = int(out[-1])
         return out
 
-    def _uniform(self, local: npt.NDArray[np.int64], out: npt.NDArray[np.int64], base: int, offset: int) -> None:
-        """``out = local - offset``, refusing a result past the datetime64[ns] range."""
-        lo, hi = max(-_NS_MAX + offset, -_NS_MAX - 1), min(_NS_MAX + offset, _NS_MAX)
-        if int(local.min()) < lo or int(local.max()) > hi:
-            bad = int(np.flatnonzero((local < lo) | (local > hi))[0])
-            raise WallTimeError("the time in UTC is outside the datetime64[ns] range 1677..2262", base + bad)
-        np.subtract(local, np.int64(offset), out=out)
+    @staticmethod
+    def _subtract(local: npt.NDArray[np.int64], offset: Any, out: npt.NDArray[np.int64]) -> None:
+        """``out = local - offset`` (offsets below 2**47 ns, a day and more), refusing a result
+        past the datetime64[ns] range."""
+        if int(local.min()) < -_NS_MAX + _NEAR or int(local.max()) > _NS_MAX - _NEAR:
+            offset = np.broadcast_to(offset, local.shape)
+            low = (offset > 0) & (local < offset - np.int64(_NS_MAX))   # no overflow: offset > 0
+            high = (offset < 0) & (local > offset + np.int64(_NS_MAX))  # no overflow: offset < 0
+            bad = np.flatnonzero(low | high)
+            if bad.size:
+                raise WallTimeError("the time in UTC is outside the datetime64[ns] range 1677..2262", int(bad[0]))
+        np.subtract(local, offset, out=out)
 
     def _row_by_row(self, local: npt.NDArray[np.int64], out: npt.NDArray[np.int64], start: int, end: int) -> None:
         """The rows of an hour that holds a transition: a skipped time is an error; a repeated
