@@ -34,7 +34,7 @@ import nox
 
 PYTHONS = ["3.11", "3.12", "3.13"]
 # The oldest numpy each Python gets wheels for (never build numpy from source here).
-NUMPY_MIN = {"3.11": "numpy==2.0.2", "3.13": "numpy==2.1.0"}
+NUMPY_MIN = {"3.11": "numpy==2.0.0", "3.13": "numpy==2.1.0"}
 BUILD_TOOLS = ["setuptools>=64", "Cython>=3.0"]
 
 nox.options.envdir = ".venv-nox"
@@ -89,7 +89,7 @@ def tests(session: nox.Session, backend: str) -> None:
 
 @nox.session(python=list(NUMPY_MIN))
 def numpy_min(session: nox.Session) -> None:
-    """The oldest supported numpy (2.0.2; 2.1.0 on 3.13), both backends."""
+    """The oldest supported numpy (2.0.0; 2.1.0 on 3.13), both backends."""
     _install(session, NUMPY_MIN[str(session.python)])
     _pytest(session, "cython")
     _pytest(session, "python")

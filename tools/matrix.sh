@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The trimmed version matrix for CI (noxfile.py has the whole one), in two lanes that run
 # side by side, one per core (the suite itself is single-threaded):
-#   lane 1: numpy_min-3.11                  numpy 2.0.2 (the declared minimum), both backends
+#   lane 1: numpy_min-3.11                  numpy 2.0.0 (the declared minimum), both backends
 #   lane 2: tests-3.12(backend='cython')    the newest numpy for 3.12, compiled kernel
 #           tests-3.13(backend='python')    the newest numpy for 3.13, pure-numpy twin
 # With .ci/run's own runs (3.11, newest numpy, both backends) every Python and both numpy
