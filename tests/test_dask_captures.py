@@ -194,3 +194,36 @@ def test_local_cluster_totals_of_captures_match_one_machine(captures):
                 continue
             for field in COUNTERS:
                 assert int(totals.loc[(path, name), field]) == sum(int(v) for v in d[field]), (path, name, field)
+
+
+def test_read_logs_gives_timezone_to_perfmon_logs_and_the_rest_to_cim_csv(tmp_path):
+    """A PDH-CSV log across New York's autumn change, beside a CIM CSV of culture times: each
+    reader gets the options it takes (the PDH-CSV one timezone= only), in the probe and the parts."""
+    import datetime as dt
+    import warnings
+    import zoneinfo
+
+    from test_pdhcsv_zone import every, zone_log
+
+    from ipsecstats.formats.pdhcsv import PdhCsvWarning
+
+    instants = every("2024-11-03T04:30:00", 19, 600)
+    data, _ = zone_log(instants, zoneinfo.ZoneInfo("America/New_York"))
+    perfmon = tmp_path / "fall.csv"
+    perfmon.write_bytes(data)
+    cap = irregular_capture(n=40, seed=5)
+    texts = np.datetime_as_string(cap.timestamps, unit="s")
+    rows = list(zip(cap.instances.tolist(), cap.records.view("<u8").reshape(-1, 21).tolist()))
+    culture = tmp_path / "culture.csv"
+    culture.write_text(export_csv(rows, columns=COLUMNS + ["Timestamp"],
+                                  extra={"Timestamp": lambda k: texts[k].replace("T", " ")}), newline="")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PdhCsvWarning)  # no "the time goes back": the zone was applied
+        frame = ipsdask.read_logs([str(perfmon), str(culture)], what="records", timezone="America/New_York",
+                                  timestamp_format="%Y-%m-%d %H:%M:%S").compute(scheduler="sync")
+    times = frame["timestamp"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype(np.int64)
+    files = frame["file"].to_numpy()
+    assert times[files == str(perfmon)].tolist() == instants.tolist()
+    ny = zoneinfo.ZoneInfo("America/New_York")
+    local = [dt.datetime.fromisoformat(t).replace(tzinfo=ny) for t in texts]
+    assert times[files == str(culture)].tolist() == [int(t.timestamp()) * 10**9 for t in local]

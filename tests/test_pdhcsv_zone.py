@@ -24,6 +24,7 @@ from ipsecstats.formats.pdhcsv import PdhCsvFormatError, PdhCsvReader, PdhCsvWar
 
 NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
 NS = 10**9
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
 def utc_ns(text: str) -> int:
@@ -34,7 +35,7 @@ def walls(instants: np.ndarray, zone: dt.tzinfo) -> np.ndarray:
     """The local wall times (datetime64[ns], ms precision) pdh writes for UTC ``instants`` (int64 ns)."""
     out = []
     for ns in instants.tolist():
-        local = dt.datetime.fromtimestamp(ns // NS, tz=zone).replace(tzinfo=None)
+        local = (EPOCH + dt.timedelta(seconds=ns // NS)).astimezone(zone).replace(tzinfo=None)  # any year, any OS
         out.append(np.datetime64(local, "ns") + np.timedelta64(ns % NS, "ns"))
     return np.array(out, "datetime64[ns]")
 
@@ -42,7 +43,7 @@ def walls(instants: np.ndarray, zone: dt.tzinfo) -> np.ndarray:
 def zone_log(instants: np.ndarray, zone: dt.tzinfo, *, k: int = 1, bias: int | None = None) -> tuple[bytes, np.ndarray]:
     """A log of ``k`` instances sampled at ``instants`` (ns UTC, ms precision); its records."""
     recs = generate(len(instants) * k, instances=k, seed=len(instants))
-    first = dt.datetime.fromtimestamp(int(instants[0]) // NS, tz=zone).utcoffset()
+    first = (EPOCH + dt.timedelta(seconds=int(instants[0]) // NS)).astimezone(zone).utcoffset()
     assert first is not None
     bias = -int(first.total_seconds()) // 60 if bias is None else bias
     return pdh_log(recs, k, names=tuple(f"PDO{i}" for i in range(k)), bias=bias, times=walls(instants, zone),
@@ -149,8 +150,17 @@ def test_a_header_bias_that_disagrees_with_the_zone_is_named() -> None:
     data, _ = zone_log(instants, NEW_YORK, bias=300)  # says EST in July
     cap, seen = read(data, timezone="America/New_York")
     assert cap.timestamps.astype(np.int64).tolist() == instants.tolist()
-    assert seen == ["read_pdh_csv(): the header's time zone 'Eastern Daylight Time' is UTC-05:00 (bias 300 minutes), but "
-                    "America/New_York is UTC-04:00 at line 2: times follow timezone="]
+    assert seen == ["read_pdh_csv(): the header's time zone 'Eastern Daylight Time' is UTC-05:00 (bias 300 "
+                    "minutes), but America/New_York is UTC-04:00 at line 2: times follow timezone="]
+
+
+def test_an_offset_with_seconds_is_shown_whole() -> None:
+    instants = np.array([utc_ns("1880-06-01T17:00:00")])  # New York's local mean time: UTC-04:56:02
+    data, _ = zone_log(instants, NEW_YORK, bias=300)
+    cap, seen = read(data, timezone="America/New_York")
+    assert cap.timestamps.astype(np.int64).tolist() == instants.tolist()
+    assert seen == ["read_pdh_csv(): the header's time zone 'Eastern Daylight Time' is UTC-05:00 (bias 300 "
+                    "minutes), but America/New_York is UTC-04:56:02 at line 2: times follow timezone="]
 
 
 def test_times_that_go_back_are_counted_across_chunks() -> None:

@@ -272,7 +272,7 @@ class CaptureFileReader:
         self.interval = interval
         self.on_decrease = on_decrease
         self.kinds = kinds
-        self.csv_options = csv_options  # (keyword, value) pairs for the CIM CSV files' readers
+        self.csv_options = csv_options  # (keyword, value) pairs for the text readers that take them
         self.fields = value_fields(what, kinds)
         self.columns = ("file", "record", "timestamp", "instance") + self.fields
 
@@ -284,7 +284,7 @@ class CaptureFileReader:
         from ._pipeline import iter_capture
 
         fmt = self.formats[part.file_index]
-        options = dict(self.csv_options) if fmt == "cim-csv" else {}
+        options = _taken(fmt, dict(self.csv_options))
         if self.window is not None:
             options.update({key: None if ns is None else np.datetime64(ns, "ns")
                             for key, ns in zip(("window_from", "window_to"), self.window)})
@@ -340,6 +340,15 @@ class CaptureFileReader:
         return self._frame(LogPart(0, self.files[0], 0, 0), [], self.columns)
 
 
+def _taken(format_name: str, csv_options: dict[str, Any]) -> dict[str, Any]:
+    """The text readers' options that the format ``format_name`` takes (CIM CSV all of them,
+    PDH-CSV ``timezone``); the others are left out for it."""
+    from . import formats
+
+    taken = formats.by_name(format_name).options()
+    return {key: value for key, value in csv_options.items() if key in taken}
+
+
 def _probe(path: str, input_format: str, csv_options: dict[str, Any]) -> tuple[str, bool]:
     """The format of the file at ``path`` and whether its records carry times (opens and closes it)."""
     from . import formats
@@ -349,8 +358,7 @@ def _probe(path: str, input_format: str, csv_options: dict[str, Any]) -> tuple[s
         fmt = formats.detect(src) if input_format == "auto" else formats.by_name(input_format)
         if fmt.name == "raw":
             return fmt.name, False
-        options = csv_options if fmt.name == "cim-csv" else {}
-        reader = fmt.open(src, **options)
+        reader = fmt.open(src, **_taken(fmt.name, csv_options))
         return fmt.name, bool(reader.has_timestamps)
     finally:
         src.close()
@@ -465,8 +473,8 @@ def read_logs(
     if what == "rates" and interval is None:
         raise ValueError("read_logs(what='rates') needs interval= (seconds between samples of one instance)")
     if csv_options:
-        raise ValueError(f"read_logs(): {', '.join(k + '=' for k in csv_options)} apply to CIM CSV captures only; "
-                         "these are raw logs")
+        raise ValueError(f"read_logs(): {', '.join(k + '=' for k in csv_options)} apply to CIM CSV captures only "
+                         "(timezone= to PDH-CSV ones too); these are raw logs")
     counts = []
     for path in paths:
         counts.append(whole_records(os.stat(path).st_size, allow_partial, path))

@@ -403,12 +403,12 @@ class PdhCsvReader:
             raise PdhCsvFormatError(f"{self.name}: line {line}, column 1: {exc}; is {self._spell('timezone')} "
                                     f"{self.timezone} the zone the log was written in?", line=line, column=1) from None
         if first:
-            offset = int(stamps[0] - utc[0]) // (60 * 10**9)
-            if offset != -lay.bias:
+            offset = int(stamps[0] - utc[0]) // 10**9  # seconds: zones' offsets are whole seconds
+            if offset != -60 * lay.bias:
                 warnings.warn(PdhCsvWarning(
-                    f"{self.name}: the header's time zone {lay.zone!r} is UTC{_hhmm(-lay.bias)} (bias {lay.bias} "
-                    f"minutes), but {self.timezone} is UTC{_hhmm(offset)} at line {int(lines[0])}: times follow "
-                    f"{self._spell('timezone')}"), stacklevel=3)
+                    f"{self.name}: the header's time zone {lay.zone!r} is UTC{_hhmm(-60 * lay.bias)} (bias "
+                    f"{lay.bias} minutes), but {self.timezone} is UTC{_hhmm(offset)} at line {int(lines[0])}: "
+                    f"times follow {self._spell('timezone')}"), stacklevel=3)
         return utc
 
     def _report(self, gaps: int, partial: int, inexact: int) -> None:
@@ -520,9 +520,10 @@ def _duration(ns: int) -> str:
     return f"{secs // 3600}:{secs // 60 % 60:02}:{secs % 60:02}" + (f".{ns % 10**9 // 10**6:03}" if ns % 10**9 else "")
 
 
-def _hhmm(minutes: int) -> str:
-    sign = "-" if minutes < 0 else "+"
-    return f"{sign}{abs(minutes) // 60:02}:{abs(minutes) % 60:02}"
+def _hhmm(seconds: int) -> str:
+    """An offset as +HH:MM, or +HH:MM:SS when it has seconds (local mean time before 1900)."""
+    sign, s = "-" if seconds < 0 else "+", abs(seconds)
+    return f"{sign}{s // 3600:02}:{s // 60 % 60:02}" + (f":{s % 60:02}" if s % 60 else "")
 
 
 FORMAT = Format("pdh-csv", "perfmon PDH-CSV/TSV", accept, PdhCsvReader)
