@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
+import warnings
+import zoneinfo
 from pathlib import Path
 
 import distributed
@@ -12,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from test_cimcsv import COLUMNS, export_csv
 from test_cli import run
+from test_pdhcsv_zone import every, zone_log
 from test_pipeline import irregular_capture
 
 import ipsecstats
@@ -19,6 +23,7 @@ from ipsecstats import dask as ipsdask
 from ipsecstats._capture import Capture
 from ipsecstats._generate import generate
 from ipsecstats._schema import COUNTERS, FIELD_NAMES
+from ipsecstats.formats.pdhcsv import PdhCsvWarning
 
 
 def cim_csv(cap: Capture, *, stamped: bool) -> str:
@@ -199,14 +204,6 @@ def test_local_cluster_totals_of_captures_match_one_machine(captures):
 def test_read_logs_gives_timezone_to_perfmon_logs_and_the_rest_to_cim_csv(tmp_path):
     """A PDH-CSV log across New York's autumn change, beside a CIM CSV of culture times: each
     reader gets the options it takes (the PDH-CSV one timezone= only), in the probe and the parts."""
-    import datetime as dt
-    import warnings
-    import zoneinfo
-
-    from test_pdhcsv_zone import every, zone_log
-
-    from ipsecstats.formats.pdhcsv import PdhCsvWarning
-
     instants = every("2024-11-03T04:30:00", 19, 600)
     data, _ = zone_log(instants, zoneinfo.ZoneInfo("America/New_York"))
     perfmon = tmp_path / "fall.csv"

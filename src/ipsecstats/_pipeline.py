@@ -300,9 +300,9 @@ def iter_capture(source: Any, what: str = "records", *, input_format: str = "aut
     ``source``: a path, a binary file object (a pipe too), bytes, or a ``Capture``.
     ``input_format``: "auto" (told from the first bytes) or a format name (``formats.NAMES``).
     ``options`` go to the format's reader: ``chunk_records``, ``allow_partial``, ``stride``
-    (raw), ``timestamp_column`` (CIM CSV), ``timezone`` (CIM CSV, PDH-CSV), ... Deltas pair each record with the previous
-    record of its instance (a raw log: ``stride`` records back), rows in the order of the
-    later record; rates divide by the time step between the two records, or ``interval``
+    (raw), ``timestamp_column`` (CIM CSV), ``timezone`` (CIM CSV, PDH-CSV), ... Deltas pair
+    each record with the previous record of its instance (a raw log: ``stride`` records back),
+    rows in the order of the later record; rates divide by the time step between the two records, or ``interval``
     seconds. Concatenated, the chunks equal the whole capture's table exactly.
     ``window_from``/``window_to`` (a datetime, ``numpy.datetime64`` or ISO 8601 string; UTC when
     naive): only the records with ``from <= time < to``, numbered from the first of them

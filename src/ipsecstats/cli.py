@@ -439,14 +439,13 @@ def _open_log(args: argparse.Namespace, path: str) -> Any:
                              "names, and deltas pair the records of each name")
         reader: Any
         csv_options = _csv_options(args, given_only=False)
-        taken = fmt.options()
-        refused = _refused_flags({key: value for key, value in csv_options.items() if key not in taken})
+        refused = _refused_flags({key: value for key, value in csv_options.items() if key not in fmt.options()})
         if refused:
             raise UsageError(f"{path}: {refused} (this file is {fmt.title}{how})")
-        options = {key: value for key, value in csv_options.items() if key in taken}
-        if "option_style" in taken:
-            options["option_style"] = "flag"
-        reader = fmt.open(src, stride=args.stride, allow_partial=args.allow_partial, **options)
+        # Format.open passes on what the reader takes (the rest are None here) and drops
+        # option_style for readers without options to name
+        reader = fmt.open(src, stride=args.stride, allow_partial=args.allow_partial, option_style="flag",
+                          **csv_options)
         if fmt.name == "cim-csv":
             for text in reader.notes:  # reads the header
                 _note(text)

@@ -202,11 +202,10 @@ class TimeParser:
         first = wall.replace(tzinfo=zone).utcoffset()
         second = wall.replace(tzinfo=zone, fold=1).utcoffset()
         assert first is not None and second is not None
-        if first != second:  # a transition: the repeated hour (take fold=0) or the skipped one (an error)
-            back = (wall - first).replace(tzinfo=_dt.timezone.utc).astimezone(zone).replace(tzinfo=None)
-            if back != wall:
-                raise TimeError(f"{text!r} does not exist in time zone {zone} (the clocks skip that hour); "
-                                f"is {self.spell('timezone')} the zone the times were written in?")
+        if first < second:  # PEP 495: in a gap, fold=0 is the offset before, fold=1 the larger one after
+            raise TimeError(f"{text!r} does not exist in time zone {zone} (the clocks skip that hour); "
+                            f"is {self.spell('timezone')} the zone the times were written in?")
+        if first > second:  # the repeated hour: fold=0, the earlier instant
             self.repeated = self.repeated or text
         return _ns(wall, frac, int(first.total_seconds()), text)
 

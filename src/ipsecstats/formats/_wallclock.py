@@ -56,7 +56,11 @@ def _wall(ns: int) -> _dt.datetime:
 def _offset_ns(wall: _dt.datetime, zone: _dt.tzinfo, fold: int) -> int:
     off = wall.replace(tzinfo=zone, fold=fold).utcoffset()
     assert off is not None
-    return (off.days * 86400 + off.seconds) * _NS + off.microseconds * 1000
+    return _delta_ns(off)
+
+
+def _delta_ns(delta: _dt.timedelta) -> int:
+    return (delta.days * 86400 + delta.seconds) * _NS + delta.microseconds * 1000
 
 
 class WallClock:
@@ -64,7 +68,7 @@ class WallClock:
 
     def __init__(self, zone: _dt.tzinfo, start_offset: _dt.timedelta | None = None):
         self.zone = zone
-        self._start = None if start_offset is None else int(start_offset / _dt.timedelta(microseconds=1)) * 1000
+        self._start = None if start_offset is None else _delta_ns(start_offset)
         self.last: int | None = None  # the previous row's instant, ns UTC
         self._fixed = _offset_ns(_EPOCH, zone, 0) if isinstance(zone, _dt.timezone) else None
 
@@ -98,8 +102,8 @@ class WallClock:
 
     @staticmethod
     def _subtract(local: npt.NDArray[np.int64], offset: Any, out: npt.NDArray[np.int64]) -> None:
-        """``out = local - offset`` (offsets below 2**47 ns, a day and more), refusing a result
-        past the datetime64[ns] range."""
+        """``out = local - offset`` (each offset under 2**47 ns, 39 hours), refusing a result past
+        the datetime64[ns] range."""
         if int(local.min()) < -_NS_MAX + _NEAR or int(local.max()) > _NS_MAX - _NEAR:
             offset = np.broadcast_to(offset, local.shape)
             low = (offset > 0) & (local < offset - np.int64(_NS_MAX))   # no overflow: offset > 0

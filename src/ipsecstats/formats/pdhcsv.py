@@ -297,8 +297,8 @@ class PdhCsvReader:
         # rows: each holds at least ninst * 21 cells of 2 bytes (a digit or blank and a separator)
         cap = chunk_rows(self.source, max(1, self.chunk_records // ninst), 2 * NFIELDS * ninst)
         max_row = self._max_row or max(MAX_ROW_BYTES, ROW_BYTES_PER_COLUMN * len(lay.columns))
-        shift = lay.bias * 60 * 10**9
-        clock = WallClock(self._zone, _dt.timedelta(minutes=-lay.bias)) if self._zone is not None else None
+        bias = _dt.timedelta(minutes=-lay.bias)  # the offset when the log started: local - UTC
+        clock = WallClock(self._zone, bias) if self._zone is not None else WallClock(_dt.timezone(bias))
         back = _Setbacks()
         table = NameTable()
         inst_codes = np.full(ninst, -1, np.intp)
@@ -327,11 +327,9 @@ class PdhCsvReader:
                     break
                 buf.fill()
             if n:
-                if clock is None:
+                if self._zone is None:
                     back.see(stamps[:n], lines[:n])
-                    utc = self._utc(stamps[:n], lines[:n], shift)
-                else:
-                    utc = self._zone_utc(clock, stamps[:n], lines[:n], lay)
+                utc = self._to_utc(clock, stamps[:n], lines[:n], lay)
                 vals = values[:n]
                 inexact += int(np.count_nonzero(vals > _EXACT))
                 miss = missing[:n].reshape(n, ninst, NFIELDS)
@@ -381,28 +379,21 @@ class PdhCsvReader:
             host, inst = lay.instances[i]
             inst_codes[i] = table.code(inst, host)
 
-    def _utc(self, stamps: npt.NDArray[np.int64], lines: npt.NDArray[np.int64], shift: int
-             ) -> npt.NDArray[np.int64]:
-        """Local ns + bias: UTC, refusing a sum outside the datetime64[ns] range."""
-        lo, hi = -(2**63 - 1) - shift, 2**63 - 1 - shift
-        bad = np.flatnonzero((stamps < lo) | (stamps > hi)) if (stamps.min() < lo or stamps.max() > hi) else None
-        if bad is not None:
-            line = int(lines[bad[0]])
-            raise PdhCsvFormatError(f"{self.name}: line {line}, column 1: the time plus the bias is outside the "
-                                    "datetime64[ns] range 1677..2262", line=line, column=1)
-        return stamps + np.int64(shift)
-
-    def _zone_utc(self, clock: WallClock, stamps: npt.NDArray[np.int64], lines: npt.NDArray[np.int64],
-                  lay: _Layout) -> npt.NDArray[np.int64]:
-        """UTC by the zone's rules; at the first row, a warning when they disagree with the header's bias."""
+    def _to_utc(self, clock: WallClock, stamps: npt.NDArray[np.int64], lines: npt.NDArray[np.int64],
+                lay: _Layout) -> npt.NDArray[np.int64]:
+        """UTC by the header's bias (a fixed offset) or the zone's rules; with a zone, at the
+        first row, a warning when its offset disagrees with the header's bias."""
         first = clock.last is None
         try:
             utc = clock.to_utc(stamps)
         except WallTimeError as exc:
             line = int(lines[exc.index])
+            if self._zone is None:  # a fixed offset fails only past the range
+                raise PdhCsvFormatError(f"{self.name}: line {line}, column 1: the time plus the bias is outside the "
+                                        "datetime64[ns] range 1677..2262", line=line, column=1) from None
             raise PdhCsvFormatError(f"{self.name}: line {line}, column 1: {exc}; is {self._spell('timezone')} "
                                     f"{self.timezone} the zone the log was written in?", line=line, column=1) from None
-        if first:
+        if first and self._zone is not None:
             offset = int(stamps[0] - utc[0]) // 10**9  # seconds: zones' offsets are whole seconds
             if offset != -60 * lay.bias:
                 warnings.warn(PdhCsvWarning(
